@@ -1,0 +1,221 @@
+/**
+ * The wire format: one versioned envelope per task, one per event, JSON in UTF-8. Everything
+ * that crosses a transport (the in-memory one too) goes through here, so data that cannot travel
+ * fails the same way on every transport, and nothing from the wire is trusted unchecked.
+ */
+import { MalformedMessageError, NotSerializableError, PayloadTooLargeError } from "./errors.js";
+import type { TaskStatus, WorkerInfo } from "./types.js";
+
+export const ENVELOPE_VERSION = 1;
+
+export interface TaskEnvelope {
+  v: 1;
+  id: string;
+  type: string;
+  data: unknown;
+  priority: number;
+  retries: number;
+  timeoutMs: number;
+  tags: string[];
+  metadata: Record<string, unknown>;
+  enqueuedAt: number;
+  /** The queue (TaskQueue name) the task belongs to; events go back on its subject. */
+  queue: string;
+  headers: Record<string, string>;
+}
+
+export type TaskEventKind =
+  | "queued"
+  | "started"
+  | "completed"
+  | "failed"
+  | "retrying"
+  | "cancelled"
+  | "timeout";
+
+export interface TaskEvent {
+  v: 1;
+  kind: TaskEventKind;
+  taskId: string;
+  at: number;
+  attempt?: number;
+  workerId?: string;
+  result?: unknown;
+  error?: string;
+  durationMs?: number;
+  /** For `retrying`: when the next attempt may start. */
+  delayMs?: number;
+}
+
+export type WorkerEventKind = "heartbeat" | "draining" | "stopped";
+
+export interface WorkerEvent {
+  v: 1;
+  kind: WorkerEventKind;
+  info: WorkerInfo;
+}
+
+export type ControlCommand =
+  | { v: 1; kind: "cancel"; taskIds: string[] }
+  | { v: 1; kind: "scale"; poolId?: string; workers: number }
+  | { v: 1; kind: "drain"; poolId?: string };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Encodes any message; refuses values JSON would silently change or drop. */
+export function encode(value: unknown, limitBytes: number, what = "message"): Uint8Array {
+  let json: string;
+  try {
+    json = JSON.stringify(value, strictReplacer);
+  } catch (error) {
+    if (error instanceof NotSerializableError) throw error;
+    throw new NotSerializableError(
+      `The ${what} cannot be encoded as JSON (${(error as Error).message}). ` +
+        "Task data and results must be plain JSON: objects, arrays, strings, finite numbers, booleans, null.",
+      { cause: error },
+    );
+  }
+  const bytes = encoder.encode(json);
+  if (bytes.byteLength > limitBytes) throw new PayloadTooLargeError(bytes.byteLength, limitBytes, what);
+  return bytes;
+}
+
+function strictReplacer(this: unknown, key: string, value: unknown): unknown {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      if (Number.isFinite(value)) return value;
+      throw notSerializable(key, `the number ${value}`);
+    case "object": {
+      if (value === null || Array.isArray(value)) return value;
+      const proto = Object.getPrototypeOf(value);
+      if (proto === Object.prototype || proto === null) return value;
+      // A Date (or anything with toJSON) has already been converted; this is another class instance.
+      const name = (value as object).constructor?.name ?? "an object with a custom prototype";
+      throw notSerializable(key, `a ${name}`);
+    }
+    case "undefined":
+      if (Array.isArray(this)) throw notSerializable(key, "undefined inside an array");
+      return value; // an absent optional property: dropped, as JSON does
+    default:
+      throw notSerializable(key, `a ${typeof value}`);
+  }
+}
+
+function notSerializable(key: string, what: string): NotSerializableError {
+  const where = key === "" ? "The value" : `The value at key "${key}"`;
+  return new NotSerializableError(
+    `${where} is ${what}, which cannot travel in a message. Task data and results must be plain JSON ` +
+      "(objects, arrays, strings, finite numbers, booleans, null): convert Maps, Sets, class instances, " +
+      "BigInts and functions before submitting.",
+  );
+}
+
+function parse(bytes: Uint8Array, what: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = decoder.decode(bytes);
+  } catch (error) {
+    throw new MalformedMessageError(`The ${what} is not valid UTF-8.`, { cause: error });
+  }
+  let value: unknown;
+  try {
+    value =
+      text.includes('"__proto__"') || text.includes('"prototype"')
+        ? JSON.parse(text, dropDangerousKeys)
+        : JSON.parse(text);
+  } catch (error) {
+    throw new MalformedMessageError(`The ${what} is not valid JSON.`, { cause: error });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new MalformedMessageError(`The ${what} is not a JSON object.`);
+  }
+  const record = value as Record<string, unknown>;
+  if (record["v"] !== ENVELOPE_VERSION) {
+    throw new MalformedMessageError(
+      `The ${what} has envelope version ${JSON.stringify(record["v"])}; this version of fastagentic reads version ${ENVELOPE_VERSION}.`,
+    );
+  }
+  return record;
+}
+
+function dropDangerousKeys(key: string, value: unknown): unknown {
+  if (key === "__proto__") return undefined;
+  if (key === "constructor" && typeof value === "object" && value !== null && "prototype" in value) {
+    return undefined;
+  }
+  return value;
+}
+
+function expect(ok: boolean, what: string, field: string): void {
+  if (!ok) throw new MalformedMessageError(`The ${what} has a missing or invalid "${field}" field.`);
+}
+
+const isString = (v: unknown): v is string => typeof v === "string";
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+
+export function decodeTask(bytes: Uint8Array): TaskEnvelope {
+  const what = "task message";
+  const r = parse(bytes, what);
+  expect(isString(r["id"]) && r["id"].length > 0, what, "id");
+  expect(isString(r["type"]) && r["type"].length > 0, what, "type");
+  expect("data" in r, what, "data");
+  expect(isNumber(r["priority"]), what, "priority");
+  expect(isNumber(r["retries"]) && (r["retries"] as number) >= 0, what, "retries");
+  expect(isNumber(r["timeoutMs"]) && (r["timeoutMs"] as number) >= 0, what, "timeoutMs");
+  expect(isStringArray(r["tags"]), what, "tags");
+  expect(isPlainObject(r["metadata"]), what, "metadata");
+  expect(isNumber(r["enqueuedAt"]), what, "enqueuedAt");
+  expect(isString(r["queue"]), what, "queue");
+  expect(isPlainObject(r["headers"]), what, "headers");
+  return r as unknown as TaskEnvelope;
+}
+
+const EVENT_KINDS = new Set(["queued", "started", "completed", "failed", "retrying", "cancelled", "timeout"]);
+
+export function decodeTaskEvent(bytes: Uint8Array): TaskEvent {
+  const what = "task event";
+  const r = parse(bytes, what);
+  expect(isString(r["kind"]) && EVENT_KINDS.has(r["kind"]), what, "kind");
+  expect(isString(r["taskId"]), what, "taskId");
+  expect(isNumber(r["at"]), what, "at");
+  return r as unknown as TaskEvent;
+}
+
+export function decodeWorkerEvent(bytes: Uint8Array): WorkerEvent {
+  const what = "worker event";
+  const r = parse(bytes, what);
+  expect(r["kind"] === "heartbeat" || r["kind"] === "draining" || r["kind"] === "stopped", what, "kind");
+  const info = r["info"];
+  expect(isPlainObject(info) && isString(info["id"]) && isNumber(info["lastHeartbeat"]), what, "info");
+  return r as unknown as WorkerEvent;
+}
+
+export function decodeControl(bytes: Uint8Array): ControlCommand {
+  const what = "control command";
+  const r = parse(bytes, what);
+  switch (r["kind"]) {
+    case "cancel":
+      expect(isStringArray(r["taskIds"]), what, "taskIds");
+      break;
+    case "scale":
+      expect(isNumber(r["workers"]) && (r["workers"] as number) >= 0, what, "workers");
+      break;
+    case "drain":
+      break;
+    default:
+      expect(false, what, "kind");
+  }
+  return r as unknown as ControlCommand;
+}
+
+/** The status a terminal task event puts a task in. */
+export function statusOfEvent(kind: TaskEventKind): TaskStatus {
+  return kind === "retrying" ? "queued" : kind === "started" ? "running" : kind;
+}

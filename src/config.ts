@@ -1,0 +1,251 @@
+/**
+ * Configuration: defaults, and validation that names the bad key and says what to do. Unknown
+ * keys are errors (a typo must not silently fall back to a default), with a suggestion.
+ */
+import { ConfigError } from "./errors.js";
+import { normalizeTags } from "./names.js";
+
+type Check = (value: unknown) => string | undefined;
+
+const int =
+  (min: number): Check =>
+  (v) =>
+    typeof v === "number" && Number.isInteger(v) && v >= min ? undefined : `an integer ≥ ${min}`;
+const duration: Check = (v) =>
+  typeof v === "number" && Number.isFinite(v) && v >= 0 ? undefined : "a duration in milliseconds ≥ 0";
+const positiveDuration: Check = (v) =>
+  typeof v === "number" && Number.isFinite(v) && v > 0 ? undefined : "a duration in milliseconds > 0";
+const bool: Check = (v) => (typeof v === "boolean" ? undefined : "true or false");
+const ratio: Check = (v) => (typeof v === "number" && v >= 0 && v <= 1 ? undefined : "a number from 0 to 1");
+const number1: Check = (v) => (typeof v === "number" && v >= 1 ? undefined : "a number ≥ 1");
+const str: Check = (v) => (typeof v === "string" && v.length > 0 ? undefined : "a non-empty string");
+const tags: Check = (v) => {
+  try {
+    normalizeTags(v as string[]);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+};
+
+function validate<T extends object>(
+  what: string,
+  input: unknown,
+  schema: Record<string, Check | Record<string, Check>>,
+): Partial<T> {
+  if (input === undefined) return {};
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    throw new ConfigError(`${what} must be an object, got ${JSON.stringify(input)}.`);
+  }
+  for (const [key, value] of Object.entries(input)) {
+    if (value === undefined) continue;
+    const check = schema[key];
+    if (check === undefined) {
+      const known = Object.keys(schema);
+      const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+      const guess =
+        known.find((k) => k === camel) ??
+        known.find((k) => k === `${camel}Ms`) ??
+        known.find((k) => k.toLowerCase() === key.toLowerCase());
+      throw new ConfigError(
+        `Unknown option "${key}" in ${what}.` +
+          (guess ? ` Did you mean "${guess}"?` : "") +
+          ` Known options: ${known.join(", ")}.`,
+      );
+    }
+    if (typeof check === "function") {
+      const problem = check(value);
+      if (problem !== undefined) {
+        throw new ConfigError(`${what}.${key} must be ${problem}; got ${JSON.stringify(value)}.`);
+      }
+    } else {
+      validate(`${what}.${key}`, value, check);
+    }
+  }
+  return input as Partial<T>;
+}
+
+export interface RetryBackoff {
+  /** Delay before the first retry. */
+  initialMs: number;
+  multiplier: number;
+  maxMs: number;
+  /** 0..1: each delay is randomly shortened by up to this fraction, to spread retries out. */
+  jitter: number;
+}
+
+export interface RestartIntensity {
+  /** At most this many restarts… */
+  maxRestarts: number;
+  /** …within this window, then the supervisor escalates. */
+  periodMs: number;
+}
+
+export interface WorkerConfig {
+  maxConcurrentTasks: number;
+  heartbeatIntervalMs: number;
+  /** Default timeout of a task that does not set its own. */
+  taskTimeoutMs: number;
+  tags: string[];
+  gracefulShutdownTimeoutMs: number;
+}
+
+export interface CoordinatorConfig {
+  minWorkers: number;
+  maxWorkers: number;
+  autoScale: boolean;
+  scaleUpThreshold: number;
+  scaleDownThreshold: number;
+  healthCheckIntervalMs: number;
+  workerTimeoutMs: number;
+  autoScaleIntervalMs: number;
+  scaleDownDelayMs: number;
+  maxQueueSize: number;
+  queueName: string;
+  defaultTimeoutMs: number;
+  defaultRetries: number;
+  retryBackoff: RetryBackoff;
+  restartIntensity: RestartIntensity;
+  /** Finished tasks kept for getTask()/waitFor() (oldest forgotten first). */
+  maxFinishedTasks: number;
+}
+
+export const DEFAULT_RETRY_BACKOFF: RetryBackoff = {
+  initialMs: 1000,
+  multiplier: 2,
+  maxMs: 60_000,
+  jitter: 0.1,
+};
+export const DEFAULT_RESTART_INTENSITY: RestartIntensity = { maxRestarts: 5, periodMs: 60_000 };
+
+export const DEFAULT_WORKER_CONFIG: WorkerConfig = {
+  maxConcurrentTasks: 4,
+  heartbeatIntervalMs: 5000,
+  taskTimeoutMs: 300_000,
+  tags: [],
+  gracefulShutdownTimeoutMs: 30_000,
+};
+
+export const DEFAULT_COORDINATOR_CONFIG: CoordinatorConfig = {
+  minWorkers: 1,
+  maxWorkers: 10,
+  autoScale: true,
+  scaleUpThreshold: 10,
+  scaleDownThreshold: 2,
+  healthCheckIntervalMs: 10_000,
+  workerTimeoutMs: 30_000,
+  autoScaleIntervalMs: 1000,
+  scaleDownDelayMs: 5000,
+  maxQueueSize: 100_000,
+  queueName: "default",
+  defaultTimeoutMs: 300_000,
+  defaultRetries: 0,
+  retryBackoff: DEFAULT_RETRY_BACKOFF,
+  restartIntensity: DEFAULT_RESTART_INTENSITY,
+  maxFinishedTasks: 100_000,
+};
+
+const backoffSchema = { initialMs: duration, multiplier: number1, maxMs: duration, jitter: ratio };
+const intensitySchema = { maxRestarts: int(0), periodMs: positiveDuration };
+
+export function resolveWorkerConfig(input: unknown, what = "WorkerConfig"): WorkerConfig {
+  const given = validate<WorkerConfig>(what, input, {
+    maxConcurrentTasks: int(1),
+    heartbeatIntervalMs: positiveDuration,
+    taskTimeoutMs: positiveDuration,
+    tags,
+    gracefulShutdownTimeoutMs: duration,
+  });
+  const config = { ...DEFAULT_WORKER_CONFIG, ...definedOnly(given) };
+  config.tags = normalizeTags(config.tags);
+  return config;
+}
+
+export function resolveCoordinatorConfig(input: unknown, what = "CoordinatorConfig"): CoordinatorConfig {
+  const given = validate<CoordinatorConfig>(what, input, {
+    minWorkers: int(0),
+    maxWorkers: int(1),
+    autoScale: bool,
+    scaleUpThreshold: int(1),
+    scaleDownThreshold: int(0),
+    healthCheckIntervalMs: positiveDuration,
+    workerTimeoutMs: positiveDuration,
+    autoScaleIntervalMs: positiveDuration,
+    scaleDownDelayMs: duration,
+    maxQueueSize: int(1),
+    queueName: str,
+    defaultTimeoutMs: positiveDuration,
+    defaultRetries: int(0),
+    retryBackoff: backoffSchema,
+    restartIntensity: intensitySchema,
+    maxFinishedTasks: int(0),
+  });
+  const config: CoordinatorConfig = {
+    ...DEFAULT_COORDINATOR_CONFIG,
+    ...definedOnly(given),
+    retryBackoff: { ...DEFAULT_RETRY_BACKOFF, ...definedOnly(given.retryBackoff ?? {}) },
+    restartIntensity: { ...DEFAULT_RESTART_INTENSITY, ...definedOnly(given.restartIntensity ?? {}) },
+  };
+  assertMinMax(what, config.minWorkers, config.maxWorkers);
+  if (config.scaleDownThreshold >= config.scaleUpThreshold) {
+    throw new ConfigError(
+      `${what}.scaleDownThreshold (${config.scaleDownThreshold}) must be below scaleUpThreshold ` +
+        `(${config.scaleUpThreshold}): the gap between them keeps the worker count from flapping.`,
+    );
+  }
+  if (config.workerTimeoutMs <= config.healthCheckIntervalMs / 10) {
+    throw new ConfigError(
+      `${what}.workerTimeoutMs (${config.workerTimeoutMs}) is too short for healthCheckIntervalMs ` +
+        `(${config.healthCheckIntervalMs}); make it a few heartbeat intervals long.`,
+    );
+  }
+  return config;
+}
+
+export function assertMinMax(what: string, minWorkers: number, maxWorkers: number): void {
+  if (minWorkers > maxWorkers) {
+    throw new ConfigError(
+      `${what}: minWorkers (${minWorkers}) is greater than maxWorkers (${maxWorkers}). ` +
+        "Set minWorkers ≤ maxWorkers.",
+    );
+  }
+}
+
+export interface PoolOptionsShape {
+  minWorkers: number;
+  maxWorkers: number;
+}
+
+export function validatePoolOptions(input: unknown): void {
+  validate("WorkerPoolOptions", input, {
+    minWorkers: int(0),
+    maxWorkers: int(1),
+    config: () => undefined,
+    transport: () => undefined,
+    id: str,
+    queueName: str,
+    clock: () => undefined,
+    logger: () => undefined,
+    retryBackoff: backoffSchema,
+    restartIntensity: intensitySchema,
+    registry: () => undefined,
+  });
+}
+
+/** Validates the top-level options object of a constructor (checks only that keys are known). */
+export function validateKeys(what: string, input: unknown, keys: readonly string[]): void {
+  validate(what, input, Object.fromEntries(keys.map((k) => [k, () => undefined])));
+}
+
+export function backoffDelay(
+  backoff: RetryBackoff,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
+  const raw = Math.min(backoff.maxMs, backoff.initialMs * backoff.multiplier ** Math.max(0, attempt - 1));
+  return Math.round(raw * (1 - backoff.jitter * random()));
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

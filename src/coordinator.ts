@@ -1,0 +1,339 @@
+/**
+ * The Coordinator: the seed's high-level API. It owns a TaskQueue (the client side), a
+ * WorkerPool of local workers (which may be empty: then it is a pure client of workers that run
+ * elsewhere), and a registry of every worker heartbeating on the transport. Its lifecycle, health
+ * checks and auto-scaling decisions are the coordinator machine (actors/coordinator.machine.ts).
+ */
+import { EventEmitter } from "node:events";
+import { type Actor, createActor } from "xstate";
+import { coordinatorMachine } from "../actors/coordinator.machine.js";
+import { InMemoryTransport } from "../transports/memory/memory.transport.js";
+import type { Transport } from "../transports/transport.js";
+import { type Clock, systemClock } from "./clock.js";
+import {
+  type CoordinatorConfig,
+  resolveCoordinatorConfig,
+  validateKeys,
+  type WorkerConfig,
+} from "./config.js";
+import { describeThrown, type EscalationError, NoHandlerError, StateError } from "./errors.js";
+import type { HandlerRegistrar } from "./handlers.js";
+import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
+import { assertTaskType, queuesServedBy } from "./names.js";
+import { TransportWorkerRegistry } from "./registry.js";
+import { submitAndWait } from "./submit.js";
+import { TaskQueue } from "./task-queue.js";
+import type { SubmitOptions, Task, TaskHandler, TaskResult, WaitOptions, WorkerInfo } from "./types.js";
+import { xstateClock } from "./worker.js";
+import { WorkerPool } from "./worker-pool.js";
+
+export interface CoordinatorOptions {
+  config?: Partial<CoordinatorConfig>;
+  /** Configuration of the workers this coordinator starts itself. */
+  workerConfig?: Partial<WorkerConfig>;
+  /** Default: a new InMemoryTransport. */
+  transport?: Transport;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+interface CoordinatorEvents {
+  "worker.dead": [WorkerInfo];
+  scaled: [{ from: number; to: number }];
+  escalated: [EscalationError];
+}
+
+export class Coordinator extends EventEmitter<CoordinatorEvents> {
+  readonly config: CoordinatorConfig;
+  readonly transport: Transport;
+  readonly queue: TaskQueue;
+  readonly pool: WorkerPool;
+  readonly registry: TransportWorkerRegistry;
+
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly actor: Actor<typeof coordinatorMachine>;
+  private readonly workerTags: string[];
+  private lastDepth = 0;
+  private scaleEvents = 0;
+  private readonly warnedTypes = new Set<string>();
+  private stopping?: Promise<void>;
+  private resolveStopped?: () => void;
+
+  constructor(options: CoordinatorOptions = {}) {
+    super();
+    validateKeys("CoordinatorOptions", options, ["config", "workerConfig", "transport", "clock", "logger"]);
+    this.config = resolveCoordinatorConfig(options.config);
+    this.clock = options.clock ?? systemClock;
+    this.transport = options.transport ?? new InMemoryTransport({ clock: this.clock });
+    this.logger = childLogger(options.logger ?? getDefaultLogger(), { component: "coordinator" });
+    const explicitTimeout = options.config?.defaultTimeoutMs;
+    this.queue = new TaskQueue({
+      name: this.config.queueName,
+      maxQueueSize: this.config.maxQueueSize,
+      transport: this.transport,
+      clock: this.clock,
+      retryBackoff: this.config.retryBackoff,
+      defaultTimeoutMs:
+        explicitTimeout ?? options.workerConfig?.taskTimeoutMs ?? this.config.defaultTimeoutMs,
+      defaultRetries: this.config.defaultRetries,
+      maxFinishedTasks: this.config.maxFinishedTasks,
+    });
+    this.pool = new WorkerPool({
+      id: "local",
+      minWorkers: this.config.minWorkers,
+      maxWorkers: this.config.maxWorkers,
+      config: options.workerConfig,
+      transport: this.transport,
+      queueName: this.config.queueName,
+      clock: this.clock,
+      logger: this.logger,
+      retryBackoff: this.config.retryBackoff,
+      restartIntensity: this.config.restartIntensity,
+    });
+    this.workerTags = options.workerConfig?.tags ? [...new Set(options.workerConfig.tags)].sort() : [];
+    this.pool.on("escalated", (error) => {
+      if (this.listenerCount("escalated") > 0) this.emit("escalated", error);
+    });
+    this.registry = new TransportWorkerRegistry(this.transport, this.clock);
+    this.actor = createActor(
+      coordinatorMachine.provide({
+        actions: {
+          checkHealth: () => this.checkHealth(),
+          sampleLoad: () => void this.sampleLoad(),
+          scaleTo: (_, { workers }) => this.applyScale(workers),
+          shutdown: (_, { graceful }) => void this.shutdown(graceful),
+        },
+      }),
+      {
+        input: {
+          autoScale: this.config.autoScale,
+          minWorkers: this.config.minWorkers,
+          maxWorkers: this.config.maxWorkers,
+          scaleUpThreshold: this.config.scaleUpThreshold,
+          scaleDownThreshold: this.config.scaleDownThreshold,
+          scaleDownDelayMs: this.config.scaleDownDelayMs,
+          healthCheckIntervalMs: this.config.healthCheckIntervalMs,
+          autoScaleIntervalMs: this.config.autoScaleIntervalMs,
+        },
+        clock: xstateClock(this.clock),
+      },
+    );
+    this.actor.start(); // rests in "idle" until start()
+  }
+
+  /** `handler(type, fn)` registers fn; `handler(type)` returns a registrar / method decorator. */
+  handler(type: string, fn: TaskHandler): TaskHandler;
+  handler(type: string): HandlerRegistrar;
+  handler(type: string, fn?: TaskHandler): TaskHandler | HandlerRegistrar {
+    return this.pool.handlerTable.handlerApi(type, fn, "Coordinator.handler()");
+  }
+
+  registerHandler(type: string, fn: TaskHandler): void {
+    this.pool.handlerTable.register(type, fn, "Coordinator.registerHandler()");
+  }
+
+  /** "idle" | "starting" | "running" | "stopping" | "stopped". */
+  get state(): string {
+    const value = this.actor.getSnapshot().value;
+    return typeof value === "string" ? value : "running";
+  }
+
+  async start(): Promise<void> {
+    const snapshot = this.actor.getSnapshot();
+    if (snapshot.matches("running") || snapshot.matches("starting")) return;
+    if (snapshot.status === "done" || snapshot.matches("stopping")) {
+      throw new StateError("This Coordinator was stopped; create a new one.");
+    }
+    this.actor.send({ type: "START" });
+    try {
+      await this.transport.connect();
+      await this.registry.start();
+      await this.queue.start();
+      await this.pool.start();
+      this.actor.send({ type: "STARTED" });
+    } catch (error) {
+      this.actor.send({ type: "START_FAILED", error: describeThrown(error) });
+      throw error;
+    }
+  }
+
+  /** Submits a task and resolves with its handler's return value. */
+  async submit(taskType: string, data?: unknown, options: SubmitOptions = {}): Promise<unknown> {
+    this.assertRunning("submit");
+    this.assertServed(taskType);
+    return submitAndWait(this.queue, taskType, data, options);
+  }
+
+  /** Submits a task and resolves once it is queued, with the Task record. */
+  async submitAsync(taskType: string, data?: unknown, options: SubmitOptions = {}): Promise<Task> {
+    this.assertRunning("submitAsync");
+    this.assertServed(taskType);
+    return this.queue.enqueue({ ...options, taskType, data });
+  }
+
+  waitFor(taskId: string, options: WaitOptions = {}): Promise<TaskResult> {
+    return this.queue.waitForTask(taskId, options);
+  }
+
+  async getTask(taskId: string): Promise<Task | undefined> {
+    return this.queue.getTask(taskId);
+  }
+
+  async cancelTask(taskId: string): Promise<TaskResult> {
+    return this.queue.cancel(taskId);
+  }
+
+  /** Sets the number of local workers (within minWorkers..maxWorkers). */
+  async scale(workers: number): Promise<void> {
+    this.assertRunning("scale");
+    const from = this.pool.workerCount;
+    await this.pool.scale(workers);
+    this.noteScaled(from, workers);
+  }
+
+  /** Every worker heartbeating on the transport (this process's and others'). */
+  async getWorkers(): Promise<WorkerInfo[]> {
+    const byId = new Map<string, WorkerInfo>();
+    for (const info of this.registry.list()) byId.set(info.id, info);
+    for (const info of this.pool.getWorkers()) byId.set(info.id, info);
+    return [...byId.values()];
+  }
+
+  getStats() {
+    const q = this.queue.getStats();
+    const p = this.pool.getStats();
+    return {
+      state: this.state,
+      running: q.running,
+      submitted: q.submitted,
+      queued: q.queued,
+      completed: q.completed,
+      failed: q.failed,
+      cancelled: q.cancelled,
+      timeout: q.timeout,
+      retried: q.retried,
+      duplicates: q.duplicates,
+      queue: { name: q.name, queueSize: q.queueSize, maxQueueSize: q.maxQueueSize, depth: this.lastDepth },
+      workers: {
+        workerCount: p.workerCount,
+        idleWorkers: p.idleWorkers,
+        busyWorkers: p.busyWorkers,
+        currentTasks: p.currentTasks,
+        totalCompleted: p.totalCompleted,
+        totalFailed: p.totalFailed,
+        restarts: p.restarts,
+        escalated: p.escalated,
+        clusterWorkers: new Set([
+          ...this.registry.list().map((w) => w.id),
+          ...this.pool.getWorkers().map((w) => w.id),
+        ]).size,
+      },
+      scaling: {
+        autoScale: this.config.autoScale,
+        minWorkers: this.config.minWorkers,
+        maxWorkers: this.config.maxWorkers,
+        scaleEvents: this.scaleEvents,
+      },
+    };
+  }
+
+  /** Stops the coordinator; graceful (the default) lets running tasks finish first. */
+  async stop(options: { graceful?: boolean } = {}): Promise<void> {
+    if (this.stopping) return this.stopping;
+    const snapshot = this.actor.getSnapshot();
+    if (snapshot.status !== "active" || snapshot.matches("idle")) {
+      this.actor.stop();
+      await this.queue.close();
+      return;
+    }
+    this.stopping = new Promise<void>((resolve) => {
+      this.resolveStopped = resolve;
+    });
+    this.actor.send({ type: "STOP", graceful: options.graceful ?? true });
+    return this.stopping;
+  }
+
+  private async shutdown(graceful: boolean): Promise<void> {
+    try {
+      await this.pool.stop({ graceful });
+      await this.queue.close();
+      await this.registry.stop();
+    } catch (error) {
+      this.logger.error({ err: describeThrown(error) }, "error while stopping");
+    }
+    this.actor.send({ type: "STOPPED" });
+    this.actor.stop();
+    this.resolveStopped?.();
+  }
+
+  private checkHealth(): void {
+    for (const dead of this.registry.expire(this.config.workerTimeoutMs)) {
+      const reason = `no heartbeat for ${this.config.workerTimeoutMs} ms`;
+      this.logger.warn(
+        { workerId: dead.id, pid: dead.pid, hostname: dead.hostname },
+        `worker declared dead: ${reason}`,
+      );
+      if (this.pool.hasWorker(dead.id)) void this.pool.declareDead(dead.id, reason);
+      if (this.listenerCount("worker.dead") > 0) this.emit("worker.dead", dead);
+    }
+  }
+
+  private async sampleLoad(): Promise<void> {
+    const queues = new Set(this.queue.workQueues);
+    for (const q of queuesServedBy(this.config.queueName, this.pool.handlerTable.types, this.workerTags))
+      queues.add(q);
+    try {
+      const depths = await Promise.all([...queues].map((q) => this.transport.depth(q)));
+      this.lastDepth = depths.reduce((a, b) => a + b, 0);
+    } catch (error) {
+      this.logger.warn(
+        { err: describeThrown(error) },
+        "could not read queue depth; skipping this scaling round",
+      );
+      return;
+    }
+    if (!this.actor.getSnapshot().matches("running")) return;
+    this.actor.send({
+      type: "SCALE_SAMPLE",
+      depth: this.lastDepth,
+      workers: this.pool.workerCount,
+      now: this.clock.now(),
+    });
+  }
+
+  private applyScale(workers: number): void {
+    const from = this.pool.workerCount;
+    this.pool
+      .scale(workers)
+      .then(() => this.noteScaled(from, workers))
+      .catch((error) => this.logger.warn({ err: describeThrown(error) }, "auto-scaling failed"));
+  }
+
+  private noteScaled(from: number, to: number): void {
+    if (from === to) return;
+    this.scaleEvents++;
+    if (this.listenerCount("scaled") > 0) this.emit("scaled", { from, to });
+  }
+
+  private assertRunning(what: string): void {
+    if (!this.actor.getSnapshot().matches("running")) {
+      throw new StateError(`Coordinator.${what}(): the coordinator is ${this.state}; await start() first.`);
+    }
+  }
+
+  /** Unknown types fail fast where the coordinator can know (in-memory); on a broker they wait for a worker. */
+  private assertServed(taskType: string): void {
+    assertTaskType(taskType);
+    if (this.pool.handlerTable.has(taskType)) return;
+    if (this.registry.list({ type: taskType }).length > 0) return;
+    if (this.transport.kind === "memory") throw new NoHandlerError(taskType, this.pool.handlerTable.types);
+    if (!this.warnedTypes.has(taskType)) {
+      this.warnedTypes.add(taskType);
+      this.logger.warn(
+        { taskType },
+        "no live worker handles this task type yet; its tasks stay queued until one starts",
+      );
+    }
+  }
+}

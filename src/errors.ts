@@ -1,0 +1,201 @@
+/**
+ * One error hierarchy for everything a user can hit. Every error has a stable string `code`
+ * (match on it or on the class, never on the message), a `retryable` flag (would trying the
+ * same thing again later plausibly succeed?) and an optional `cause`.
+ */
+
+export interface FastAgenticErrorOptions {
+  cause?: unknown;
+  retryable?: boolean;
+}
+
+export class FastAgenticError extends Error {
+  readonly code: string = "FA_ERROR";
+  readonly retryable: boolean;
+
+  constructor(message: string, options: FastAgenticErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** Invalid configuration or options: fix the call, retrying will not help. */
+export class ConfigError extends FastAgenticError {
+  override readonly code = "FA_CONFIG";
+}
+
+/** A value that cannot travel in a message (not JSON, too large, a bad name). */
+export class ValidationError extends FastAgenticError {
+  override readonly code: string = "FA_VALIDATION";
+}
+
+export class PayloadTooLargeError extends ValidationError {
+  override readonly code = "FA_PAYLOAD_TOO_LARGE";
+  constructor(
+    readonly sizeBytes: number,
+    readonly limitBytes: number,
+    what = "task data",
+  ) {
+    super(
+      `The ${what} encodes to ${sizeBytes} bytes, over the limit of ${limitBytes} bytes. ` +
+        "Store large inputs elsewhere (object storage, a database) and send a reference, " +
+        "or raise maxPayloadBytes within the broker's own limit.",
+    );
+  }
+}
+
+export class NotSerializableError extends ValidationError {
+  override readonly code = "FA_NOT_SERIALIZABLE";
+}
+
+export class InvalidNameError extends ValidationError {
+  override readonly code = "FA_INVALID_NAME";
+}
+
+/** Bytes on a task queue that are not a valid task envelope. They are dead-lettered. */
+export class MalformedMessageError extends FastAgenticError {
+  override readonly code = "FA_MALFORMED_MESSAGE";
+}
+
+export class NoHandlerError extends FastAgenticError {
+  override readonly code = "FA_NO_HANDLER";
+  constructor(
+    readonly taskType: string,
+    known: readonly string[],
+  ) {
+    super(
+      `No handler is registered for task type "${taskType}". ` +
+        (known.length > 0
+          ? `Registered types: ${known.map((k) => `"${k}"`).join(", ")}. `
+          : "No task types are registered. ") +
+        `Register one with handler("${taskType}", fn) before submitting.`,
+    );
+  }
+}
+
+export class UnknownTaskError extends FastAgenticError {
+  override readonly code = "FA_UNKNOWN_TASK";
+  constructor(readonly taskId: string) {
+    super(
+      `No task with id "${taskId}" is known to this coordinator or queue. ` +
+        "Use the id returned by submitAsync()/enqueue() on the same instance.",
+    );
+  }
+}
+
+export class QueueFullError extends FastAgenticError {
+  override readonly code = "FA_QUEUE_FULL";
+  constructor(
+    readonly queueSize: number,
+    readonly maxQueueSize: number,
+  ) {
+    super(
+      `The queue holds ${queueSize} tasks, its maxQueueSize is ${maxQueueSize}. ` +
+        "Retry later, add workers, or raise maxQueueSize.",
+      { retryable: true },
+    );
+  }
+}
+
+/** Base of the errors that carry the outcome of a task that did not complete. */
+export class TaskError extends FastAgenticError {
+  override readonly code: string = "FA_TASK";
+  constructor(
+    message: string,
+    readonly taskId: string,
+    options: FastAgenticErrorOptions = {},
+  ) {
+    super(message, options);
+  }
+}
+
+export class TaskFailedError extends TaskError {
+  override readonly code = "FA_TASK_FAILED";
+  constructor(
+    taskId: string,
+    readonly taskError: string,
+    readonly attempts: number,
+  ) {
+    super(`Task ${taskId} failed after ${attempts} attempt(s): ${taskError}`, taskId);
+  }
+}
+
+export class TaskTimeoutError extends TaskError {
+  override readonly code = "FA_TASK_TIMEOUT";
+  constructor(
+    taskId: string,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      `Task ${taskId} did not finish within its timeout of ${timeoutMs} ms; its handler was aborted ` +
+        "through ctx.signal. Raise timeoutMs if the work legitimately takes longer.",
+      taskId,
+    );
+  }
+}
+
+export class TaskCancelledError extends TaskError {
+  override readonly code = "FA_TASK_CANCELLED";
+  constructor(taskId: string) {
+    super(`Task ${taskId} was cancelled.`, taskId);
+  }
+}
+
+/** waitFor()/waitForTask()/dequeue() gave up before the task reached a terminal state. */
+export class WaitTimeoutError extends FastAgenticError {
+  override readonly code = "FA_WAIT_TIMEOUT";
+  constructor(
+    readonly taskId: string,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      `Gave up waiting for task ${taskId} after ${timeoutMs} ms; the task itself goes on. ` +
+        "Wait again, or raise the wait's timeoutMs.",
+      { retryable: true },
+    );
+  }
+}
+
+/**
+ * Throw this from a handler to fail the task at once, skipping its remaining retries
+ * (the equivalent of BullMQ's UnrecoverableError).
+ */
+export class UnrecoverableError extends FastAgenticError {
+  override readonly code = "FA_UNRECOVERABLE";
+}
+
+/** The component is not in a state that allows the call (not started, stopped, draining). */
+export class StateError extends FastAgenticError {
+  override readonly code = "FA_STATE";
+}
+
+/** The broker connection failed, was lost, or refused an operation. */
+export class TransportError extends FastAgenticError {
+  override readonly code: string = "FA_TRANSPORT";
+}
+
+export class ConnectionError extends TransportError {
+  override readonly code = "FA_CONNECTION";
+}
+
+export class PublishError extends TransportError {
+  override readonly code = "FA_PUBLISH";
+}
+
+/** A supervisor exceeded its restart intensity and gave up on its children. */
+export class EscalationError extends FastAgenticError {
+  override readonly code = "FA_ESCALATION";
+}
+
+/** Turns anything a handler threw into a readable message without losing it. */
+export function describeThrown(thrown: unknown): string {
+  if (thrown instanceof Error) return thrown.message || thrown.name;
+  if (typeof thrown === "string") return thrown;
+  try {
+    const json = JSON.stringify(thrown);
+    return `non-Error value thrown: ${json ?? String(thrown)}`;
+  } catch {
+    return `non-Error value thrown: ${String(thrown)}`;
+  }
+}

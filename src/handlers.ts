@@ -1,0 +1,105 @@
+/**
+ * The handler table shared by Coordinator, WorkerPool and Worker, with the two forms API.md fixes:
+ * `x.handler("t", fn)` and `x.handler("t")` returning a registrar that also works as a method
+ * decorator (standard or experimentalDecorators).
+ */
+import { ConfigError } from "./errors.js";
+import { assertTaskType } from "./names.js";
+import type { TaskHandler } from "./types.js";
+
+export type HandlerRegistrar = <F extends TaskHandler>(fn: F, ...rest: unknown[]) => F;
+
+export class HandlerTable {
+  private readonly table = new Map<string, TaskHandler>();
+  private readonly listeners = new Set<(type: string) => void>();
+
+  get types(): string[] {
+    return [...this.table.keys()];
+  }
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  get(type: string): TaskHandler | undefined {
+    return this.table.get(type);
+  }
+
+  has(type: string): boolean {
+    return this.table.has(type);
+  }
+
+  entries(): IterableIterator<[string, TaskHandler]> {
+    return this.table.entries();
+  }
+
+  register(type: string, fn: TaskHandler, owner = "handler()"): void {
+    assertTaskType(type);
+    if (typeof fn !== "function") {
+      throw new ConfigError(`${owner}: the handler for "${type}" must be a function, got ${typeof fn}.`);
+    }
+    if (this.table.has(type) && this.table.get(type) !== fn) {
+      throw new ConfigError(
+        `${owner}: a handler for "${type}" is already registered. Each task type has one handler; ` +
+          "use a different type name, or register it once.",
+      );
+    }
+    this.table.set(type, fn);
+    for (const l of this.listeners) l(type);
+  }
+
+  /** Called with each newly registered type (workers start consuming its queue). */
+  onRegister(listener: (type: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Implements both forms of `handler()`. */
+  handlerApi(type: string, fn: TaskHandler | undefined, owner: string): HandlerRegistrar | TaskHandler {
+    if (fn !== undefined) {
+      this.register(type, fn, owner);
+      return fn;
+    }
+    assertTaskType(type);
+    const registrar = (target: unknown, context?: unknown, descriptor?: unknown): unknown => {
+      // Standard (TC39) method decorator: (method, { kind: "method", addInitializer }).
+      if (isDecoratorContext(context)) {
+        if (context.kind !== "method") {
+          throw new ConfigError(`${owner}("${type}") decorates methods only, not a ${context.kind}.`);
+        }
+        const method = target as TaskHandler;
+        let bound = false;
+        context.addInitializer(function (this: unknown) {
+          if (bound) return;
+          bound = true;
+          table.register(type, method.bind(this), owner);
+        });
+        return undefined;
+      }
+      // experimentalDecorators method decorator: (prototype, key, descriptor).
+      if (descriptor !== undefined) {
+        const value = (descriptor as PropertyDescriptor).value;
+        table.register(type, value as TaskHandler, owner);
+        return descriptor;
+      }
+      table.register(type, target as TaskHandler, owner);
+      return target;
+    };
+    const table = this;
+    return registrar as HandlerRegistrar;
+  }
+}
+
+interface DecoratorContextLike {
+  kind: string;
+  addInitializer(fn: (this: unknown) => void): void;
+}
+
+function isDecoratorContext(value: unknown): value is DecoratorContextLike {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    "kind" in value &&
+    typeof (value as { addInitializer?: unknown }).addInitializer === "function"
+  );
+}

@@ -1,0 +1,81 @@
+/** fastagentic: the public API. Every export is listed by name. */
+
+export { InMemoryTransport, type InMemoryTransportOptions } from "../transports/memory/memory.transport.js";
+export {
+  type ConsumeOptions,
+  type Consumer,
+  type Delivery,
+  deadLetterQueueOf,
+  type EnqueueOptions,
+  type FanoutMessage,
+  type Subscription,
+  type Transport,
+  type TransportState,
+  type TransportStatusEvent,
+} from "../transports/transport.js";
+export { type Clock, SimulatedClock, systemClock } from "./clock.js";
+export {
+  type CoordinatorConfig,
+  DEFAULT_COORDINATOR_CONFIG,
+  DEFAULT_WORKER_CONFIG,
+  type RestartIntensity,
+  type RetryBackoff,
+  type WorkerConfig,
+} from "./config.js";
+export {
+  Coordinator,
+  type CoordinatorOptions,
+} from "./coordinator.js";
+export {
+  ConfigError,
+  ConnectionError,
+  EscalationError,
+  FastAgenticError,
+  type FastAgenticErrorOptions,
+  InvalidNameError,
+  MalformedMessageError,
+  NoHandlerError,
+  NotSerializableError,
+  PayloadTooLargeError,
+  PublishError,
+  QueueFullError,
+  StateError,
+  TaskCancelledError,
+  TaskError,
+  TaskFailedError,
+  TaskTimeoutError,
+  TransportError,
+  UnknownTaskError,
+  UnrecoverableError,
+  ValidationError,
+  WaitTimeoutError,
+} from "./errors.js";
+export { type Logger, silentLogger } from "./logger.js";
+export {
+  InMemoryWorkerRegistry,
+  TransportWorkerRegistry,
+  UnknownWorkerError,
+  type WorkerQuery,
+} from "./registry.js";
+export {
+  type DequeueOptions,
+  type EnqueueOptions as EnqueueTaskOptions,
+  TaskQueue,
+  type TaskQueueOptions,
+} from "./task-queue.js";
+export { type TransportUrlOptions, transportFromUrl } from "./transport-url.js";
+export {
+  isTerminal,
+  type SubmitOptions,
+  type Task,
+  type TaskContext,
+  type TaskHandler,
+  TaskPriority,
+  type TaskResult,
+  TaskStatus,
+  type WaitOptions,
+  type WorkerInfo,
+  WorkerStatus,
+} from "./types.js";
+export { Worker, type WorkerExit, type WorkerOptions } from "./worker.js";
+export { WorkerPool, type WorkerPoolOptions, type WorkerPoolStats } from "./worker-pool.js";

@@ -1,0 +1,33 @@
+import { TaskCancelledError, TaskFailedError, TaskTimeoutError } from "./errors.js";
+import type { TaskQueue } from "./task-queue.js";
+import type { SubmitOptions, Task, TaskResult } from "./types.js";
+
+/** Enqueues a task and resolves with its handler's result, or rejects with the typed outcome. */
+export async function submitAndWait(
+  queue: TaskQueue,
+  taskType: string,
+  data: unknown,
+  options: SubmitOptions & { waitTimeoutMs?: number },
+): Promise<unknown> {
+  const { waitTimeoutMs, ...submit } = options;
+  const task = await queue.enqueue({ ...submit, taskType, data });
+  const result = await queue.waitForTask(
+    task.id,
+    waitTimeoutMs === undefined ? {} : { timeoutMs: waitTimeoutMs },
+  );
+  return unwrapResult(result, task);
+}
+
+/** The handler's result of a finished task, or the error that stands for its outcome. */
+export function unwrapResult(result: TaskResult, task: Pick<Task, "id" | "timeoutMs" | "retries">): unknown {
+  switch (result.status) {
+    case "completed":
+      return result.result;
+    case "timeout":
+      throw new TaskTimeoutError(task.id, task.timeoutMs);
+    case "cancelled":
+      throw new TaskCancelledError(task.id);
+    default:
+      throw new TaskFailedError(task.id, result.error ?? "unknown error", task.retries + 1);
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * What happens to a delivery once an attempt has an outcome, decided by the task machine and
+ * done in the order that makes at-least-once hold: publish the outcome event first, then settle
+ * the delivery (ack, nack with back-off, or dead-letter). Shared by Worker and TaskQueue.
+ */
+import { canRetry, nextTaskState } from "../actors/task.machine.js";
+import type { Delivery, Transport } from "../transports/transport.js";
+import { encode, type TaskEnvelope, type TaskEvent } from "./codec.js";
+import { backoffDelay, type RetryBackoff } from "./config.js";
+import { describeThrown } from "./errors.js";
+import { subjects } from "./names.js";
+import type { Outcome } from "./task-runner.js";
+
+export interface OutcomeTarget {
+  transport: Transport;
+  backoff: RetryBackoff;
+  workerId: string;
+  now(): number;
+}
+
+/** Publishes a task event on the task's queue subject; returns the event as sent. */
+export async function publishTaskEvent(
+  transport: Transport,
+  queue: string,
+  event: Omit<TaskEvent, "v">,
+): Promise<TaskEvent> {
+  let full = { v: 1, ...event } as TaskEvent;
+  let body: Uint8Array;
+  try {
+    body = encode(full, transport.maxPayloadBytes, "task result");
+  } catch (error) {
+    if (event.kind !== "completed") throw error;
+    // A result that cannot travel fails the task; retrying would produce the same result.
+    full = {
+      ...full,
+      kind: "failed",
+      result: undefined,
+      error: `The handler's result cannot be sent: ${describeThrown(error)}`,
+    };
+    body = encode(full, transport.maxPayloadBytes);
+  }
+  await transport.publish(subjects.taskEvents(queue), body);
+  return full;
+}
+
+/**
+ * Reports an outcome and settles the delivery. Returns the event reported ("retrying" when
+ * another attempt follows), or undefined for an abandoned attempt (left for redelivery).
+ */
+export async function settleOutcome(
+  target: OutcomeTarget,
+  delivery: Delivery,
+  task: TaskEnvelope,
+  attempt: number,
+  outcome: Outcome,
+  durationMs: number,
+): Promise<TaskEvent | undefined> {
+  if (outcome.kind === "abandoned") return undefined; // left unsettled: the broker redelivers it
+  const base = { taskId: task.id, at: target.now(), attempt, workerId: target.workerId, durationMs };
+  if (outcome.kind === "completed") {
+    const sent = await publishTaskEvent(target.transport, task.queue, {
+      ...base,
+      kind: "completed",
+      result: outcome.result,
+    });
+    if (sent.kind === "completed") await delivery.ack();
+    else await delivery.deadLetter(sent.error ?? "result cannot be sent");
+    return sent;
+  }
+  if (outcome.kind === "cancelled") {
+    const sent = await publishTaskEvent(target.transport, task.queue, {
+      ...base,
+      kind: "cancelled",
+      error: outcome.error,
+    });
+    await delivery.ack();
+    return sent;
+  }
+  const event = outcome.kind === "timeout" ? "TIME_OUT" : "FAIL";
+  const unrecoverable = outcome.kind === "failed" && outcome.unrecoverable === true;
+  const retry = canRetry(attempt, task.retries, unrecoverable);
+  if (nextTaskState("running", event, retry) === "queued") {
+    const delayMs = backoffDelay(target.backoff, attempt);
+    const sent = await publishTaskEvent(target.transport, task.queue, {
+      ...base,
+      kind: "retrying",
+      error: outcome.error,
+      delayMs,
+    });
+    await delivery.nack({ delayMs });
+    return sent;
+  }
+  const kind = outcome.kind === "timeout" ? "timeout" : "failed";
+  const sent = await publishTaskEvent(target.transport, task.queue, { ...base, kind, error: outcome.error });
+  await delivery.deadLetter(outcome.error);
+  return sent;
+}

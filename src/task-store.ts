@@ -1,0 +1,279 @@
+/**
+ * Task records at rest, moved from status to status by the task machine's compiled transition
+ * table (actors/task.machine.ts), and the waiters that `waitFor` hands out. No polling: a waiter
+ * is resolved by the event that makes its task terminal.
+ */
+import { nextTaskState, type TaskEventType, type TaskState } from "../actors/task.machine.js";
+import type { Clock, TimerHandle } from "./clock.js";
+import type { TaskEvent } from "./codec.js";
+import { StateError, UnknownTaskError, WaitTimeoutError } from "./errors.js";
+import { isTerminal, type Task, type TaskResult, type TaskStatus, type WaitOptions } from "./types.js";
+
+interface TaskRecord extends Task {
+  /** Which execution produced the outcome (worker + delivery), to tell duplicates apart. */
+  runId?: string;
+}
+
+interface Waiter {
+  resolve(result: TaskResult): void;
+  reject(error: Error): void;
+  timer?: TimerHandle;
+  cleanup?: () => void;
+}
+
+export interface TaskCounters {
+  submitted: number;
+  pending: number;
+  queued: number;
+  running: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  timeout: number;
+  /** Attempts that failed or timed out and were retried. */
+  retried: number;
+  /** Outcomes reported for a task that already had one (a second run after a redelivery). */
+  duplicates: number;
+}
+
+export class TaskStore {
+  private readonly records = new Map<string, TaskRecord>();
+  private readonly waiters = new Map<string, Waiter[]>();
+  private readonly finished: string[] = [];
+  private finishedHead = 0;
+  private readonly terminalListeners = new Set<(task: Task) => void>();
+  readonly counters: TaskCounters = {
+    submitted: 0,
+    pending: 0,
+    queued: 0,
+    running: 0,
+    completed: 0,
+    failed: 0,
+    cancelled: 0,
+    timeout: 0,
+    retried: 0,
+    duplicates: 0,
+  };
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly maxFinished: number,
+  ) {}
+
+  has(id: string): boolean {
+    return this.records.has(id);
+  }
+
+  /** Adds a new task in `pending`. */
+  add(task: Task): void {
+    this.records.set(task.id, task);
+    this.counters.submitted++;
+    this.counters.pending++;
+  }
+
+  /** Forgets a task that never made it onto a queue (the enqueue failed). */
+  remove(id: string): void {
+    const r = this.records.get(id);
+    if (!r) return;
+    this.records.delete(id);
+    this.counters.submitted--;
+    this.count(r.status, -1);
+  }
+
+  get(id: string): Task | undefined {
+    const r = this.records.get(id);
+    if (!r) return undefined;
+    const { runId: _runId, ...task } = r;
+    return { ...task, tags: [...r.tags], metadata: { ...r.metadata } };
+  }
+
+  status(id: string): TaskStatus | undefined {
+    return this.records.get(id)?.status;
+  }
+
+  /** Moves a task by a machine event; false when the machine ignores it in the current state. */
+  transition(id: string, event: TaskEventType, retryAllowed = false): boolean {
+    const r = this.records.get(id);
+    if (!r) return false;
+    const next = nextTaskState(r.status as TaskState, event, retryAllowed);
+    if (next === undefined) return false;
+    this.setStatus(r, next);
+    return true;
+  }
+
+  /** Applies an event reported by a worker. Unknown tasks (other producers') are ignored. */
+  apply(event: TaskEvent): void {
+    const r = this.records.get(event.taskId);
+    if (!r) return;
+    const runId = event.workerId === undefined ? undefined : `${event.workerId}:${event.attempt ?? 0}`;
+    if (isTerminal(r.status)) {
+      const isOutcome = event.kind === "completed" || event.kind === "failed" || event.kind === "timeout";
+      if (isOutcome && r.runId !== undefined && r.runId !== runId) this.counters.duplicates++;
+      return;
+    }
+    const at = event.at;
+    if (event.kind === "queued") return;
+    if (event.kind === "started") {
+      if (!this.transition(r.id, "START")) return;
+      r.startedAt = at;
+      r.workerId = event.workerId;
+      r.retryCount = Math.max(0, (event.attempt ?? 1) - 1);
+      return;
+    }
+    if (event.kind === "cancelled") {
+      this.transition(r.id, "CANCEL");
+      return;
+    }
+    // An outcome: a missed "started" (fan-out is at-most-once) is implied by it.
+    if (r.status === "queued") {
+      this.transition(r.id, "START");
+      r.workerId = event.workerId;
+      r.startedAt ??= at;
+    }
+    r.runId = runId;
+    if (event.attempt !== undefined) r.retryCount = Math.max(0, event.attempt - 1);
+    if (event.kind !== "retrying") r.completedAt = at;
+    switch (event.kind) {
+      case "completed":
+        r.result = event.result;
+        r.error = undefined;
+        this.transition(r.id, "COMPLETE");
+        break;
+      case "retrying":
+        r.error = event.error;
+        if (this.transition(r.id, "FAIL", true)) this.counters.retried++;
+        break;
+      case "failed":
+        r.error = event.error;
+        this.transition(r.id, "FAIL", false);
+        break;
+      case "timeout":
+        r.error = event.error;
+        this.transition(r.id, "TIME_OUT", false);
+        break;
+    }
+    if (!isTerminal(r.status)) r.completedAt = undefined;
+  }
+
+  /** Marks a task cancelled (it never runs, or its run is aborted); false if it already ended. */
+  cancel(id: string): boolean {
+    const r = this.records.get(id);
+    if (!r) throw new UnknownTaskError(id);
+    if (nextTaskState(r.status as TaskState, "CANCEL", false) === undefined) return false;
+    r.completedAt = this.clock.now();
+    r.error = "cancelled";
+    return this.transition(id, "CANCEL");
+  }
+
+  result(id: string): TaskResult {
+    const r = this.records.get(id);
+    if (!r) throw new UnknownTaskError(id);
+    return resultOf(r);
+  }
+
+  /** Resolves when the task reaches a terminal state. Never polls. */
+  wait(id: string, options: WaitOptions = {}): Promise<TaskResult> {
+    const r = this.records.get(id);
+    if (!r) return Promise.reject(new UnknownTaskError(id));
+    if (isTerminal(r.status)) return Promise.resolve(resultOf(r));
+    return new Promise<TaskResult>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject };
+      const list = this.waiters.get(id) ?? [];
+      list.push(waiter);
+      this.waiters.set(id, list);
+      const drop = () => {
+        const l = this.waiters.get(id);
+        if (!l) return;
+        const i = l.indexOf(waiter);
+        if (i >= 0) l.splice(i, 1);
+        if (l.length === 0) this.waiters.delete(id);
+      };
+      if (options.timeoutMs !== undefined) {
+        waiter.timer = this.clock.setTimeout(() => {
+          drop();
+          waiter.cleanup?.();
+          reject(new WaitTimeoutError(id, options.timeoutMs as number));
+        }, options.timeoutMs);
+      }
+      const signal = options.signal;
+      if (signal) {
+        const onAbort = () => {
+          drop();
+          this.clock.clearTimeout(waiter.timer);
+          reject(signal.reason instanceof Error ? signal.reason : new StateError("The wait was aborted."));
+        };
+        if (signal.aborted) return onAbort();
+        signal.addEventListener("abort", onAbort, { once: true });
+        waiter.cleanup = () => signal.removeEventListener("abort", onAbort);
+      }
+    });
+  }
+
+  onTerminal(listener: (task: Task) => void): () => void {
+    this.terminalListeners.add(listener);
+    return () => this.terminalListeners.delete(listener);
+  }
+
+  /** Tasks not yet in a terminal state. */
+  *open(): IterableIterator<Task> {
+    for (const r of this.records.values()) if (!isTerminal(r.status)) yield r;
+  }
+
+  /** Rejects every waiter (the owner is closing). */
+  rejectAll(error: Error): void {
+    for (const list of this.waiters.values()) {
+      for (const w of list) {
+        this.clock.clearTimeout(w.timer);
+        w.cleanup?.();
+        w.reject(error);
+      }
+    }
+    this.waiters.clear();
+  }
+
+  private setStatus(r: TaskRecord, next: TaskStatus): void {
+    this.count(r.status, -1);
+    r.status = next;
+    this.count(next, 1);
+    if (!isTerminal(next)) return;
+    const waiting = this.waiters.get(r.id);
+    if (waiting) {
+      this.waiters.delete(r.id);
+      const result = resultOf(r);
+      for (const w of waiting) {
+        this.clock.clearTimeout(w.timer);
+        w.cleanup?.();
+        w.resolve(result);
+      }
+    }
+    for (const l of this.terminalListeners) l(r);
+    this.finished.push(r.id);
+    this.evict();
+  }
+
+  private count(status: TaskStatus, delta: number): void {
+    this.counters[status] += delta;
+  }
+
+  private evict(): void {
+    while (this.finished.length - this.finishedHead > this.maxFinished) {
+      const id = this.finished[this.finishedHead++] as string;
+      const r = this.records.get(id);
+      if (r && isTerminal(r.status)) this.records.delete(id);
+    }
+    if (this.finishedHead > 4096 && this.finishedHead * 2 > this.finished.length) {
+      this.finished.splice(0, this.finishedHead);
+      this.finishedHead = 0;
+    }
+  }
+}
+
+function resultOf(r: TaskRecord): TaskResult {
+  const result: TaskResult = { taskId: r.id, status: r.status };
+  if (r.result !== undefined) result.result = r.result;
+  if (r.error !== undefined) result.error = r.error;
+  if (r.workerId !== undefined) result.workerId = r.workerId;
+  if (r.completedAt !== undefined && r.startedAt !== undefined)
+    result.durationMs = r.completedAt - r.startedAt;
+  return result;
+}

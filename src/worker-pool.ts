@@ -1,0 +1,314 @@
+/**
+ * A group of Workers with the same handlers, scaled between minWorkers and maxWorkers and
+ * supervised one-for-one: a worker that dies (its actor errors, or its heartbeats stop) is
+ * replaced, within the restart intensity; past it the pool escalates (emits "escalated").
+ */
+import { EventEmitter } from "node:events";
+import { type Actor, createActor } from "xstate";
+import { supervisorMachine } from "../actors/supervisor.machine.js";
+import { InMemoryTransport } from "../transports/memory/memory.transport.js";
+import type { Subscription, Transport } from "../transports/transport.js";
+import { type Clock, systemClock } from "./clock.js";
+import { decodeControl } from "./codec.js";
+import {
+  assertMinMax,
+  DEFAULT_RESTART_INTENSITY,
+  type RestartIntensity,
+  type RetryBackoff,
+  resolveWorkerConfig,
+  validatePoolOptions,
+  type WorkerConfig,
+} from "./config.js";
+import { ConfigError, EscalationError, StateError } from "./errors.js";
+import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
+import { newId } from "./ids.js";
+import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
+import { subjects } from "./names.js";
+import { submitAndWait } from "./submit.js";
+import { TaskQueue } from "./task-queue.js";
+import type { SubmitOptions, TaskHandler, WorkerInfo } from "./types.js";
+import { Worker, type WorkerExit, xstateClock } from "./worker.js";
+
+export interface WorkerPoolOptions {
+  id?: string;
+  minWorkers?: number;
+  maxWorkers?: number;
+  config?: Partial<WorkerConfig>;
+  transport?: Transport;
+  queueName?: string;
+  clock?: Clock;
+  logger?: Logger;
+  retryBackoff?: Partial<RetryBackoff>;
+  restartIntensity?: Partial<RestartIntensity>;
+}
+
+export interface WorkerPoolStats {
+  poolId: string;
+  workerCount: number;
+  minWorkers: number;
+  maxWorkers: number;
+  idleWorkers: number;
+  busyWorkers: number;
+  currentTasks: number;
+  totalCompleted: number;
+  totalFailed: number;
+  /** Workers replaced by the supervisor since start. */
+  restarts: number;
+  escalated: boolean;
+}
+
+interface PoolEvents {
+  "worker.started": [WorkerInfo];
+  "worker.exited": [WorkerExit];
+  escalated: [EscalationError];
+}
+
+export class WorkerPool extends EventEmitter<PoolEvents> {
+  readonly id: string;
+  readonly minWorkers: number;
+  readonly maxWorkers: number;
+  readonly queueName: string;
+
+  private readonly handlers = new HandlerTable();
+  private readonly workerConfig?: Partial<WorkerConfig>;
+  private readonly transport: Transport;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly retryBackoff?: Partial<RetryBackoff>;
+  private readonly workers = new Map<string, Worker>();
+  private readonly leaving = new Set<string>();
+  private readonly supervisor: Actor<typeof supervisorMachine>;
+  private queue?: TaskQueue;
+  private control?: Subscription;
+  private state: "new" | "running" | "stopping" | "stopped" = "new";
+  private seq = 0;
+  private restarts = 0;
+  private escalation?: EscalationError;
+  private retired = { completed: 0, failed: 0 };
+
+  constructor(options: WorkerPoolOptions = {}) {
+    super();
+    validatePoolOptions(options);
+    this.id = options.id ?? newId("pool");
+    this.minWorkers = options.minWorkers ?? 1;
+    this.maxWorkers = options.maxWorkers ?? Math.max(10, this.minWorkers);
+    assertMinMax("WorkerPoolOptions", this.minWorkers, this.maxWorkers);
+    this.workerConfig = options.config;
+    this.queueName = options.queueName ?? "default";
+    this.clock = options.clock ?? systemClock;
+    this.transport = options.transport ?? new InMemoryTransport({ clock: this.clock });
+    this.logger = childLogger(options.logger ?? getDefaultLogger(), { poolId: this.id });
+    this.retryBackoff = options.retryBackoff;
+    resolveWorkerConfig(options.config, "WorkerPoolOptions.config"); // fail now, not at the first spawn
+    const intensity = { ...DEFAULT_RESTART_INTENSITY, ...options.restartIntensity };
+    this.supervisor = createActor(
+      supervisorMachine.provide({
+        actions: {
+          restartChild: (_, params) => this.restart(params.childId, params.delayMs),
+          escalate: (_, params) => this.escalate(params.reason),
+        },
+      }),
+      { input: { ...intensity }, clock: xstateClock(this.clock) },
+    );
+  }
+
+  handler(type: string, fn: TaskHandler): TaskHandler;
+  handler(type: string): HandlerRegistrar;
+  handler(type: string, fn?: TaskHandler): TaskHandler | HandlerRegistrar {
+    return this.handlers.handlerApi(type, fn, "WorkerPool.handler()");
+  }
+
+  registerHandler(type: string, fn: TaskHandler): void {
+    this.handlers.register(type, fn, "WorkerPool.registerHandler()");
+    for (const w of this.workers.values()) w.registerHandler(type, fn);
+  }
+
+  /** @internal The handler table, shared with a Coordinator. */
+  get handlerTable(): HandlerTable {
+    return this.handlers;
+  }
+
+  get workerCount(): number {
+    return this.workers.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.state === "running") return;
+    if (this.state !== "new") throw new StateError(`WorkerPool ${this.id} was stopped; create a new one.`);
+    this.state = "running";
+    this.handlers.onRegister((type) => {
+      const fn = this.handlers.get(type) as TaskHandler;
+      for (const w of this.workers.values()) if (!w.types.includes(type)) w.registerHandler(type, fn);
+    });
+    await this.transport.connect();
+    this.supervisor.start();
+    this.control = await this.transport.subscribe(subjects.control, (m) => this.onControl(m.body));
+    await Promise.all(Array.from({ length: this.minWorkers }, () => this.spawn()));
+  }
+
+  /** Submits a task to this pool's queue and resolves with the handler's result. */
+  async submit(taskType: string, data?: unknown, options: SubmitOptions = {}): Promise<unknown> {
+    this.queue ??= new TaskQueue({
+      name: this.queueName,
+      transport: this.transport,
+      clock: this.clock,
+      maxQueueSize: 1_000_000,
+    });
+    return submitAndWait(this.queue, taskType, data, options);
+  }
+
+  /** Sets the number of workers (within minWorkers..maxWorkers). Removed workers drain first. */
+  async scale(workers: number): Promise<void> {
+    if (!Number.isInteger(workers) || workers < this.minWorkers || workers > this.maxWorkers) {
+      throw new ConfigError(
+        `WorkerPool ${this.id}: cannot scale to ${workers} workers; use an integer from minWorkers ` +
+          `(${this.minWorkers}) to maxWorkers (${this.maxWorkers}).`,
+      );
+    }
+    if (this.state !== "running")
+      throw new StateError(`WorkerPool ${this.id} is ${this.state}; start() it first.`);
+    const current = this.workers.size;
+    if (workers > current) {
+      await Promise.all(Array.from({ length: workers - current }, () => this.spawn()));
+      return;
+    }
+    const victims = [...this.workers.values()]
+      .sort((a, b) => a.info.currentTasks - b.info.currentTasks)
+      .slice(0, current - workers);
+    await Promise.all(victims.map((w) => this.retire(w)));
+  }
+
+  getWorkers(): WorkerInfo[] {
+    return [...this.workers.values()].map((w) => w.info);
+  }
+
+  hasWorker(workerId: string): boolean {
+    return this.workers.has(workerId);
+  }
+
+  /** Ends a worker that stopped heartbeating; the supervisor replaces it. */
+  async declareDead(workerId: string, reason: string): Promise<void> {
+    await this.workers.get(workerId)?.terminate(reason);
+  }
+
+  getStats(): WorkerPoolStats {
+    let idle = 0;
+    let busy = 0;
+    let current = 0;
+    let completed = this.retired.completed;
+    let failed = this.retired.failed;
+    for (const w of this.workers.values()) {
+      const info = w.info;
+      if (info.status === "idle") idle++;
+      if (info.status === "busy") busy++;
+      current += info.currentTasks;
+      completed += info.totalCompleted;
+      failed += info.totalFailed;
+    }
+    return {
+      poolId: this.id,
+      workerCount: this.workers.size,
+      minWorkers: this.minWorkers,
+      maxWorkers: this.maxWorkers,
+      idleWorkers: idle,
+      busyWorkers: busy,
+      currentTasks: current,
+      totalCompleted: completed,
+      totalFailed: failed,
+      restarts: this.restarts,
+      escalated: this.escalation !== undefined,
+    };
+  }
+
+  async stop(options: { graceful?: boolean } = {}): Promise<void> {
+    if (this.state === "stopped" || this.state === "new") {
+      this.state = "stopped";
+      return;
+    }
+    this.state = "stopping";
+    this.supervisor.send({ type: "STOP" });
+    await this.control?.unsubscribe();
+    await Promise.all([...this.workers.values()].map((w) => w.stop(options)));
+    await this.queue?.close();
+    this.supervisor.stop();
+    this.state = "stopped";
+  }
+
+  private async spawn(): Promise<Worker> {
+    const worker = new Worker({
+      id: `${this.id}-w${++this.seq}`,
+      transport: this.transport,
+      config: this.workerConfig,
+      queueName: this.queueName,
+      clock: this.clock,
+      logger: this.logger,
+      retryBackoff: this.retryBackoff,
+      poolId: this.id,
+    });
+    for (const [type, fn] of this.handlers.entries()) worker.registerHandler(type, fn);
+    this.workers.set(worker.id, worker);
+    worker.on("exit", (exit) => this.onExit(worker, exit));
+    await worker.start();
+    this.emit("worker.started", worker.info);
+    return worker;
+  }
+
+  private async retire(worker: Worker): Promise<void> {
+    this.leaving.add(worker.id);
+    await worker.stop({ graceful: true });
+  }
+
+  private onExit(worker: Worker, exit: WorkerExit): void {
+    this.workers.delete(worker.id);
+    this.leaving.delete(worker.id);
+    const info = worker.info;
+    this.retired.completed += info.totalCompleted;
+    this.retired.failed += info.totalFailed;
+    this.emit("worker.exited", exit);
+    if (exit.abnormal && this.state === "running") {
+      this.logger.warn({ workerId: worker.id, reason: exit.reason }, "worker died; asking the supervisor");
+      this.supervisor.send({
+        type: "CHILD_EXITED",
+        childId: worker.id,
+        at: this.clock.now(),
+        reason: exit.reason,
+      });
+    }
+  }
+
+  private restart(childId: string, delayMs: number): void {
+    this.clock.setTimeout(() => {
+      if (this.state !== "running" || this.workers.size >= this.maxWorkers) return;
+      this.restarts++;
+      this.spawn().catch((error) => {
+        this.supervisor.send({ type: "CHILD_EXITED", childId, at: this.clock.now(), reason: String(error) });
+      });
+    }, delayMs);
+  }
+
+  private escalate(reason: string): void {
+    this.escalation = new EscalationError(
+      `WorkerPool ${this.id} gave up restarting workers: ${reason}. Fix the cause (see the workers' errors), ` +
+        "then start a new pool; raise restartIntensity only if such crashes are expected.",
+    );
+    this.logger.error({ reason }, "supervisor escalated");
+    if (this.listenerCount("escalated") > 0) this.emit("escalated", this.escalation);
+  }
+
+  private onControl(body: Uint8Array): void {
+    let command: ReturnType<typeof decodeControl>;
+    try {
+      command = decodeControl(body);
+    } catch {
+      return;
+    }
+    if (command.kind === "cancel" || (command.poolId !== undefined && command.poolId !== this.id)) return;
+    if (command.kind === "scale") {
+      const target = Math.max(this.minWorkers, Math.min(this.maxWorkers, command.workers));
+      if (target !== this.workers.size)
+        void this.scale(target).catch((e) => this.logger.warn({ err: String(e) }, "scale failed"));
+    } else if (command.kind === "drain") {
+      void this.stop({ graceful: true });
+    }
+  }
+}

@@ -1,0 +1,509 @@
+/**
+ * A Worker runs tasks. It consumes the work queues of the task types it has handlers for (and of
+ * each subset of its tags), at most `maxConcurrentTasks` at once, and reports every outcome on
+ * the transport before acknowledging the delivery. Its lifecycle is the worker machine
+ * (actors/worker.machine.ts); this class provides the machine's side effects.
+ */
+import { EventEmitter } from "node:events";
+import { hostname } from "node:os";
+import { type Actor, createActor } from "xstate";
+import { workerMachine, workerStatusOf } from "../actors/worker.machine.js";
+import { InMemoryTransport } from "../transports/memory/memory.transport.js";
+import type { Consumer, Delivery, Subscription, Transport } from "../transports/transport.js";
+import { type Clock, every, systemClock } from "./clock.js";
+import { decodeControl, decodeTask, encode, type TaskEnvelope, type WorkerEventKind } from "./codec.js";
+import {
+  DEFAULT_RETRY_BACKOFF,
+  type RetryBackoff,
+  resolveWorkerConfig,
+  validateKeys,
+  type WorkerConfig,
+} from "./config.js";
+import {
+  ConnectionError,
+  describeThrown,
+  MalformedMessageError,
+  NoHandlerError,
+  StateError,
+  TaskCancelledError,
+  TaskFailedError,
+  TaskTimeoutError,
+} from "./errors.js";
+import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
+import { newId } from "./ids.js";
+import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
+import { assertQueueName, queuesServedBy, subjects } from "./names.js";
+import { publishTaskEvent, settleOutcome } from "./task-outcome.js";
+import { AbandonedRun, runAttempt } from "./task-runner.js";
+import type { TaskHandler, WorkerInfo, WorkerStatus } from "./types.js";
+
+export interface WorkerOptions {
+  id?: string;
+  transport?: Transport;
+  config?: Partial<WorkerConfig>;
+  /** The TaskQueue (by name) this worker takes tasks from. Default "default". */
+  queueName?: string;
+  clock?: Clock;
+  logger?: Logger;
+  retryBackoff?: Partial<RetryBackoff>;
+  /** Set by WorkerPool. */
+  poolId?: string;
+}
+
+export interface WorkerExit {
+  workerId: string;
+  /** "normal" after stop(); otherwise what went wrong. */
+  reason: string;
+  abnormal: boolean;
+}
+
+interface WorkerEvents {
+  exit: [WorkerExit];
+}
+
+interface Running {
+  controller: AbortController;
+  delivery?: Delivery;
+}
+
+const CANCELLED_MEMORY = 100_000;
+
+export class Worker extends EventEmitter<WorkerEvents> {
+  readonly id: string;
+  readonly config: WorkerConfig;
+  readonly queueName: string;
+  readonly poolId?: string;
+  /** Messages on a task queue that could not be decoded (dead-lettered). */
+  malformedMessages = 0;
+
+  private readonly handlers = new HandlerTable();
+  private readonly transport: Transport;
+  private readonly ownsTransport: boolean;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly backoff: RetryBackoff;
+  private readonly actor: Actor<typeof workerMachine>;
+  private readonly running = new Map<string, Running>();
+  private readonly cancelled = new Set<string>();
+  private readonly subscriptions: Subscription[] = [];
+  private consumer?: Consumer;
+  private consumedQueues = "";
+  private stopProgress?: () => void;
+  private idleWaiters: Array<() => void> = [];
+  private startedAt = 0;
+  private lastHeartbeat = 0;
+  private totalCompleted = 0;
+  private totalFailed = 0;
+  private lifecycle: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
+  private consumerChange: Promise<void> = Promise.resolve();
+
+  constructor(options: WorkerOptions = {}) {
+    super();
+    validateKeys("WorkerOptions", options, [
+      "id",
+      "transport",
+      "config",
+      "queueName",
+      "clock",
+      "logger",
+      "retryBackoff",
+      "poolId",
+    ]);
+    this.id = options.id ?? newId("worker");
+    this.config = resolveWorkerConfig(options.config);
+    this.queueName = options.queueName ?? "default";
+    assertQueueName(this.queueName);
+    this.poolId = options.poolId;
+    this.clock = options.clock ?? systemClock;
+    this.ownsTransport = options.transport === undefined;
+    this.transport = options.transport ?? new InMemoryTransport({ clock: this.clock });
+    this.logger = childLogger(options.logger ?? getDefaultLogger(), { workerId: this.id });
+    this.backoff = { ...DEFAULT_RETRY_BACKOFF, ...options.retryBackoff };
+    this.actor = createActor(
+      workerMachine.provide({
+        actions: {
+          sendHeartbeat: () => void this.announce("heartbeat"),
+          announceDraining: () => void this.announce("draining"),
+        },
+      }),
+      { input: { heartbeatIntervalMs: this.config.heartbeatIntervalMs }, clock: xstateClock(this.clock) },
+    );
+    this.handlers.onRegister(() => {
+      if (this.lifecycle === "running") this.refreshConsumer();
+    });
+  }
+
+  /** `handler(type, fn)` registers fn; `handler(type)` returns a registrar / method decorator. */
+  handler(type: string, fn: TaskHandler): TaskHandler;
+  handler(type: string): HandlerRegistrar;
+  handler(type: string, fn?: TaskHandler): TaskHandler | HandlerRegistrar {
+    return this.handlers.handlerApi(type, fn, "Worker.handler()");
+  }
+
+  registerHandler(type: string, fn: TaskHandler): void {
+    this.handlers.register(type, fn, "Worker.registerHandler()");
+  }
+
+  /** Task types this worker has handlers for. */
+  get types(): string[] {
+    return this.handlers.types;
+  }
+
+  get status(): WorkerStatus {
+    return workerStatusOf(this.actor.getSnapshot());
+  }
+
+  get info(): WorkerInfo {
+    const status = this.status;
+    const now = this.clock.now();
+    const info: WorkerInfo = {
+      id: this.id,
+      status,
+      currentTasks: this.running.size,
+      maxConcurrentTasks: this.config.maxConcurrentTasks,
+      totalCompleted: this.totalCompleted,
+      totalFailed: this.totalFailed,
+      uptimeSeconds: this.startedAt === 0 ? 0 : Math.max(0, (now - this.startedAt) / 1000),
+      isAvailable:
+        (status === "idle" || status === "busy") && this.running.size < this.config.maxConcurrentTasks,
+      tags: [...this.config.tags],
+      types: this.handlers.types,
+      lastHeartbeat: this.lastHeartbeat,
+      startedAt: this.startedAt,
+      pid: process.pid,
+      hostname: hostname(),
+    };
+    if (this.poolId !== undefined) info.poolId = this.poolId;
+    return info;
+  }
+
+  async start(): Promise<void> {
+    if (this.lifecycle === "running" || this.lifecycle === "starting") return;
+    if (this.lifecycle !== "new") {
+      throw new StateError(
+        `Worker ${this.id} was stopped; a stopped worker cannot restart. Create a new Worker.`,
+      );
+    }
+    this.lifecycle = "starting";
+    this.actor.start();
+    this.actor.send({ type: "START" });
+    try {
+      await this.transport.connect();
+      this.subscriptions.push(
+        await this.transport.subscribe(subjects.control, (m) => this.onControl(m.body)),
+      );
+      this.startedAt = this.clock.now();
+      this.lifecycle = "running";
+      this.refreshConsumer();
+      await this.consumerChange;
+      if (this.transport.ackDeadlineMs !== undefined) {
+        const interval = Math.max(100, Math.floor(this.transport.ackDeadlineMs / 3));
+        this.stopProgress = every(this.clock, interval, () => this.touchRunning());
+      }
+      this.actor.send({ type: "STARTED" });
+    } catch (error) {
+      this.lifecycle = "stopped";
+      this.actor.send({ type: "START_FAILED", error: describeThrown(error) });
+      if (error instanceof ConnectionError) throw error;
+      throw new ConnectionError(`Worker ${this.id} could not start: ${describeThrown(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  /**
+   * Runs a task here and now, without a queue. Resolves with the handler's result; rejects with
+   * TaskFailedError, TaskTimeoutError or TaskCancelledError (when the worker stops under it).
+   */
+  async executeTask(options: {
+    taskId?: string;
+    taskType: string;
+    data?: unknown;
+    timeoutMs?: number;
+    metadata?: Record<string, unknown>;
+    signal?: AbortSignal;
+  }): Promise<unknown> {
+    const handler = this.handlers.get(options.taskType);
+    if (!handler) throw new NoHandlerError(options.taskType, this.handlers.types);
+    if (this.lifecycle !== "running" || this.status === "draining") {
+      throw new StateError(`Worker ${this.id} is ${this.status}; call start() before executeTask().`);
+    }
+    const taskId = options.taskId ?? newId("task");
+    const timeoutMs = options.timeoutMs ?? this.config.taskTimeoutMs;
+    const controller = new AbortController();
+    options.signal?.addEventListener("abort", () => controller.abort(new TaskCancelledError(taskId)), {
+      once: true,
+    });
+    this.begin(taskId, { controller });
+    const outcome = await runAttempt({
+      handler,
+      data: options.data,
+      timeoutMs,
+      clock: this.clock,
+      controller,
+      context: this.contextFor(taskId, options.taskType, 1, options.metadata ?? {}, [], {}),
+    });
+    this.end(taskId, outcome.kind === "completed" ? "completed" : "failed");
+    switch (outcome.kind) {
+      case "completed":
+        return outcome.result;
+      case "timeout":
+        throw new TaskTimeoutError(taskId, timeoutMs);
+      case "failed":
+        throw new TaskFailedError(taskId, outcome.error, 1);
+      default:
+        throw new TaskCancelledError(taskId);
+    }
+  }
+
+  /**
+   * Stops the worker. Graceful (the default): no new tasks, running ones finish (up to
+   * gracefulShutdownTimeoutMs, then they are abandoned and redelivered elsewhere). Not graceful:
+   * running tasks are aborted at once and go back to the queue.
+   */
+  async stop(options: { graceful?: boolean } = {}): Promise<void> {
+    if (this.lifecycle === "stopped" || this.lifecycle === "stopping") return this.whenStopped();
+    if (this.lifecycle === "new") {
+      this.lifecycle = "stopped";
+      return;
+    }
+    this.lifecycle = "stopping";
+    const graceful = options.graceful ?? true;
+    this.consumer?.setConcurrency(0);
+    if (graceful) {
+      this.actor.send({ type: "DRAIN" });
+      await this.waitIdle(this.config.gracefulShutdownTimeoutMs);
+    }
+    await this.shutdown("normal", false);
+  }
+
+  /**
+   * Ends the worker at once as if it had crashed (used when its heartbeats stopped): running
+   * tasks are abandoned and redelivered, the status becomes "error", and `exit` is abnormal.
+   */
+  async terminate(reason: string): Promise<void> {
+    if (this.lifecycle === "stopped") return;
+    this.lifecycle = "stopping";
+    await this.shutdown(reason, true);
+  }
+
+  private stoppedPromise?: Promise<void>;
+  private whenStopped(): Promise<void> {
+    return this.stoppedPromise ?? Promise.resolve();
+  }
+
+  private async shutdown(reason: string, abnormal: boolean): Promise<void> {
+    let done!: () => void;
+    this.stoppedPromise = new Promise<void>((r) => {
+      done = r;
+    });
+    for (const [, run] of this.running) run.controller.abort(new AbandonedRun());
+    this.stopProgress?.();
+    await this.consumerChange;
+    await this.consumer?.stop().catch(() => {});
+    this.consumer = undefined;
+    for (const sub of this.subscriptions.splice(0)) await sub.unsubscribe().catch(() => {});
+    if (abnormal) this.actor.send({ type: "FAIL", error: reason });
+    else await this.announce("stopped");
+    this.actor.send({ type: "STOPPED" });
+    this.actor.stop();
+    this.lifecycle = "stopped";
+    if (this.ownsTransport) await this.transport.close();
+    this.emit("exit", { workerId: this.id, reason, abnormal });
+    done();
+  }
+
+  private refreshConsumer(): void {
+    this.consumerChange = this.consumerChange.then(async () => {
+      if (this.lifecycle !== "running") return;
+      const queues = queuesServedBy(this.queueName, this.handlers.types, this.config.tags);
+      const key = queues.join(",");
+      if (key === this.consumedQueues) return;
+      const previous = this.consumer;
+      this.consumer = undefined;
+      await previous?.stop();
+      this.consumedQueues = key;
+      if (queues.length === 0) return;
+      this.consumer = await this.transport.consume(queues, (d) => this.onDelivery(d), {
+        concurrency: this.config.maxConcurrentTasks,
+      });
+    });
+  }
+
+  private onDelivery(delivery: Delivery): void {
+    void this.process(delivery).catch((error) => {
+      this.logger.error({ err: error }, "failed to settle a delivery; it will be delivered again");
+    });
+  }
+
+  private async process(delivery: Delivery): Promise<void> {
+    let task: TaskEnvelope;
+    try {
+      task = decodeTask(delivery.body);
+    } catch (error) {
+      this.malformedMessages++;
+      const reason = error instanceof MalformedMessageError ? error.message : describeThrown(error);
+      this.logger.warn({ queue: delivery.queue, reason }, "malformed task message dead-lettered");
+      await delivery.deadLetter(reason);
+      return;
+    }
+    const handler = this.handlers.get(task.type);
+    if (!handler) {
+      // Not ours (a queue name shared with another application?): leave it for a worker that has one.
+      await delivery.nack({ delayMs: 1000 });
+      return;
+    }
+    const attempt = delivery.deliveryCount;
+    const at = this.clock.now();
+    const target = {
+      transport: this.transport,
+      backoff: this.backoff,
+      workerId: this.id,
+      now: () => this.clock.now(),
+    };
+    if (this.cancelled.has(task.id)) {
+      await publishTaskEvent(this.transport, task.queue, {
+        kind: "cancelled",
+        taskId: task.id,
+        at,
+        attempt,
+        workerId: this.id,
+      });
+      await delivery.ack();
+      return;
+    }
+    if (attempt > task.retries + 1) {
+      // Delivered again after every attempt was used up without an outcome: its workers died under it.
+      const error =
+        `Delivered ${attempt} times without an outcome (its worker stopped or crashed during each of the ` +
+        `${task.retries + 1} allowed attempts); dead-lettered as a poison task.`;
+      await publishTaskEvent(this.transport, task.queue, {
+        kind: "failed",
+        taskId: task.id,
+        at,
+        attempt,
+        workerId: this.id,
+        error,
+      });
+      await delivery.deadLetter(error);
+      return;
+    }
+    const controller = new AbortController();
+    this.begin(task.id, { controller, delivery });
+    await publishTaskEvent(this.transport, task.queue, {
+      kind: "started",
+      taskId: task.id,
+      at,
+      attempt,
+      workerId: this.id,
+    });
+    const outcome = await runAttempt({
+      handler,
+      data: task.data,
+      timeoutMs: task.timeoutMs > 0 ? task.timeoutMs : this.config.taskTimeoutMs,
+      clock: this.clock,
+      controller,
+      context: this.contextFor(task.id, task.type, attempt, task.metadata, task.tags, task.headers, delivery),
+    });
+    try {
+      const sent = await settleOutcome(target, delivery, task, attempt, outcome, this.clock.now() - at);
+      const kind = sent?.kind;
+      this.end(task.id, kind === "completed" ? "completed" : kind === undefined ? "abandoned" : "failed");
+    } catch (error) {
+      this.end(task.id, "abandoned");
+      await delivery.nack().catch(() => {});
+      throw error;
+    }
+  }
+
+  private contextFor(
+    taskId: string,
+    taskType: string,
+    attempt: number,
+    metadata: Record<string, unknown>,
+    tags: readonly string[],
+    headers: Record<string, string>,
+    delivery?: Delivery,
+  ) {
+    return {
+      taskId,
+      taskType,
+      attempt,
+      workerId: this.id,
+      metadata,
+      tags,
+      headers,
+      progress: async () => {
+        await delivery?.inProgress();
+      },
+    };
+  }
+
+  private begin(taskId: string, run: Running): void {
+    this.running.set(taskId, run);
+    if (this.running.size === 1) this.actor.send({ type: "TASKS_CHANGED", currentTasks: 1 });
+  }
+
+  private end(taskId: string, how: "completed" | "failed" | "abandoned"): void {
+    if (!this.running.delete(taskId)) return;
+    if (how === "completed") this.totalCompleted++;
+    else if (how === "failed") this.totalFailed++;
+    if (this.running.size === 0) {
+      this.actor.send({ type: "TASKS_CHANGED", currentTasks: 0 });
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private waitIdle(timeoutMs: number): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = this.clock.setTimeout(resolve, timeoutMs);
+      this.idleWaiters.push(() => {
+        this.clock.clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private touchRunning(): void {
+    for (const run of this.running.values()) void run.delivery?.inProgress().catch(() => {});
+  }
+
+  private onControl(body: Uint8Array): void {
+    let command: ReturnType<typeof decodeControl>;
+    try {
+      command = decodeControl(body);
+    } catch (error) {
+      this.logger.warn({ reason: describeThrown(error) }, "ignored a malformed control command");
+      return;
+    }
+    if (command.kind !== "cancel") return;
+    for (const id of command.taskIds) {
+      this.cancelled.add(id);
+      if (this.cancelled.size > CANCELLED_MEMORY) {
+        const oldest = this.cancelled.values().next().value;
+        if (oldest !== undefined) this.cancelled.delete(oldest);
+      }
+      this.running.get(id)?.controller.abort(new TaskCancelledError(id));
+    }
+  }
+
+  private async announce(kind: WorkerEventKind): Promise<void> {
+    if (this.transport.state === "closed") return;
+    this.lastHeartbeat = this.clock.now();
+    try {
+      const body = encode({ v: 1, kind, info: this.info }, this.transport.maxPayloadBytes, "worker event");
+      await this.transport.publish(subjects.workerEvents, body);
+    } catch (error) {
+      this.logger.warn({ err: describeThrown(error), kind }, "could not publish a worker event");
+    }
+  }
+}
+
+/** Adapts our Clock to the one XState's createActor takes. */
+export function xstateClock(clock: Clock) {
+  return {
+    setTimeout: (fn: (...args: unknown[]) => void, ms: number) => clock.setTimeout(() => fn(), ms),
+    clearTimeout: (handle: unknown) => clock.clearTimeout(handle as ReturnType<Clock["setTimeout"]>),
+  };
+}

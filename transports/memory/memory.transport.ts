@@ -1,0 +1,417 @@
+import { type Clock, systemClock } from "../../src/clock.js";
+import { PayloadTooLargeError, StateError } from "../../src/errors.js";
+import {
+  assertLogicalName,
+  type Bytes,
+  type ConsumeOptions,
+  type Consumer,
+  DEAD_LETTER_REASON_HEADER,
+  type Delivery,
+  type DeliveryHandler,
+  deadLetterQueueOf,
+  type EnqueueOptions,
+  type FanoutMessage,
+  type Subscription,
+  type Transport,
+  type TransportState,
+  type TransportStatusEvent,
+} from "../transport.js";
+import { before, PriorityHeap } from "./priority-heap.js";
+
+export interface InMemoryTransportOptions {
+  /** Timers for delayed delivery; inject a SimulatedClock in tests. */
+  clock?: Clock;
+  /** Same default as NATS' max_payload, so what works here works there. */
+  maxPayloadBytes?: number;
+  /** How long a dedupId is remembered (JetStream's default duplicate window is 2 minutes). */
+  dedupWindowMs?: number;
+  /** Dead-letter queues keep at most this many messages; later ones are dropped and counted. */
+  maxDeadLetters?: number;
+}
+
+interface Message {
+  seq: number;
+  priority: number;
+  body: Bytes;
+  headers: Record<string, string>;
+  deliveries: number;
+}
+
+interface MemoryQueue {
+  name: string;
+  heap: PriorityHeap<Message>;
+  delayed: number;
+  consumers: Set<MemoryConsumer>;
+}
+
+/**
+ * The embedded transport: one process, no broker, the same semantics as the brokers (priorities,
+ * delayed redelivery, unsettled deliveries returned when their consumer stops, a byte limit).
+ */
+export class InMemoryTransport implements Transport {
+  readonly kind = "memory";
+  readonly maxPayloadBytes: number;
+  /** Dead letters dropped because a dead-letter queue was full. */
+  droppedDeadLetters = 0;
+
+  private readonly clock: Clock;
+  private readonly dedupWindowMs: number;
+  private readonly maxDeadLetters: number;
+  private readonly queues = new Map<string, MemoryQueue>();
+  private readonly exactSubs = new Map<string, Set<(m: FanoutMessage) => void>>();
+  private readonly prefixSubs = new Map<string, Set<(m: FanoutMessage) => void>>();
+  private readonly dedup = new Map<string, number>();
+  private readonly listeners = new Set<(e: TransportStatusEvent) => void>();
+  private readonly consumers = new Set<MemoryConsumer>();
+  private readonly dropFilters = new Set<(m: FanoutMessage) => boolean>();
+  private seq = 0;
+  private dispatchScheduled = false;
+  private dirty = new Set<MemoryQueue>();
+  private _state: TransportState = "idle";
+
+  constructor(options: InMemoryTransportOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
+    this.dedupWindowMs = options.dedupWindowMs ?? 120_000;
+    this.maxDeadLetters = options.maxDeadLetters ?? 10_000;
+  }
+
+  get state(): TransportState {
+    return this._state;
+  }
+
+  async connect(): Promise<void> {
+    if (this._state === "closed") {
+      throw new StateError("This InMemoryTransport was closed; create a new one.");
+    }
+    if (this._state !== "connected") this.setState("connected");
+  }
+
+  async close(): Promise<void> {
+    if (this._state === "closed") return;
+    for (const consumer of [...this.consumers]) await consumer.stop();
+    this.exactSubs.clear();
+    this.prefixSubs.clear();
+    this.setState("closed");
+  }
+
+  onStatus(listener: (event: TransportStatusEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async enqueue(queue: string, body: Bytes, options: EnqueueOptions): Promise<void> {
+    this.assertOpen();
+    assertLogicalName(queue, "queue name");
+    this.assertSize(body);
+    if (options.dedupId !== undefined && this.isDuplicate(options.dedupId)) return;
+    const message: Message = {
+      seq: ++this.seq,
+      priority: options.priority,
+      body: body.slice(),
+      headers: { ...options.headers },
+      deliveries: 0,
+    };
+    this.put(this.queue(queue), message, options.delayMs ?? 0);
+  }
+
+  async consume(
+    queues: readonly string[],
+    onDelivery: DeliveryHandler,
+    options: ConsumeOptions,
+  ): Promise<Consumer> {
+    this.assertOpen();
+    for (const q of queues) assertLogicalName(q, "queue name");
+    const consumer = new MemoryConsumer(
+      this,
+      queues.map((q) => this.queue(q)),
+      onDelivery,
+      options.concurrency,
+    );
+    this.consumers.add(consumer);
+    for (const q of consumer.queues) {
+      q.consumers.add(consumer);
+      this.markDirty(q);
+    }
+    return consumer;
+  }
+
+  async depth(queue: string): Promise<number> {
+    assertLogicalName(queue, "queue name");
+    const q = this.queues.get(queue);
+    return q ? q.heap.size + q.delayed : 0;
+  }
+
+  async publish(subject: string, body: Bytes): Promise<void> {
+    this.assertOpen();
+    assertLogicalName(subject, "subject");
+    this.assertSize(body);
+    const message: FanoutMessage = { subject, body: body.slice() };
+    for (const drop of this.dropFilters) if (drop(message)) return;
+    const targets: Array<(m: FanoutMessage) => void> = [];
+    const exact = this.exactSubs.get(subject);
+    if (exact) targets.push(...exact);
+    if (this.prefixSubs.size > 0) {
+      for (const [prefix, set] of this.prefixSubs) {
+        if (subject.startsWith(prefix)) targets.push(...set);
+      }
+    }
+    if (targets.length === 0) return;
+    queueMicrotask(() => {
+      for (const target of targets) safely(() => target(message));
+    });
+  }
+
+  async subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription> {
+    this.assertOpen();
+    assertLogicalName(subject, "subject", true);
+    const wildcard = subject.endsWith(".>");
+    const key = wildcard ? subject.slice(0, -1) : subject;
+    const map = wildcard ? this.prefixSubs : this.exactSubs;
+    let set = map.get(key);
+    if (!set) {
+      set = new Set();
+      map.set(key, set);
+    }
+    set.add(onMessage);
+    return {
+      unsubscribe: async () => {
+        set.delete(onMessage);
+        if (set.size === 0) map.delete(key);
+      },
+    };
+  }
+
+  /**
+   * Fault injection for tests (like a network partition): fan-out messages for which `filter`
+   * returns true are silently dropped until the returned function is called.
+   */
+  dropPublishes(filter: (message: FanoutMessage) => boolean): () => void {
+    this.dropFilters.add(filter);
+    return () => this.dropFilters.delete(filter);
+  }
+
+  // ---- internals used by MemoryConsumer ---------------------------------------------------------
+
+  /** @internal */
+  put(queue: MemoryQueue, message: Message, delayMs: number): void {
+    if (delayMs > 0) {
+      queue.delayed++;
+      this.clock.setTimeout(() => {
+        queue.delayed--;
+        if (this._state !== "closed") this.put(queue, message, 0);
+      }, delayMs);
+      return;
+    }
+    queue.heap.push(message);
+    this.markDirty(queue);
+  }
+
+  /** @internal */
+  requeue(queue: MemoryQueue, message: Message, delayMs = 0): void {
+    this.put(queue, message, delayMs);
+  }
+
+  /** @internal */
+  deadLetter(queue: MemoryQueue, message: Message, reason: string): void {
+    const dlq = this.queue(deadLetterQueueOf(queue.name));
+    if (dlq.heap.size + dlq.delayed >= this.maxDeadLetters) {
+      this.droppedDeadLetters++;
+      return;
+    }
+    message.headers = { ...message.headers, [DEAD_LETTER_REASON_HEADER]: reason };
+    message.deliveries = 0;
+    this.put(dlq, message, 0);
+  }
+
+  /** @internal */
+  markDirty(queue: MemoryQueue): void {
+    this.dirty.add(queue);
+    if (this.dispatchScheduled) return;
+    this.dispatchScheduled = true;
+    setImmediate(() => this.dispatch());
+  }
+
+  /** @internal */
+  forget(consumer: MemoryConsumer): void {
+    this.consumers.delete(consumer);
+    for (const q of consumer.queues) q.consumers.delete(consumer);
+  }
+
+  private dispatch(): void {
+    this.dispatchScheduled = false;
+    const dirty = [...this.dirty];
+    this.dirty.clear();
+    const consumers = new Set<MemoryConsumer>();
+    for (const q of dirty) for (const c of q.consumers) consumers.add(c);
+    // Round-robin: one delivery per consumer per pass, so competing consumers share the work.
+    let progress = true;
+    while (progress) {
+      progress = false;
+      for (const consumer of consumers) {
+        if (!consumer.hasCapacity()) {
+          consumers.delete(consumer);
+          continue;
+        }
+        const source = bestQueue(consumer.queues);
+        if (!source) {
+          consumers.delete(consumer);
+          continue;
+        }
+        const message = source.heap.pop() as Message;
+        consumer.deliver(source, message);
+        progress = true;
+      }
+    }
+  }
+
+  private queue(name: string): MemoryQueue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = { name, heap: new PriorityHeap<Message>(), delayed: 0, consumers: new Set() };
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  private isDuplicate(id: string): boolean {
+    const now = this.clock.now();
+    const seen = this.dedup.get(id);
+    if (seen !== undefined && now - seen < this.dedupWindowMs) return true;
+    this.dedup.set(id, now);
+    if (this.dedup.size > 100_000) {
+      for (const [key, at] of this.dedup) {
+        if (now - at >= this.dedupWindowMs) this.dedup.delete(key);
+        else break;
+      }
+    }
+    return false;
+  }
+
+  private assertOpen(): void {
+    if (this._state === "closed") {
+      throw new StateError("This InMemoryTransport is closed; nothing can be sent or received on it.");
+    }
+    if (this._state === "idle") this.setState("connected");
+  }
+
+  private assertSize(body: Bytes): void {
+    if (body.byteLength > this.maxPayloadBytes) {
+      throw new PayloadTooLargeError(body.byteLength, this.maxPayloadBytes, "message");
+    }
+  }
+
+  private setState(state: TransportState): void {
+    this._state = state;
+    for (const l of this.listeners) safely(() => l({ state }));
+  }
+}
+
+function bestQueue(queues: readonly MemoryQueue[]): MemoryQueue | undefined {
+  let best: MemoryQueue | undefined;
+  let top: Message | undefined;
+  for (const q of queues) {
+    const head = q.heap.peek();
+    if (head && (!top || before(head, top))) {
+      best = q;
+      top = head;
+    }
+  }
+  return best;
+}
+
+function safely(fn: () => void): void {
+  try {
+    fn();
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error;
+    });
+  }
+}
+
+class MemoryConsumer implements Consumer {
+  private readonly unsettled = new Set<MemoryDelivery>();
+  private stopped = false;
+
+  constructor(
+    readonly transport: InMemoryTransport,
+    readonly queues: MemoryQueue[],
+    private readonly onDelivery: DeliveryHandler,
+    private concurrency: number,
+  ) {}
+
+  hasCapacity(): boolean {
+    return !this.stopped && this.unsettled.size < this.concurrency;
+  }
+
+  deliver(queue: MemoryQueue, message: Message): void {
+    message.deliveries++;
+    const delivery = new MemoryDelivery(this, queue, message);
+    this.unsettled.add(delivery);
+    try {
+      this.onDelivery(delivery);
+    } catch {
+      // A handler that throws synchronously has not processed the message: deliver it again.
+      void delivery.nack();
+    }
+  }
+
+  settle(delivery: MemoryDelivery): boolean {
+    if (!this.unsettled.delete(delivery)) return false;
+    if (!this.stopped) for (const q of this.queues) this.transport.markDirty(q);
+    return true;
+  }
+
+  setConcurrency(concurrency: number): void {
+    this.concurrency = Math.max(0, concurrency);
+    if (!this.stopped) for (const q of this.queues) this.transport.markDirty(q);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.transport.forget(this);
+    const returned = [...this.unsettled];
+    this.unsettled.clear();
+    for (const d of returned) this.transport.requeue(d.source, d.message);
+  }
+}
+
+class MemoryDelivery implements Delivery {
+  readonly queue: string;
+  readonly body: Bytes;
+  readonly deliveryCount: number;
+  readonly priority: number;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(
+    private readonly consumer: MemoryConsumer,
+    readonly source: MemoryQueue,
+    readonly message: Message,
+  ) {
+    this.queue = source.name;
+    this.body = message.body;
+    this.deliveryCount = message.deliveries;
+    this.priority = message.priority;
+    this.headers = message.headers;
+  }
+
+  async ack(): Promise<void> {
+    this.consumer.settle(this);
+  }
+
+  async nack(options: { delayMs?: number } = {}): Promise<void> {
+    if (this.consumer.settle(this)) {
+      this.consumer.transport.requeue(this.source, this.message, options.delayMs ?? 0);
+    }
+  }
+
+  async inProgress(): Promise<void> {}
+
+  async deadLetter(reason: string): Promise<void> {
+    if (this.consumer.settle(this)) {
+      this.consumer.transport.deadLetter(this.source, this.message, reason);
+    }
+  }
+}

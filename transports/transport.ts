@@ -1,0 +1,152 @@
+/**
+ * The transport contract. Everything above it (queues, workers, coordinator) is transport-blind;
+ * each adapter (memory, NATS, AMQP) implements exactly this and passes the one conformance suite
+ * in test/conformance.
+ *
+ * Names: queue and subject names handed to a transport are logical, dot-separated tokens of
+ * `[A-Za-z0-9_-]` (see `assertLogicalName`). An adapter prefixes its namespace and maps them onto
+ * what its broker allows.
+ *
+ * Delivery: work queues are at-least-once with competing consumers. A delivery stays unsettled
+ * (counted against the consumer's concurrency) until `ack`, `nack` or `deadLetter` is called.
+ * When a consumer stops, or its connection dies, its unsettled deliveries go back to the queue.
+ */
+
+import { InvalidNameError } from "../src/errors.js";
+
+export type Bytes = Uint8Array;
+
+export interface EnqueueOptions {
+  /** TaskPriority value (0..255): higher is delivered first. Adapters may map it onto fewer levels. */
+  priority: number;
+  /** Deliver no earlier than this many milliseconds from now. */
+  delayMs?: number;
+  /** Broker-side de-duplication key: a re-sent publish with the same id is not queued twice. */
+  dedupId?: string;
+  headers?: Record<string, string>;
+}
+
+export interface Delivery {
+  readonly queue: string;
+  readonly body: Bytes;
+  /** 1 on the first delivery; counts every delivery of this message, including after `nack`. */
+  readonly deliveryCount: number;
+  readonly priority: number;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Done: remove the message. */
+  ack(): Promise<void>;
+  /** Not done: deliver it again, after `delayMs` if given, without blocking the messages behind it. */
+  nack(options?: { delayMs?: number }): Promise<void>;
+  /** Still working: extends the broker's redelivery deadline for long tasks. */
+  inProgress(): Promise<void>;
+  /** Moves the message to the queue's dead-letter queue (`deadLetterQueueOf(queue)`) with a reason. */
+  deadLetter(reason: string): Promise<void>;
+}
+
+export type DeliveryHandler = (delivery: Delivery) => void;
+
+export interface ConsumeOptions {
+  /** Maximum unsettled deliveries at once (the broker prefetch). 0 pauses the consumer. */
+  concurrency: number;
+}
+
+export interface Consumer {
+  /** Changes the number of unsettled deliveries allowed; 0 pauses. Takes effect for new deliveries. */
+  setConcurrency(concurrency: number): void;
+  /** Stops receiving. Unsettled deliveries return to their queue (and are redelivered to others). */
+  stop(): Promise<void>;
+}
+
+export interface FanoutMessage {
+  readonly subject: string;
+  readonly body: Bytes;
+}
+
+export interface Subscription {
+  unsubscribe(): Promise<void>;
+}
+
+export type TransportState = "idle" | "connecting" | "connected" | "reconnecting" | "closed";
+
+export interface TransportStatusEvent {
+  state: TransportState;
+  error?: Error;
+}
+
+export interface Transport {
+  /** "memory" | "nats" | "amqp" (or a third party's). */
+  readonly kind: string;
+  /** The largest message body this transport accepts; the codec refuses bigger ones before sending. */
+  readonly maxPayloadBytes: number;
+  readonly state: TransportState;
+  /**
+   * How long the broker waits for a settlement before redelivering (JetStream AckWait); workers
+   * call `inProgress()` on long tasks well within it. Undefined: deliveries never expire.
+   */
+  readonly ackDeadlineMs?: number;
+
+  /** Idempotent; concurrent calls share one connection attempt. */
+  connect(): Promise<void>;
+  /** Idempotent. Stops consumers (their unsettled deliveries return) and subscriptions. */
+  close(): Promise<void>;
+  /** Listens to connection state changes; returns an unsubscribe function. */
+  onStatus(listener: (event: TransportStatusEvent) => void): () => void;
+
+  /** Resolves once the broker has the message (a publisher confirm / JetStream ack). */
+  enqueue(queue: string, body: Bytes, options: EnqueueOptions): Promise<void>;
+  /**
+   * Competing consumer over one or more queues. Higher priority first across all of them (as far
+   * as the broker allows: exact on memory and NATS, per queue on AMQP), first in first out within.
+   */
+  consume(queues: readonly string[], onDelivery: DeliveryHandler, options: ConsumeOptions): Promise<Consumer>;
+  /** Messages waiting in the queue (ready or delayed), not counting unsettled deliveries. */
+  depth(queue: string): Promise<number>;
+
+  /** Fan-out, at-most-once: every current subscriber of a matching subject gets a copy. */
+  publish(subject: string, body: Bytes): Promise<void>;
+  /** `subject` may end in `.>` to match every subject under that prefix. */
+  subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription>;
+}
+
+export const DEAD_LETTER_SUFFIX = "dead";
+export const DEAD_LETTER_REASON_HEADER = "x-fa-dead-reason";
+
+/** The queue a queue's dead letters go to; consume it or read its depth like any queue. */
+export function deadLetterQueueOf(queue: string): string {
+  return `${queue}.${DEAD_LETTER_SUFFIX}`;
+}
+
+const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Throws a TypeError naming the problem when `name` is not a valid logical queue/subject name. */
+export function logicalNameProblem(name: string, allowWildcard = false): string | undefined {
+  if (typeof name !== "string" || name.length === 0) return "it is empty";
+  if (name.length > 200) return `it is ${name.length} characters long (at most 200)`;
+  const tokens = name.split(".");
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i] as string;
+    if (allowWildcard && i === tokens.length - 1 && token === ">") continue;
+    if (!TOKEN.test(token)) {
+      return `its part "${token}" is not 1-64 characters of letters, digits, "_" or "-"`;
+    }
+  }
+  return undefined;
+}
+
+/** Maps a TaskPriority (0..255) onto `levels` levels (0 = lowest). Used by adapters with fewer levels. */
+export function priorityLevel(priority: number, levels: readonly number[]): number {
+  let level = 0;
+  for (let i = 0; i < levels.length; i++) if (priority >= (levels[i] as number)) level = i;
+  return level;
+}
+
+/** Throws InvalidNameError when `name` cannot be a queue or subject name on every transport. */
+export function assertLogicalName(name: string, what: string, allowWildcard = false): void {
+  const problem = logicalNameProblem(name, allowWildcard);
+  if (problem !== undefined) {
+    throw new InvalidNameError(
+      `Invalid ${what} "${String(name)}": ${problem}. Names become broker subjects and queue names, ` +
+        'so use dot-separated parts of letters, digits, "_" and "-" (e.g. "orders.resize-image").',
+    );
+  }
+}
