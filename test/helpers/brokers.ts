@@ -1,0 +1,35 @@
+import { createConnection } from "node:net";
+
+export const NATS_URL = process.env["NATS_URL"] ?? "nats://127.0.0.1:4222";
+export const AMQP_URL = process.env["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672";
+
+/** True when something accepts TCP connections at host:port. */
+export function reachable(host: string, port: number, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+/**
+ * Whether the broker tests run. In CI a missing broker is a failure; on a laptop the tests are
+ * skipped, and this says so loudly.
+ */
+export async function brokerAvailable(name: string, host: string, port: number): Promise<boolean> {
+  if (await reachable(host, port)) return true;
+  const message = `${name} is not reachable at ${host}:${port}`;
+  if (process.env["CI"]) throw new Error(`${message}: CI requires it (see .ci/run for how it is started).`);
+  console.warn(`\n*** SKIPPING ${name} TESTS: ${message}. Start it to run them. ***\n`);
+  return false;
+}
+
+/** A namespace unique to one test run, so tests never collide on a shared broker. */
+export function uniqueNamespace(prefix: string): string {
+  return `${prefix}${process.pid.toString(36)}${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+}
