@@ -246,6 +246,7 @@ export function backoffDelay(
   return Math.round(raw * (1 - backoff.jitter * random()));
 }
 
-function definedOnly<T extends object>(o: T): Partial<T> {
+/** The object without its undefined properties (so they do not override defaults). */
+export function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

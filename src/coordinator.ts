@@ -162,14 +162,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   async submit(taskType: string, data?: unknown, options: SubmitOptions = {}): Promise<unknown> {
     this.assertRunning("submit");
     this.assertServed(taskType);
-    return submitAndWait(this.queue, taskType, data, options);
+    return submitAndWait(this.queue, taskType, data, this.pool.handlerTable.submitOptions(taskType, options));
   }
 
   /** Submits a task and resolves once it is queued, with the Task record. */
   async submitAsync(taskType: string, data?: unknown, options: SubmitOptions = {}): Promise<Task> {
     this.assertRunning("submitAsync");
     this.assertServed(taskType);
-    return this.queue.enqueue({ ...options, taskType, data });
+    return this.queue.enqueue({ ...this.pool.handlerTable.submitOptions(taskType, options), taskType, data });
   }
 
   waitFor(taskId: string, options: WaitOptions = {}): Promise<TaskResult> {

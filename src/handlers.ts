@@ -3,14 +3,24 @@
  * `x.handler("t", fn)` and `x.handler("t")` returning a registrar that also works as a method
  * decorator (standard or experimentalDecorators).
  */
+import { definedOnly } from "./config.js";
 import { ConfigError } from "./errors.js";
 import { assertTaskType } from "./names.js";
-import type { TaskHandler } from "./types.js";
+import type { SubmitOptions, TaskHandler, TaskPriority } from "./types.js";
 
 export type HandlerRegistrar = <F extends TaskHandler>(fn: F, ...rest: unknown[]) => F;
 
+/** Per-type submit defaults (e.g. from `@Handler("t", { timeoutMs, retries, priority })`). */
+export interface HandlerDefaults {
+  timeoutMs?: number;
+  retries?: number;
+  priority?: TaskPriority;
+  tags?: string[];
+}
+
 export class HandlerTable {
   private readonly table = new Map<string, TaskHandler>();
+  private readonly defaults = new Map<string, HandlerDefaults>();
   private readonly listeners = new Set<(type: string) => void>();
 
   get types(): string[] {
@@ -33,7 +43,13 @@ export class HandlerTable {
     return this.table.entries();
   }
 
-  register(type: string, fn: TaskHandler, owner = "handler()"): void {
+  /** Submit options for `type`: its registered defaults, overridden by what the caller gave. */
+  submitOptions(type: string, given: SubmitOptions): SubmitOptions {
+    const d = this.defaults.get(type);
+    return d === undefined ? given : { ...d, ...definedOnly(given) };
+  }
+
+  register(type: string, fn: TaskHandler, owner = "handler()", defaults?: HandlerDefaults): void {
     assertTaskType(type);
     if (typeof fn !== "function") {
       throw new ConfigError(`${owner}: the handler for "${type}" must be a function, got ${typeof fn}.`);
@@ -45,6 +61,7 @@ export class HandlerTable {
       );
     }
     this.table.set(type, fn);
+    if (defaults !== undefined) this.defaults.set(type, defaults);
     for (const l of this.listeners) l(type);
   }
 

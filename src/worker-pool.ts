@@ -154,7 +154,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       clock: this.clock,
       maxQueueSize: 1_000_000,
     });
-    return submitAndWait(this.queue, taskType, data, options);
+    return submitAndWait(this.queue, taskType, data, this.handlers.submitOptions(taskType, options));
   }
 
   /** Sets the number of workers (within minWorkers..maxWorkers). Removed workers drain first. */
