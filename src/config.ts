@@ -88,6 +88,11 @@ export interface WorkerConfig {
   taskTimeoutMs: number;
   tags: string[];
   gracefulShutdownTimeoutMs: number;
+  /**
+   * Deliveries without an outcome (its worker died mid-task) tolerated beyond a task's attempts,
+   * before the task is dead-lettered as poison.
+   */
+  maxRedeliveries: number;
 }
 
 export interface CoordinatorConfig {
@@ -110,6 +115,12 @@ export interface CoordinatorConfig {
   maxFinishedTasks: number;
 }
 
+/** What a user passes: every key optional, nested objects too. */
+export type CoordinatorConfigInput = Partial<Omit<CoordinatorConfig, "retryBackoff" | "restartIntensity">> & {
+  retryBackoff?: Partial<RetryBackoff>;
+  restartIntensity?: Partial<RestartIntensity>;
+};
+
 export const DEFAULT_RETRY_BACKOFF: RetryBackoff = {
   initialMs: 1000,
   multiplier: 2,
@@ -124,6 +135,7 @@ export const DEFAULT_WORKER_CONFIG: WorkerConfig = {
   taskTimeoutMs: 300_000,
   tags: [],
   gracefulShutdownTimeoutMs: 30_000,
+  maxRedeliveries: 3,
 };
 
 export const DEFAULT_COORDINATOR_CONFIG: CoordinatorConfig = {
@@ -155,6 +167,7 @@ export function resolveWorkerConfig(input: unknown, what = "WorkerConfig"): Work
     taskTimeoutMs: positiveDuration,
     tags,
     gracefulShutdownTimeoutMs: duration,
+    maxRedeliveries: int(0),
   });
   const config = { ...DEFAULT_WORKER_CONFIG, ...definedOnly(given) };
   config.tags = normalizeTags(config.tags);

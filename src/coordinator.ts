@@ -12,6 +12,7 @@ import type { Transport } from "../transports/transport.js";
 import { type Clock, systemClock } from "./clock.js";
 import {
   type CoordinatorConfig,
+  type CoordinatorConfigInput,
   resolveCoordinatorConfig,
   validateKeys,
   type WorkerConfig,
@@ -28,7 +29,7 @@ import { xstateClock } from "./worker.js";
 import { WorkerPool } from "./worker-pool.js";
 
 export interface CoordinatorOptions {
-  config?: Partial<CoordinatorConfig>;
+  config?: CoordinatorConfigInput;
   /** Configuration of the workers this coordinator starts itself. */
   workerConfig?: Partial<WorkerConfig>;
   /** Default: a new InMemoryTransport. */

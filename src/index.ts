@@ -16,6 +16,7 @@ export {
 export { type Clock, SimulatedClock, systemClock } from "./clock.js";
 export {
   type CoordinatorConfig,
+  type CoordinatorConfigInput,
   DEFAULT_COORDINATOR_CONFIG,
   DEFAULT_WORKER_CONFIG,
   type RestartIntensity,

@@ -95,3 +95,19 @@ export async function settleOutcome(
   await delivery.deadLetter(outcome.error);
   return sent;
 }
+
+/** Redeliveries without an outcome (the worker died mid-task) allowed beyond a task's attempts. */
+export const DEFAULT_MAX_REDELIVERIES = 3;
+
+/**
+ * A task delivered more often than its attempts plus the redeliveries allowed for crashes is a
+ * poison task (it kills its workers): returns the error to dead-letter it with, else undefined.
+ */
+export function poisonError(attempt: number, retries: number, maxRedeliveries: number): string | undefined {
+  const limit = retries + 1 + maxRedeliveries;
+  if (attempt <= limit) return undefined;
+  return (
+    `Delivered ${attempt} times, over its limit of ${limit} (${retries + 1} attempt(s) + ${maxRedeliveries} ` +
+    "redeliveries after a worker stopped or crashed during it); dead-lettered as a poison task."
+  );
+}

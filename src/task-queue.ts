@@ -29,7 +29,7 @@ import {
   subjects,
   workQueueName,
 } from "./names.js";
-import { publishTaskEvent, settleOutcome } from "./task-outcome.js";
+import { DEFAULT_MAX_REDELIVERIES, poisonError, publishTaskEvent, settleOutcome } from "./task-outcome.js";
 import type { Outcome } from "./task-runner.js";
 import { TaskStore } from "./task-store.js";
 import { type SubmitOptions, type Task, TaskPriority, type TaskResult, type WaitOptions } from "./types.js";
@@ -437,18 +437,18 @@ export class TaskQueue {
       await delivery.ack();
       return null;
     }
-    if (attempt > task.retries + 1) {
-      const error = `Delivered ${attempt} times without an outcome; dead-lettered as a poison task.`;
+    const poison = poisonError(attempt, task.retries, DEFAULT_MAX_REDELIVERIES);
+    if (poison !== undefined) {
       const event = await publishTaskEvent(this.transport, task.queue, {
         kind: "failed",
         taskId: task.id,
         at,
         attempt,
         workerId,
-        error,
+        error: poison,
       });
       this.store.apply(event);
-      await delivery.deadLetter(error);
+      await delivery.deadLetter(poison);
       return null;
     }
     this.held.set(task.id, { delivery, task, attempt, startedAt: at, workerId });

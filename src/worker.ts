@@ -33,7 +33,7 @@ import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { assertQueueName, queuesServedBy, subjects } from "./names.js";
-import { publishTaskEvent, settleOutcome } from "./task-outcome.js";
+import { poisonError, publishTaskEvent, settleOutcome } from "./task-outcome.js";
 import { AbandonedRun, runAttempt } from "./task-runner.js";
 import type { TaskHandler, WorkerInfo, WorkerStatus } from "./types.js";
 
@@ -372,20 +372,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
       await delivery.ack();
       return;
     }
-    if (attempt > task.retries + 1) {
-      // Delivered again after every attempt was used up without an outcome: its workers died under it.
-      const error =
-        `Delivered ${attempt} times without an outcome (its worker stopped or crashed during each of the ` +
-        `${task.retries + 1} allowed attempts); dead-lettered as a poison task.`;
-      await publishTaskEvent(this.transport, task.queue, {
+    const poison = poisonError(attempt, task.retries, this.config.maxRedeliveries);
+    if (poison !== undefined) {
+      const event = {
         kind: "failed",
         taskId: task.id,
         at,
         attempt,
         workerId: this.id,
-        error,
-      });
-      await delivery.deadLetter(error);
+        error: poison,
+      } as const;
+      await publishTaskEvent(this.transport, task.queue, event);
+      await delivery.deadLetter(poison);
       return;
     }
     const controller = new AbortController();
