@@ -134,6 +134,15 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.pool.handlerTable.register(type, fn, "Coordinator.registerHandler()");
   }
 
+  /**
+   * Registers the @Handler methods of an @Actor instance on this coordinator's local workers (its
+   * pool: see WorkerPool.register for how the actor's tags and maxConcurrentTasks apply).
+   */
+  register(instance: object): this {
+    this.pool.register(instance);
+    return this;
+  }
+
   /** "idle" | "starting" | "running" | "stopping" | "stopped". */
   get state(): string {
     const value = this.actor.getSnapshot().value;

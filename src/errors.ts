@@ -188,6 +188,32 @@ export class EscalationError extends FastAgenticError {
   override readonly code = "FA_ESCALATION";
 }
 
+/** A startup or shutdown hook (an actor's onActorStart/onActorStop, an App's onStartup/onShutdown) failed. */
+export class LifecycleHookError extends FastAgenticError {
+  override readonly code = "FA_LIFECYCLE_HOOK";
+}
+
+/**
+ * Throw from an `App.agentEndpoint()` handler to answer with this HTTP status (4xx or 5xx) and
+ * `{ error: { code, message } }`; other errors become a 500 without their details.
+ */
+export class HttpError extends FastAgenticError {
+  override readonly code: string;
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    options: FastAgenticErrorOptions & { code?: string } = {},
+  ) {
+    super(message, options);
+    if (!Number.isInteger(statusCode) || statusCode < 400 || statusCode > 599) {
+      throw new ConfigError(
+        `HttpError: statusCode must be an HTTP error status (400-599), got ${statusCode}.`,
+      );
+    }
+    this.code = options.code ?? "FA_HTTP";
+  }
+}
+
 /** Turns anything a handler threw into a readable message without losing it. */
 export function describeThrown(thrown: unknown): string {
   if (thrown instanceof Error) return thrown.message || thrown.name;

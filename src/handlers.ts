@@ -4,6 +4,7 @@
  * decorator (standard or experimentalDecorators).
  */
 import { definedOnly } from "./config.js";
+import { decoratorCall, describePlacement } from "./decorators/decorator-call.js";
 import { ConfigError } from "./errors.js";
 import { assertTaskType } from "./names.js";
 import type { SubmitOptions, TaskHandler, TaskPriority } from "./types.js";
@@ -78,15 +79,20 @@ export class HandlerTable {
       return fn;
     }
     assertTaskType(type);
-    const registrar = (target: unknown, context?: unknown, descriptor?: unknown): unknown => {
-      // Standard (TC39) method decorator: (method, { kind: "method", addInitializer }).
-      if (isDecoratorContext(context)) {
-        if (context.kind !== "method") {
-          throw new ConfigError(`${owner}("${type}") decorates methods only, not a ${context.kind}.`);
+    const registrar = (...args: unknown[]): unknown => {
+      const call = decoratorCall(args);
+      if (call.form === "standard" || call.form === "legacy") {
+        if (call.kind !== "method") {
+          throw new ConfigError(
+            `${owner}("${type}") decorates methods only, not ${describePlacement(call)}.`,
+          );
         }
-        const method = target as TaskHandler;
+      }
+      // Standard (TC39) method decorator: bound to the first instance constructed.
+      if (call.form === "standard") {
+        const method = call.value as TaskHandler;
         let bound = false;
-        context.addInitializer(function (this: unknown) {
+        call.addInitializer(function (this: unknown) {
           if (bound) return;
           bound = true;
           table.register(type, method.bind(this), owner);
@@ -94,29 +100,14 @@ export class HandlerTable {
         return undefined;
       }
       // experimentalDecorators method decorator: (prototype, key, descriptor).
-      if (descriptor !== undefined) {
-        const value = (descriptor as PropertyDescriptor).value;
-        table.register(type, value as TaskHandler, owner);
-        return descriptor;
+      if (call.form === "legacy") {
+        table.register(type, call.descriptor?.value as TaskHandler, owner);
+        return call.descriptor;
       }
-      table.register(type, target as TaskHandler, owner);
-      return target;
+      table.register(type, args[0] as TaskHandler, owner);
+      return args[0];
     };
     const table = this;
     return registrar as HandlerRegistrar;
   }
-}
-
-interface DecoratorContextLike {
-  kind: string;
-  addInitializer(fn: (this: unknown) => void): void;
-}
-
-function isDecoratorContext(value: unknown): value is DecoratorContextLike {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    "kind" in value &&
-    typeof (value as { addInitializer?: unknown }).addInitializer === "function"
-  );
 }

@@ -27,13 +27,24 @@ export {
   Coordinator,
   type CoordinatorOptions,
 } from "./coordinator.js";
+export { Actor, type ActorDecorator } from "./decorators/actor.decorator.js";
+export { type ActorLifecycle, type ExploredActor, exploreActor } from "./decorators/actor-explorer.js";
+export type { ActorOptions, HandlerOptions } from "./decorators/actor-options.js";
+export { Handler, type HandlerDecorator } from "./decorators/handler.decorator.js";
+export {
+  type HandlerModule,
+  type HandlerModuleTarget,
+  handlersFromModule,
+} from "./decorators/handler-module.js";
 export {
   ConfigError,
   ConnectionError,
   EscalationError,
   FastAgenticError,
   type FastAgenticErrorOptions,
+  HttpError,
   InvalidNameError,
+  LifecycleHookError,
   MalformedMessageError,
   NoHandlerError,
   NotSerializableError,

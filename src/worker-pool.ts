@@ -19,6 +19,7 @@ import {
   validatePoolOptions,
   type WorkerConfig,
 } from "./config.js";
+import { registerActor, runActorHooks } from "./decorators/actor-explorer.js";
 import { ConfigError, EscalationError, StateError } from "./errors.js";
 import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
@@ -70,7 +71,9 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   readonly queueName: string;
 
   private readonly handlers = new HandlerTable();
-  private readonly workerConfig?: Partial<WorkerConfig>;
+  /** The workers' config: what the user gave, plus what registered @Actor classes set. */
+  private readonly workerConfig: Partial<WorkerConfig>;
+  private readonly givenConfig?: Partial<WorkerConfig>;
   private readonly transport: Transport;
   private readonly clock: Clock;
   private readonly logger: Logger;
@@ -93,7 +96,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     this.minWorkers = options.minWorkers ?? 1;
     this.maxWorkers = options.maxWorkers ?? Math.max(10, this.minWorkers);
     assertMinMax("WorkerPoolOptions", this.minWorkers, this.maxWorkers);
-    this.workerConfig = options.config;
+    this.workerConfig = { ...options.config };
+    this.givenConfig = options.config;
     this.queueName = options.queueName ?? "default";
     this.clock = options.clock ?? systemClock;
     this.transport = options.transport ?? new InMemoryTransport({ clock: this.clock });
@@ -123,6 +127,18 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     for (const w of this.workers.values()) w.registerHandler(type, fn);
   }
 
+  /** Registers the @Handler methods of an @Actor instance (rules: src/decorators/actor-explorer.ts). */
+  register(instance: object): this {
+    registerActor(this, instance, {
+      owner: `WorkerPool ${this.id}`,
+      handlers: this.handlers,
+      started: this.state !== "new",
+      settings: this.workerConfig,
+      given: this.givenConfig,
+    });
+    return this;
+  }
+
   /** @internal The handler table, shared with a Coordinator. */
   get handlerTable(): HandlerTable {
     return this.handlers;
@@ -136,6 +152,12 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     if (this.state === "running") return;
     if (this.state !== "new") throw new StateError(`WorkerPool ${this.id} was stopped; create a new one.`);
     this.state = "running";
+    try {
+      await runActorHooks(this, "start", `WorkerPool ${this.id}`);
+    } catch (error) {
+      this.state = "stopped";
+      throw error;
+    }
     this.handlers.onRegister((type) => {
       const fn = this.handlers.get(type) as TaskHandler;
       for (const w of this.workers.values()) if (!w.types.includes(type)) w.registerHandler(type, fn);
@@ -232,6 +254,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     await this.queue?.close();
     this.supervisor.stop();
     this.state = "stopped";
+    await runActorHooks(this, "stop", `WorkerPool ${this.id}`);
   }
 
   private async spawn(): Promise<Worker> {

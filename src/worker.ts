@@ -19,9 +19,11 @@ import {
   validateKeys,
   type WorkerConfig,
 } from "./config.js";
+import { registerActor, runActorHooks } from "./decorators/actor-explorer.js";
 import {
   ConnectionError,
   describeThrown,
+  LifecycleHookError,
   MalformedMessageError,
   NoHandlerError,
   StateError,
@@ -77,6 +79,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   malformedMessages = 0;
 
   private readonly handlers = new HandlerTable();
+  /** The config the user gave (what an @Actor registered here may not override). */
+  private readonly givenConfig?: Partial<WorkerConfig>;
   private readonly transport: Transport;
   private readonly ownsTransport: boolean;
   private readonly clock: Clock;
@@ -111,6 +115,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     ]);
     this.id = options.id ?? newId("worker");
     this.config = resolveWorkerConfig(options.config);
+    this.givenConfig = options.config;
     this.queueName = options.queueName ?? "default";
     assertQueueName(this.queueName);
     this.poolId = options.poolId;
@@ -142,6 +147,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   registerHandler(type: string, fn: TaskHandler): void {
     this.handlers.register(type, fn, "Worker.registerHandler()");
+  }
+
+  /** Registers the @Handler methods of an @Actor instance (rules: src/decorators/actor-explorer.ts). */
+  register(instance: object): this {
+    registerActor(this, instance, {
+      owner: `Worker ${this.id}`,
+      handlers: this.handlers,
+      started: this.lifecycle !== "new",
+      settings: this.config,
+      given: this.givenConfig,
+    });
+    return this;
   }
 
   /** Task types this worker has handlers for. */
@@ -188,6 +205,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.actor.start();
     this.actor.send({ type: "START" });
     try {
+      await runActorHooks(this, "start", `Worker ${this.id}`);
       await this.transport.connect();
       this.subscriptions.push(
         await this.transport.subscribe(subjects.control, (m) => this.onControl(m.body)),
@@ -204,7 +222,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } catch (error) {
       this.lifecycle = "stopped";
       this.actor.send({ type: "START_FAILED", error: describeThrown(error) });
-      if (error instanceof ConnectionError) throw error;
+      if (error instanceof ConnectionError || error instanceof LifecycleHookError) throw error;
       throw new ConnectionError(`Worker ${this.id} could not start: ${describeThrown(error)}`, {
         cause: error,
       });
@@ -275,6 +293,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       await this.waitIdle(this.config.gracefulShutdownTimeoutMs);
     }
     await this.shutdown("normal", false);
+    await runActorHooks(this, "stop", `Worker ${this.id}`);
   }
 
   /**
