@@ -9,7 +9,11 @@ import { ConfigError } from "./errors.js";
 import { assertTaskType } from "./names.js";
 import type { SubmitOptions, TaskHandler, TaskPriority } from "./types.js";
 
-export type HandlerRegistrar = <F extends TaskHandler>(fn: F, ...rest: unknown[]) => F;
+/** Registers the function it is given; also a method decorator (standard, or legacy as typed here). */
+export interface HandlerRegistrar {
+  <F extends TaskHandler>(fn: F, ...rest: unknown[]): F;
+  <F extends TaskHandler>(target: object, key: string | symbol, descriptor: TypedPropertyDescriptor<F>): void;
+}
 
 /** Per-type submit defaults (e.g. from `@Handler("t", { timeoutMs, retries, priority })`). */
 export interface HandlerDefaults {

@@ -133,6 +133,15 @@ describe.each(modes)("decorators compiled with %s decorators", (mode) => {
     expect(actor.helper()).toBe("helper");
   });
 
+  it("x.handler(type) with one argument works as a method decorator", async () => {
+    const { worker, Greeter } = await fixtures.load<{ worker: Worker; Greeter: Ctor }>("registrar.fixture");
+    new Greeter();
+    expect(worker.types).toEqual(["greet"]);
+    await worker.start();
+    stops.push(() => worker.stop());
+    expect(await worker.executeTask({ taskType: "greet", data: { name: "Ada" } })).toBe("hello Ada");
+  });
+
   it.each([
     ["HandlerOnField", /@Handler\("on_field"\) is on a field "field"; it decorates instance methods only/],
     ["HandlerOnGetter", /@Handler\("on_getter"\) is on a getter "value"/],
