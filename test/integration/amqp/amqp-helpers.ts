@@ -1,0 +1,58 @@
+/**
+ * Helpers of the RabbitMQ tests: a transport in a namespace of its own, the broker's CLI, and a
+ * sweep that deletes whatever a namespace left behind on the broker.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { connect } from "amqplib";
+import { silentLogger } from "../../../src/logger.js";
+import { AmqpTransport, type AmqpTransportOptions } from "../../../transports/amqp/index.js";
+import { AMQP_URL, brokerAvailable, uniqueNamespace } from "../../helpers/brokers.js";
+
+const run = promisify(execFile);
+
+export const amqpUrl = new URL(AMQP_URL);
+
+/** Whether RabbitMQ runs here (skips loudly on a laptop without it, fails in CI). */
+export function amqpAvailable(): Promise<boolean> {
+  return brokerAvailable("RabbitMQ", amqpUrl.hostname, Number(amqpUrl.port || 5672));
+}
+
+/** A transport in a fresh namespace that deletes what it declared when it closes. */
+export function testTransport(options: AmqpTransportOptions = {}): AmqpTransport {
+  return new AmqpTransport({
+    url: AMQP_URL,
+    namespace: uniqueNamespace("fa-test-"),
+    deleteOnClose: true,
+    logger: silentLogger,
+    ...options,
+  });
+}
+
+/** Runs rabbitmqctl; rejects with its output when it fails. */
+export async function rabbitmqctl(...args: string[]): Promise<string> {
+  const { stdout } = await run("rabbitmqctl", args, { timeout: 120_000 });
+  return stdout;
+}
+
+/** Names of the queues (or exchanges) on the broker whose name starts with `prefix`. */
+export async function brokerNames(kind: "queues" | "exchanges", prefix: string): Promise<string[]> {
+  const out = await rabbitmqctl(`list_${kind}`, "name", "--quiet", "--no-table-headers");
+  return out
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((name) => name.startsWith(prefix));
+}
+
+/** Deletes every queue and exchange of a namespace (for tests whose transports share one). */
+export async function deleteNamespace(namespace: string): Promise<void> {
+  const conn = await connect(AMQP_URL);
+  try {
+    const ch = await conn.createChannel();
+    for (const q of await brokerNames("queues", namespace)) await ch.deleteQueue(q);
+    for (const x of await brokerNames("exchanges", namespace)) await ch.deleteExchange(x);
+    await ch.close();
+  } finally {
+    await conn.close();
+  }
+}

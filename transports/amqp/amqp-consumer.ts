@@ -1,0 +1,349 @@
+/**
+ * A competing consumer over one or more work queues, on a channel of its own. Its concurrency
+ * is the channel's prefetch (global, so it holds across its queues); 0 cancels the broker
+ * consumers, raising it consumes again. After a lost channel or connection it re-opens a
+ * channel, re-declares its queues and consumes again; deliveries of the dead channel become
+ * stale, and settling them is a no-op (the broker has put them back already).
+ *
+ * Delivery counting: classic queues do not count redeliveries, so the transport records the
+ * count in a header whenever it sends a message again (nack, delay). A message the broker
+ * redelivers (its consumer died) is re-stamped first, sent again with one more delivery counted,
+ * so a task that keeps killing its workers is eventually seen as poison.
+ */
+import type { Channel, ConsumeMessage } from "amqplib";
+import type { Logger } from "../../src/logger.js";
+import type { Consumer, DeliveryHandler } from "../transport.js";
+import type { AmqpConnection } from "./amqp-connection.js";
+import { AmqpDelivery, type DeliverySettler, type Settlement } from "./amqp-delivery.js";
+import { type MessageMeta, readMeta, taskTimeoutOver } from "./amqp-messages.js";
+import type { AmqpNames } from "./amqp-names.js";
+import type { AmqpTopology } from "./amqp-topology.js";
+
+export type ResendTarget =
+  | { to: "queue" }
+  | { to: "delay"; delayMs: number }
+  | { to: "dead"; reason: string };
+
+/** What a consumer needs from its transport. */
+export interface ConsumerHost {
+  readonly connection: AmqpConnection;
+  readonly topology: AmqpTopology;
+  readonly names: AmqpNames;
+  readonly logger: Logger;
+  readonly consumerTimeoutMs: number;
+  readonly operationTimeoutMs: number;
+  readonly maxReconnectDelayMs: number;
+  /** Publishes a copy of a received message (confirmed) to its queue, a delay, or its dead letters. */
+  resend(message: ConsumeMessage, queue: string, target: ResendTarget, deliveries: number): Promise<void>;
+  forget(consumer: AmqpConsumer): void;
+}
+
+interface Held {
+  channel: Channel;
+  queue: string;
+  message: ConsumeMessage;
+  meta: MessageMeta;
+}
+
+export class AmqpConsumer implements Consumer, DeliverySettler {
+  private channel?: Channel;
+  /** Broker consumer tag per queue, on the current channel. */
+  private readonly tags = new Map<string, string>();
+  private prefetch = 0;
+  private readonly unsettled = new Set<AmqpDelivery>();
+  /** Received while at the concurrency limit (after it was lowered): handed over when a slot frees. */
+  private overflow: Held[] = [];
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private work: Promise<void> = Promise.resolve();
+  private reconcileQueued?: Promise<void>;
+  private retryTimer?: ReturnType<typeof setTimeout>;
+  private retryDelayMs = 0;
+  private readonly warned = new Set<string>();
+  private stopped = false;
+
+  constructor(
+    private readonly host: ConsumerHost,
+    readonly queues: readonly string[],
+    private readonly onDelivery: DeliveryHandler,
+    private concurrency: number,
+  ) {
+    this.concurrency = normalize(concurrency);
+  }
+
+  /** Declares the queues and starts consuming (unless paused); fails if that cannot be done in time. */
+  async start(): Promise<void> {
+    const deadline = Date.now() + this.host.operationTimeoutMs;
+    for (const queue of this.queues) await this.host.topology.ensureQueue(queue, deadline);
+    await this.reconcile(deadline);
+  }
+
+  setConcurrency(concurrency: number): void {
+    this.concurrency = normalize(concurrency);
+    if (this.stopped) return;
+    this.pump();
+    this.reconcile().catch((error: Error) => this.recoverLater(error));
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.host.forget(this);
+    // Let re-publishes under way finish, so a nack is not also returned to the queue by the close.
+    await bounded(Promise.allSettled([...this.inFlight]), this.host.operationTimeoutMs);
+    const channel = this.channel;
+    this.detach();
+    this.unsettled.clear();
+    // Closing the channel returns every unacked message (handed over or not) to its queue.
+    if (channel)
+      await bounded(
+        channel.close().catch(() => {}),
+        2000,
+      );
+  }
+
+  async settle(delivery: AmqpDelivery, how: Settlement): Promise<void> {
+    if (delivery.settled) return;
+    delivery.settled = true;
+    if (!this.unsettled.has(delivery)) return; // its consumer stopped: the message went back already
+    const channel = delivery.channel;
+    const release = () => {
+      this.unsettled.delete(delivery);
+      this.pump();
+    };
+    if (how.kind === "ack" || this.channel !== channel) {
+      // A stale delivery (its channel died) is not acked: the broker has requeued it already.
+      if (this.channel === channel) ack(channel, delivery.message);
+      release();
+      return;
+    }
+    const target: ResendTarget =
+      how.kind === "dead"
+        ? { to: "dead", reason: how.reason }
+        : how.delayMs > 0
+          ? { to: "delay", delayMs: how.delayMs }
+          : { to: "queue" };
+    const deliveries = how.kind === "dead" ? 0 : delivery.deliveryCount;
+    const resent = this.host.resend(delivery.message, delivery.queue, target, deliveries);
+    this.track(resent);
+    try {
+      await resent;
+      if (this.channel === channel) ack(channel, delivery.message);
+    } catch (error) {
+      // Could not send the copy: give the message back to the queue as it is.
+      if (this.channel === channel) nack(channel, delivery.message);
+      throw error;
+    } finally {
+      release();
+    }
+  }
+
+  // ---- the channel ----------------------------------------------------------------------------
+
+  /** Brings the channel in line with the concurrency: open, prefetch, consuming or cancelled. */
+  private reconcile(deadline?: number): Promise<void> {
+    this.reconcileQueued ??= this.work.then(() => {
+      this.reconcileQueued = undefined;
+      return this.apply(deadline);
+    });
+    const run = this.reconcileQueued;
+    this.work = run.catch(() => {});
+    return run;
+  }
+
+  private async apply(deadline?: number): Promise<void> {
+    if (this.stopped) return;
+    let channel = this.channel;
+    if (!channel) {
+      if (this.concurrency === 0) return;
+      const opened = await this.host.connection.channel(false, deadline);
+      if (this.stopped) {
+        await opened.close().catch(() => {});
+        return;
+      }
+      channel = opened;
+      this.channel = channel;
+      this.tags.clear();
+      this.prefetch = 0;
+      opened.on("close", () => this.onChannelClosed(opened));
+    }
+    if (this.concurrency === 0) {
+      for (const [queue, tag] of [...this.tags]) {
+        this.tags.delete(queue);
+        await channel.cancel(tag);
+      }
+      return;
+    }
+    if (this.prefetch !== this.concurrency) {
+      await channel.prefetch(this.concurrency, true);
+      this.prefetch = this.concurrency;
+    }
+    for (const queue of this.queues) {
+      if (this.tags.has(queue) || this.channel !== channel) continue;
+      const ok = await channel.consume(
+        this.host.names.queue(queue),
+        (message) => this.onMessage(channel, queue, message),
+        { noAck: false },
+      );
+      this.tags.set(queue, ok.consumerTag);
+    }
+  }
+
+  private onChannelClosed(channel: Channel): void {
+    if (this.channel !== channel) return;
+    this.detach();
+    if (!this.stopped) this.recoverLater();
+  }
+
+  private detach(): void {
+    this.channel = undefined;
+    this.tags.clear();
+    this.prefetch = 0;
+    this.overflow = [];
+  }
+
+  /** Re-declares the queues (the broker may have lost them) and consumes again, with back-off. */
+  private recoverLater(error?: Error): void {
+    if (this.stopped || this.retryTimer) return;
+    if (error)
+      this.host.logger.warn({ err: error.message, queues: this.queues }, "AMQP consumer recovery failed");
+    const delay = this.retryDelayMs;
+    this.retryDelayMs = Math.min(Math.max(100, delay * 2), this.host.maxReconnectDelayMs);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.recover().then(
+        () => {
+          this.retryDelayMs = 0;
+        },
+        (e: Error) => this.recoverLater(e),
+      );
+    }, delay);
+  }
+
+  private async recover(): Promise<void> {
+    await this.host.connection.whenUp();
+    if (this.stopped) return;
+    const deadline = Date.now() + this.host.operationTimeoutMs;
+    for (const queue of this.queues) await this.host.topology.ensureQueue(queue, deadline);
+    await this.reconcile(deadline);
+  }
+
+  // ---- deliveries -----------------------------------------------------------------------------
+
+  private onMessage(channel: Channel, queue: string, message: ConsumeMessage | null): void {
+    if (this.channel !== channel || this.stopped) return;
+    if (message === null) {
+      // The broker cancelled the consumer (its queue was deleted): declare it again and consume.
+      this.host.logger.warn({ queue }, "RabbitMQ cancelled a consumer (queue deleted?): re-declaring it");
+      this.tags.delete(queue);
+      this.host.topology.forget(this.host.topology.keyOfQueue(queue));
+      this.recoverLater();
+      return;
+    }
+    const meta = readMeta(message);
+    if (message.fields.redelivered) {
+      // A consumer died holding it: count that delivery, then take the re-stamped copy.
+      this.internal({ channel, queue, message, meta }, { to: "queue" }, meta.deliveries + 1);
+      return;
+    }
+    const wait = meta.notBefore - Date.now();
+    if (wait > 0) {
+      this.internal({ channel, queue, message, meta }, { to: "delay", delayMs: wait }, meta.deliveries);
+      return;
+    }
+    this.warnLongTimeout(queue, message.content);
+    const held: Held = { channel, queue, message, meta };
+    if (this.overflow.length === 0 && this.unsettled.size < this.concurrency) this.handOver(held);
+    else this.overflow.push(held);
+  }
+
+  /** Sends a copy of a message on (re-stamped or delayed again) without handing it over. */
+  private internal(held: Held, target: ResendTarget, deliveries: number): void {
+    const { channel, message } = held;
+    const done = this.host.resend(message, held.queue, target, deliveries).then(
+      () => {
+        if (this.channel === channel) ack(channel, message);
+      },
+      (error: Error) => {
+        this.host.logger.warn(
+          { err: error.message, queue: held.queue },
+          "could not re-send a message; delivering it",
+        );
+        if (this.channel !== channel) return;
+        const meta = { ...held.meta, deliveries, notBefore: 0 };
+        this.overflow.push({ ...held, meta });
+        this.pump();
+      },
+    );
+    this.track(done);
+  }
+
+  private pump(): void {
+    while (this.overflow.length > 0 && this.unsettled.size < this.concurrency) {
+      const held = this.overflow.shift() as Held;
+      if (held.channel === this.channel) this.handOver(held);
+    }
+  }
+
+  private handOver(held: Held): void {
+    const delivery = new AmqpDelivery(this, held.channel, held.message, held.queue, held.meta);
+    this.unsettled.add(delivery);
+    try {
+      this.onDelivery(delivery);
+    } catch (error) {
+      // A handler that throws synchronously has not processed the message: deliver it again.
+      this.host.logger.warn({ err: (error as Error).message }, "a delivery handler threw");
+      delivery.nack().catch(() => {});
+    }
+  }
+
+  private warnLongTimeout(queue: string, body: Buffer): void {
+    const timeoutMs = taskTimeoutOver(body, this.host.consumerTimeoutMs);
+    if (timeoutMs === undefined) return;
+    const key = `${queue}:${timeoutMs}`;
+    if (this.warned.has(key)) return;
+    if (this.warned.size > 1000) this.warned.clear();
+    this.warned.add(key);
+    this.host.logger.warn(
+      { queue, taskTimeoutMs: timeoutMs, consumerTimeoutMs: this.host.consumerTimeoutMs },
+      "A task's timeout exceeds RabbitMQ's consumer_timeout: if it runs that long, the broker closes the " +
+        "channel and the task is delivered again. Raise consumer_timeout on the broker (and the " +
+        "consumerTimeoutMs option), or shorten the task.",
+    );
+  }
+
+  private track(promise: Promise<unknown>): void {
+    const settled: Promise<void> = promise.then(
+      () => void this.inFlight.delete(settled),
+      () => void this.inFlight.delete(settled),
+    );
+    this.inFlight.add(settled);
+  }
+}
+
+function ack(channel: Channel, message: ConsumeMessage): void {
+  try {
+    channel.ack(message);
+  } catch {
+    // The channel closed meanwhile: the broker returns the message to its queue.
+  }
+}
+
+function nack(channel: Channel, message: ConsumeMessage): void {
+  try {
+    channel.nack(message, false, true);
+  } catch {
+    // As above.
+  }
+}
+
+function normalize(concurrency: number): number {
+  return Number.isFinite(concurrency) && concurrency > 0 ? Math.floor(concurrency) : 0;
+}
+
+function bounded(promise: Promise<unknown>, ms: number): Promise<unknown> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
+}

@@ -1,0 +1,122 @@
+/**
+ * How logical names become RabbitMQ queues and exchanges, and the arguments each is declared
+ * with. Every name starts with the namespace; internal entities use ":" (which logical names
+ * cannot contain), so they never collide with a work queue.
+ *
+ *   work queue        <ns>.<queue>                 classic, durable, x-max-priority, DLX → <queue>.dead
+ *   dead letters      <ns>.<queue>.dead            classic, durable, x-max-priority
+ *   delayed messages  <ns>:wait.<ms>ms             TTL <ms>, dead-letters back to the routing key
+ *   delay exchange    <ns>:delay                   headers exchange, routes to the wait queues
+ *   fan-out           <ns>:events                  topic exchange
+ *   subscriber        <ns>:sub.<id>                exclusive, auto-delete
+ */
+import type { Options } from "amqplib";
+import { ConfigError, InvalidNameError } from "../../src/errors.js";
+import { DEAD_LETTER_SUFFIX, logicalNameProblem } from "../transport.js";
+
+/** The TaskPriority values (LOW, NORMAL, HIGH, CRITICAL): one RabbitMQ priority level each. */
+export const PRIORITY_LEVELS = [0, 5, 10, 20] as const;
+export const MAX_PRIORITY = PRIORITY_LEVELS.length - 1;
+
+export const DEFAULT_DELAY_BUCKETS_MS = [
+  100, 250, 500, 1000, 2000, 5000, 10_000, 20_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_200_000,
+  1_800_000, 3_600_000,
+] as const;
+
+/** How long an unused wait queue lives beyond its TTL (RabbitMQ deletes it then). */
+export const WAIT_QUEUE_SPARE_MS = 20 * 60_000;
+
+/** Header names the transport keeps for itself (not shown in Delivery.headers). */
+export const H_DELIVERIES = "x-fa-deliveries";
+export const H_PRIORITY = "x-fa-priority";
+export const H_NOT_BEFORE = "x-fa-not-before";
+export const H_DELAY = "x-fa-delay";
+
+/** RabbitMQ's limit on queue and exchange names (an AMQP short string). */
+const MAX_NAME_BYTES = 255;
+/** The longest suffix added to a logical queue name (".dead" of a dead-letter queue's own). */
+const SUFFIX_ROOM = DEAD_LETTER_SUFFIX.length + 1;
+
+export function validateNamespace(namespace: string): void {
+  const problem = logicalNameProblem(namespace);
+  if (problem !== undefined || namespace.length > 64) {
+    throw new ConfigError(
+      `Invalid AMQP namespace ${JSON.stringify(namespace)}: ${problem ?? "it is longer than 64 characters"}. ` +
+        'Use dot-separated parts of letters, digits, "_" and "-" (e.g. "myapp" or "myapp.staging").',
+    );
+  }
+  if (/^amq(\.|$)/i.test(namespace)) {
+    throw new ConfigError(
+      `Invalid AMQP namespace "${namespace}": RabbitMQ reserves names starting with "amq." for itself.`,
+    );
+  }
+}
+
+export class AmqpNames {
+  readonly events: string;
+  readonly delayExchange: string;
+
+  constructor(readonly namespace: string) {
+    validateNamespace(namespace);
+    this.events = `${namespace}:events`;
+    this.delayExchange = `${namespace}:delay`;
+  }
+
+  /** The RabbitMQ queue of a (validated) logical queue name. */
+  queue(logical: string): string {
+    const name = `${this.namespace}.${logical}`;
+    if (Buffer.byteLength(name) + SUFFIX_ROOM > MAX_NAME_BYTES) {
+      throw new InvalidNameError(
+        `The queue name "${logical}" is too long for RabbitMQ with namespace "${this.namespace}": ` +
+          `names are limited to ${MAX_NAME_BYTES} bytes, including the namespace and a ".${DEAD_LETTER_SUFFIX}" suffix.`,
+      );
+    }
+    return name;
+  }
+
+  /** Whether a logical queue is a dead-letter queue (declared without a dead-letter exchange). */
+  isDeadLetterQueue(logical: string): boolean {
+    return logical.endsWith(`.${DEAD_LETTER_SUFFIX}`);
+  }
+
+  waitQueue(bucketMs: number): string {
+    return `${this.namespace}:wait.${bucketMs}ms`;
+  }
+
+  subscriberQueue(id: string): string {
+    return `${this.namespace}:sub.${id}`;
+  }
+
+  /** The declare options of a logical queue: the same for every caller, so declarations never conflict. */
+  queueOptions(logical: string): Options.AssertQueue {
+    const args: Record<string, unknown> = { "x-max-priority": MAX_PRIORITY };
+    if (!this.isDeadLetterQueue(logical)) {
+      args["x-dead-letter-exchange"] = "";
+      args["x-dead-letter-routing-key"] = this.queue(`${logical}.${DEAD_LETTER_SUFFIX}`);
+    }
+    return { durable: true, arguments: args };
+  }
+
+  waitQueueOptions(bucketMs: number): Options.AssertQueue {
+    return {
+      durable: true,
+      arguments: {
+        "x-message-ttl": bucketMs,
+        // No routing key: an expired message goes back under the key it was published with (its work queue).
+        "x-dead-letter-exchange": "",
+        "x-expires": bucketMs + WAIT_QUEUE_SPARE_MS,
+      },
+    };
+  }
+}
+
+/** The smallest bucket at least `delayMs` long (or the largest one). */
+export function delayBucket(delayMs: number, buckets: readonly number[]): number {
+  for (const bucket of buckets) if (bucket >= delayMs) return bucket;
+  return buckets[buckets.length - 1] as number;
+}
+
+/** A topic-exchange binding pattern for a subject: a trailing `.>` needs at least one more word. */
+export function bindingPattern(subject: string): string {
+  return subject.endsWith(".>") ? `${subject.slice(0, -2)}.*.#` : subject;
+}

@@ -1,0 +1,222 @@
+/**
+ * Options of the AMQP transport: what a user may pass, the defaults, validation that names the
+ * bad key, and the mapping of an `amqp://` / `amqps://` URL onto amqplib's connect options.
+ */
+import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
+import type { Options, SocketOptions } from "amqplib";
+import { validateKeys } from "../../src/config.js";
+import { ConfigError } from "../../src/errors.js";
+import type { Logger } from "../../src/logger.js";
+import { DEFAULT_DELAY_BUCKETS_MS, validateNamespace } from "./amqp-names.js";
+
+export interface AmqpReconnectOptions {
+  /** First wait after a lost connection or a failed attempt. */
+  initialDelayMs: number;
+  /** The wait doubles after each failed attempt, up to this. */
+  maxDelayMs: number;
+}
+
+export interface AmqpTransportOptions {
+  /** `amqp://user:pass@host:5672/vhost` or `amqps://…`. Default `amqp://guest:guest@127.0.0.1:5672`. */
+  url?: string | URL;
+  /** Prefix of every queue and exchange name, so applications can share a broker. Default "fastagentic". */
+  namespace?: string;
+  /** TLS options for `amqps://` (ca, cert, key, passphrase, servername, rejectUnauthorized, …). */
+  tls?: TlsConnectionOptions;
+  /** AMQP heartbeat: a silent broker or network is noticed after about twice this. Default 10. */
+  heartbeatSeconds?: number;
+  /** Shown in the RabbitMQ management UI and `rabbitmqctl list_connections`. */
+  connectionName?: string;
+  /** Largest message body accepted (refused before sending). Default 1 MiB, at most 128 MiB. */
+  maxPayloadBytes?: number;
+  /** How long `connect()` keeps trying to reach the broker the first time. Default 10 s. */
+  connectTimeoutMs?: number;
+  /**
+   * How long an enqueue or publish may wait, during an outage or while the broker applies flow
+   * control, for the broker to confirm it; then it fails with PublishError. Default 30 s.
+   */
+  publishTimeoutMs?: number;
+  reconnect?: Partial<AmqpReconnectOptions>;
+  /**
+   * RabbitMQ's `consumer_timeout` (global on 3.10, 30 min by default): a delivery left unacked
+   * longer makes the broker close its channel. Set it to the broker's value; a task whose timeout
+   * exceeds it is logged as a warning when it is delivered. 0: the broker has no timeout.
+   */
+  consumerTimeoutMs?: number;
+  /** How long an enqueue's dedupId is remembered (in this process only). Default 2 min. */
+  dedupWindowMs?: number;
+  /** At most this many dedupIds are remembered; the oldest are forgotten first. Default 100 000. */
+  dedupMaxEntries?: number;
+  /** Delays are rounded up to one of these (one wait queue each, per namespace). */
+  delayBucketsMs?: readonly number[];
+  /** Delete every queue and exchange this transport declared when it closes (tests, demos). */
+  deleteOnClose?: boolean;
+  /** A pino-compatible logger. Default: the library's logger. */
+  logger?: Logger;
+}
+
+export interface ResolvedAmqpOptions {
+  connect: Options.Connect;
+  socket: SocketOptions;
+  /** The URL with its password hidden, for messages. */
+  where: string;
+  namespace: string;
+  maxPayloadBytes: number;
+  connectTimeoutMs: number;
+  publishTimeoutMs: number;
+  reconnect: AmqpReconnectOptions;
+  consumerTimeoutMs: number;
+  dedupWindowMs: number;
+  dedupMaxEntries: number;
+  delayBucketsMs: readonly number[];
+  deleteOnClose: boolean;
+  logger?: Logger;
+}
+
+export const AMQP_OPTION_KEYS = [
+  "url",
+  "namespace",
+  "tls",
+  "heartbeatSeconds",
+  "connectionName",
+  "maxPayloadBytes",
+  "connectTimeoutMs",
+  "publishTimeoutMs",
+  "reconnect",
+  "consumerTimeoutMs",
+  "dedupWindowMs",
+  "dedupMaxEntries",
+  "delayBucketsMs",
+  "deleteOnClose",
+  "logger",
+] as const;
+
+const DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672";
+/** RabbitMQ's own default max_message_size (3.10): 128 MiB. */
+export const RABBITMQ_MAX_MESSAGE_BYTES = 128 * 1024 * 1024;
+/** Query parameters an AMQP URL may carry. */
+const URL_PARAMS = ["namespace", "heartbeat", "frameMax", "connection_name"];
+
+export function resolveAmqpOptions(options: AmqpTransportOptions = {}): ResolvedAmqpOptions {
+  validateKeys("AmqpTransportOptions", options, AMQP_OPTION_KEYS);
+  const url = parseUrl(options.url ?? DEFAULT_URL);
+  for (const key of url.searchParams.keys()) {
+    if (!URL_PARAMS.includes(key)) {
+      throw new ConfigError(
+        `Unknown query parameter "${key}" in the AMQP URL ${redactUrl(url)}. Known: ${URL_PARAMS.join(", ")}.`,
+      );
+    }
+  }
+  const fromUrl = url.searchParams.get("namespace") ?? undefined;
+  if (fromUrl !== undefined && options.namespace !== undefined && fromUrl !== options.namespace) {
+    throw new ConfigError(
+      `The AMQP URL says namespace "${fromUrl}" but the options say "${options.namespace}"; give it once.`,
+    );
+  }
+  const namespace = options.namespace ?? fromUrl ?? "fastagentic";
+  validateNamespace(namespace);
+
+  const heartbeatParam = url.searchParams.get("heartbeat");
+  const heartbeat = heartbeatParam !== null ? Number(heartbeatParam) : (options.heartbeatSeconds ?? 10);
+  check(Number.isInteger(heartbeat) && heartbeat >= 0, "heartbeatSeconds", "an integer ≥ 0", heartbeat);
+  const frameMax = url.searchParams.get("frameMax");
+  const secure = url.protocol === "amqps:";
+  const connect: Options.Connect = {
+    protocol: secure ? "amqps" : "amqp",
+    hostname: url.hostname.replace(/^\[|\]$/g, ""),
+    port: url.port ? Number(url.port) : secure ? 5671 : 5672,
+    username: url.username ? decodeURIComponent(url.username) : "guest",
+    password: url.password ? decodeURIComponent(url.password) : url.username ? "" : "guest",
+    vhost: url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : "/",
+    heartbeat,
+    ...(frameMax !== null ? { frameMax: Number(frameMax) } : {}),
+  };
+  if (options.tls !== undefined && !secure) {
+    throw new ConfigError(`TLS options were given for ${redactUrl(url)}; use an amqps:// URL for TLS.`);
+  }
+  const connectionName =
+    url.searchParams.get("connection_name") ?? options.connectionName ?? `fastagentic-${process.pid}`;
+  const socket: SocketOptions = {
+    ...(secure ? options.tls : {}),
+    noDelay: true,
+    keepAlive: true,
+    clientProperties: { connection_name: connectionName },
+  };
+
+  const maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
+  check(
+    Number.isInteger(maxPayloadBytes) &&
+      maxPayloadBytes > 1024 &&
+      maxPayloadBytes <= RABBITMQ_MAX_MESSAGE_BYTES,
+    "maxPayloadBytes",
+    `an integer from 1025 to ${RABBITMQ_MAX_MESSAGE_BYTES} (RabbitMQ's max_message_size)`,
+    maxPayloadBytes,
+  );
+  const reconnect = { initialDelayMs: 100, maxDelayMs: 5000, ...options.reconnect };
+  validateKeys("AmqpTransportOptions.reconnect", reconnect, ["initialDelayMs", "maxDelayMs"]);
+  const buckets = [...(options.delayBucketsMs ?? DEFAULT_DELAY_BUCKETS_MS)].sort((a, b) => a - b);
+  check(
+    buckets.length > 0 && buckets.length <= 32 && buckets.every((b) => Number.isInteger(b) && b > 0),
+    "delayBucketsMs",
+    "1 to 32 positive integers (milliseconds)",
+    options.delayBucketsMs,
+  );
+  const resolved: ResolvedAmqpOptions = {
+    connect,
+    socket,
+    where: redactUrl(url),
+    namespace,
+    maxPayloadBytes,
+    connectTimeoutMs: duration(options.connectTimeoutMs ?? 10_000, "connectTimeoutMs"),
+    publishTimeoutMs: duration(options.publishTimeoutMs ?? 30_000, "publishTimeoutMs"),
+    reconnect: {
+      initialDelayMs: duration(reconnect.initialDelayMs, "reconnect.initialDelayMs"),
+      maxDelayMs: duration(reconnect.maxDelayMs, "reconnect.maxDelayMs"),
+    },
+    consumerTimeoutMs: nonNegative(options.consumerTimeoutMs ?? 1_800_000, "consumerTimeoutMs"),
+    dedupWindowMs: nonNegative(options.dedupWindowMs ?? 120_000, "dedupWindowMs"),
+    dedupMaxEntries: duration(options.dedupMaxEntries ?? 100_000, "dedupMaxEntries"),
+    delayBucketsMs: [...new Set(buckets)],
+    deleteOnClose: options.deleteOnClose ?? false,
+  };
+  if (options.logger !== undefined) resolved.logger = options.logger;
+  return resolved;
+}
+
+function parseUrl(raw: string | URL): URL {
+  let url: URL;
+  try {
+    url = new URL(String(raw));
+  } catch (error) {
+    throw new ConfigError(`"${String(raw)}" is not a URL; use amqp://user:pass@host:5672/vhost.`, {
+      cause: error,
+    });
+  }
+  if (url.protocol !== "amqp:" && url.protocol !== "amqps:") {
+    throw new ConfigError(`The AMQP transport takes amqp:// or amqps:// URLs, not ${redactUrl(url)}.`);
+  }
+  if (!url.hostname) throw new ConfigError(`The AMQP URL ${redactUrl(url)} has no host.`);
+  return url;
+}
+
+/** The URL with its password hidden. */
+export function redactUrl(url: URL): string {
+  const copy = new URL(url.href);
+  if (copy.password) copy.password = "***";
+  return copy.href;
+}
+
+function check(ok: boolean, key: string, what: string, value: unknown): void {
+  if (!ok)
+    throw new ConfigError(`AmqpTransportOptions.${key} must be ${what}; got ${JSON.stringify(value)}.`);
+}
+
+function duration(value: unknown, key: string): number {
+  check(typeof value === "number" && Number.isFinite(value) && value > 0, key, "a number > 0", value);
+  return value as number;
+}
+
+function nonNegative(value: unknown, key: string): number {
+  check(typeof value === "number" && Number.isFinite(value) && value >= 0, key, "a number ≥ 0", value);
+  return value as number;
+}

@@ -1,0 +1,282 @@
+/**
+ * The AMQP 0-9-1 (RabbitMQ) transport. Work queues are durable classic queues with
+ * `x-max-priority` (one level per TaskPriority value), persistent messages, publisher confirms
+ * and manual acks; delays go through per-bucket TTL wait queues that dead-letter back to the work
+ * queue; dead letters go to `<queue>.dead`. The connection reconnects by itself and every channel
+ * owner (publisher, topology, consumers, fan-out) recovers on the new one. See README.md here.
+ */
+import type { ConsumeMessage, Options } from "amqplib";
+import { FastAgenticError, PayloadTooLargeError, StateError, TransportError } from "../../src/errors.js";
+import { childLogger, getDefaultLogger, type Logger } from "../../src/logger.js";
+import {
+  assertLogicalName,
+  type Bytes,
+  type ConsumeOptions,
+  type Consumer,
+  DEAD_LETTER_REASON_HEADER,
+  type DeliveryHandler,
+  deadLetterQueueOf,
+  type EnqueueOptions,
+  type FanoutMessage,
+  type Subscription,
+  type Transport,
+  type TransportState,
+  type TransportStatusEvent,
+} from "../transport.js";
+import { AmqpConnection } from "./amqp-connection.js";
+import { AmqpConsumer, type ConsumerHost, type ResendTarget } from "./amqp-consumer.js";
+import { AmqpFanout } from "./amqp-fanout.js";
+import { copyProperties, newMessageProperties } from "./amqp-messages.js";
+import { AmqpNames, delayBucket, H_DELAY, H_NOT_BEFORE } from "./amqp-names.js";
+import { type AmqpTransportOptions, type ResolvedAmqpOptions, resolveAmqpOptions } from "./amqp-options.js";
+import { AmqpPublisher, isUnroutable } from "./amqp-publisher.js";
+import { AmqpTopology } from "./amqp-topology.js";
+import { DedupWindow, DelayedCounts } from "./amqp-tracking.js";
+
+export class AmqpTransport implements Transport, ConsumerHost {
+  readonly kind = "amqp";
+  readonly maxPayloadBytes: number;
+  /** RabbitMQ redelivers only when a channel closes: there is no ack deadline to extend. */
+  readonly ackDeadlineMs: number | undefined = undefined;
+  /** The broker's consumer_timeout as configured (see the option). */
+  readonly consumerTimeoutMs: number;
+  readonly namespace: string;
+  readonly operationTimeoutMs: number;
+  readonly maxReconnectDelayMs: number;
+  readonly connection: AmqpConnection;
+  readonly topology: AmqpTopology;
+  readonly names: AmqpNames;
+  readonly logger: Logger;
+
+  private readonly options: ResolvedAmqpOptions;
+  private readonly publisher: AmqpPublisher;
+  private readonly fanout: AmqpFanout;
+  private readonly consumers = new Set<AmqpConsumer>();
+  private readonly dedup: DedupWindow;
+  private readonly delayed = new DelayedCounts();
+  private closing?: Promise<void>;
+
+  constructor(options: AmqpTransportOptions = {}) {
+    this.options = resolveAmqpOptions(options);
+    const o = this.options;
+    this.namespace = o.namespace;
+    this.maxPayloadBytes = o.maxPayloadBytes;
+    this.consumerTimeoutMs = o.consumerTimeoutMs;
+    this.operationTimeoutMs = o.publishTimeoutMs;
+    this.maxReconnectDelayMs = o.reconnect.maxDelayMs;
+    this.logger = childLogger(o.logger ?? getDefaultLogger(), { transport: "amqp", namespace: o.namespace });
+    this.names = new AmqpNames(o.namespace);
+    this.connection = new AmqpConnection(o, this.logger);
+    this.topology = new AmqpTopology(this.connection, this.names, this.logger);
+    this.publisher = new AmqpPublisher(this.connection, this.logger, (error) => {
+      // 404 on publish: an exchange vanished (deleted by hand); declare everything again.
+      if (error.code === 404) this.topology.forgetDeclarations();
+    });
+    this.fanout = new AmqpFanout(
+      this.connection,
+      this.topology,
+      this.names,
+      this.logger,
+      o.publishTimeoutMs,
+      o.reconnect.maxDelayMs,
+    );
+    this.dedup = new DedupWindow(o.dedupWindowMs, o.dedupMaxEntries);
+  }
+
+  get state(): TransportState {
+    return this.connection.state;
+  }
+
+  /** Where it connects, with the password hidden. */
+  get url(): string {
+    return this.options.where;
+  }
+
+  connect(): Promise<void> {
+    if (this.closing)
+      return Promise.reject(new StateError("This AmqpTransport was closed; create a new one."));
+    return this.connection.connect();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const consumer of [...this.consumers]) await consumer.stop().catch(() => {});
+    await this.fanout.close().catch(() => {});
+    await this.publisher.close(Math.min(this.options.publishTimeoutMs, 5000));
+    if (this.options.deleteOnClose) await this.topology.deleteAll();
+    await this.topology.close();
+    await this.connection.close();
+  }
+
+  onStatus(listener: (event: TransportStatusEvent) => void): () => void {
+    return this.connection.onStatus(listener);
+  }
+
+  async enqueue(queue: string, body: Bytes, options: EnqueueOptions): Promise<void> {
+    this.assertOpen();
+    assertLogicalName(queue, "queue name");
+    this.names.queue(queue);
+    this.assertSize(body);
+    const properties = newMessageProperties(options.priority, options.headers);
+    const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    await this.ready();
+    const send = () =>
+      this.sendTo(
+        queue,
+        content,
+        properties,
+        options.delayMs ?? 0,
+        Date.now() + this.options.publishTimeoutMs,
+      );
+    if (options.dedupId === undefined) return send();
+    return this.dedup.run(`${queue}\u0000${options.dedupId}`, send);
+  }
+
+  async consume(
+    queues: readonly string[],
+    onDelivery: DeliveryHandler,
+    options: ConsumeOptions,
+  ): Promise<Consumer> {
+    this.assertOpen();
+    if (queues.length === 0) throw new StateError("consume() needs at least one queue name.");
+    for (const queue of queues) {
+      assertLogicalName(queue, "queue name");
+      this.names.queue(queue);
+    }
+    await this.ready();
+    const consumer = new AmqpConsumer(this, [...new Set(queues)], onDelivery, options.concurrency);
+    this.consumers.add(consumer);
+    try {
+      await consumer.start();
+    } catch (error) {
+      await consumer.stop();
+      throw asTransportError(error, `Could not consume ${queues.join(", ")}`);
+    }
+    return consumer;
+  }
+
+  /** Ready messages in the queue, plus those this process delayed that are not due yet. */
+  async depth(queue: string): Promise<number> {
+    this.assertOpen();
+    assertLogicalName(queue, "queue name");
+    this.names.queue(queue);
+    await this.ready();
+    const ready = await this.topology.depth(queue, Date.now() + this.options.publishTimeoutMs);
+    return ready + this.delayed.count(queue);
+  }
+
+  async publish(subject: string, body: Bytes): Promise<void> {
+    this.assertOpen();
+    assertLogicalName(subject, "subject");
+    this.assertSize(body);
+    await this.ready();
+    const deadline = Date.now() + this.options.publishTimeoutMs;
+    await this.topology.ensureExchange(this.names.events, "topic", deadline);
+    const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    await this.publisher.send(
+      { exchange: this.names.events, routingKey: subject, content, properties: { persistent: false } },
+      deadline,
+    );
+  }
+
+  async subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription> {
+    this.assertOpen();
+    assertLogicalName(subject, "subject", true);
+    await this.ready();
+    try {
+      return await this.fanout.subscribe(subject, onMessage);
+    } catch (error) {
+      throw asTransportError(error, `Could not subscribe to "${subject}"`);
+    }
+  }
+
+  // ---- ConsumerHost ---------------------------------------------------------------------------
+
+  async resend(
+    message: ConsumeMessage,
+    queue: string,
+    target: ResendTarget,
+    deliveries: number,
+  ): Promise<void> {
+    const deadline = Date.now() + this.options.publishTimeoutMs;
+    const properties = copyProperties(message, deliveries);
+    if (target.to === "dead") {
+      properties.headers[DEAD_LETTER_REASON_HEADER] = target.reason;
+      return this.sendTo(deadLetterQueueOf(queue), message.content, properties, 0, deadline);
+    }
+    const delayMs = target.to === "delay" ? target.delayMs : 0;
+    return this.sendTo(queue, message.content, properties, delayMs, deadline);
+  }
+
+  forget(consumer: AmqpConsumer): void {
+    this.consumers.delete(consumer);
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  /**
+   * Publishes to a work queue (declared first), now or through the wait queue of a delay bucket.
+   * Mandatory: if the broker finds no queue (deleted, or an expired wait queue), declare again and retry.
+   */
+  private async sendTo(
+    queue: string,
+    content: Buffer,
+    properties: Options.Publish,
+    delayMs: number,
+    deadline: number,
+  ): Promise<void> {
+    const routingKey = this.names.queue(queue);
+    for (let attempt = 1; ; attempt++) {
+      await this.topology.ensureQueue(queue, deadline);
+      let exchange = "";
+      let props = properties;
+      let bucket = 0;
+      if (delayMs > 0) {
+        bucket = delayBucket(delayMs, this.options.delayBucketsMs);
+        await this.topology.ensureWaitQueue(bucket, deadline);
+        exchange = this.names.delayExchange;
+        const headers: Record<string, unknown> = { ...properties.headers, [H_DELAY]: String(bucket) };
+        if (delayMs > bucket) headers[H_NOT_BEFORE] = String(Date.now() + delayMs);
+        props = { ...properties, headers };
+      }
+      try {
+        await this.publisher.send(
+          { exchange, routingKey, content, properties: props, mandatory: true },
+          deadline,
+        );
+        if (delayMs > 0) this.delayed.add(queue, Date.now() + Math.min(delayMs, bucket));
+        return;
+      } catch (error) {
+        if (!isUnroutable(error) || attempt >= 3) throw error;
+        this.topology.forget(this.topology.keyOfQueue(queue));
+        if (bucket > 0) this.topology.forget(this.topology.keyOfWait(bucket));
+      }
+    }
+  }
+
+  private async ready(): Promise<void> {
+    if (this.connection.state === "idle") await this.connect();
+  }
+
+  private assertOpen(): void {
+    if (this.closing || this.connection.state === "closed") {
+      throw new StateError("This AmqpTransport is closed; nothing can be sent or received on it.");
+    }
+  }
+
+  private assertSize(body: Bytes): void {
+    if (body.byteLength > this.maxPayloadBytes) {
+      throw new PayloadTooLargeError(body.byteLength, this.maxPayloadBytes, "message");
+    }
+  }
+}
+
+/** Errors of the client library become TransportErrors (retryable: the broker or network failed). */
+function asTransportError(error: unknown, what: string): Error {
+  if (error instanceof FastAgenticError) return error;
+  return new TransportError(`${what}: ${(error as Error).message}`, { cause: error, retryable: true });
+}
