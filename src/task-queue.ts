@@ -75,6 +75,7 @@ interface Held {
 
 interface PullWaiter {
   workerId: string;
+  done?: boolean;
   resolve(task: Task | null): void;
   timer?: ReturnType<Clock["setTimeout"]>;
 }
@@ -97,6 +98,7 @@ export class TaskQueue {
   private readonly held = new Map<string, Held>();
   private readonly pullWaiters: PullWaiter[] = [];
   private readonly buffer: Delivery[] = [];
+  private pumping = false;
   private puller?: Consumer;
   private pullerKey = "";
   private subscription?: Subscription;
@@ -220,15 +222,11 @@ export class TaskQueue {
       for (const q of queuesServedBy(this.name, options.types, normalizeTags(options.tags)))
         this.queuesSeen.add(q);
     }
-    const buffered = this.buffer.shift();
-    if (buffered) {
-      const task = await this.take(buffered, workerId);
-      if (task) return task;
-    }
     return new Promise<Task | null>((resolve) => {
       const waiter: PullWaiter = { workerId, resolve };
       if (options.timeoutMs !== undefined) {
         waiter.timer = this.clock.setTimeout(() => {
+          waiter.done = true;
           const i = this.pullWaiters.indexOf(waiter);
           if (i >= 0) this.pullWaiters.splice(i, 1);
           this.updatePullCredit();
@@ -237,6 +235,7 @@ export class TaskQueue {
       }
       this.pullWaiters.push(waiter);
       void this.refreshPuller();
+      this.pump();
     });
   }
 
@@ -270,6 +269,11 @@ export class TaskQueue {
 
   async getTask(taskId: string): Promise<Task | undefined> {
     return this.store.get(taskId);
+  }
+
+  /** Calls `listener` with each task this queue enqueued once it is finished; returns an unsubscribe. */
+  onTaskFinished(listener: (task: Task) => void): () => void {
+    return this.store.onTerminal(listener);
   }
 
   getStats() {
@@ -406,18 +410,35 @@ export class TaskQueue {
   }
 
   private onPulled(delivery: Delivery): void {
+    this.buffer.push(delivery);
+    this.pump();
+  }
+
+  /** Hands buffered deliveries to waiting dequeue() calls, one at a time. */
+  private pump(): void {
+    if (this.pumping) return;
     const waiter = this.pullWaiters.shift();
-    if (!waiter) {
-      this.buffer.push(delivery);
+    const delivery = waiter && this.buffer.shift();
+    if (!waiter || !delivery) {
+      if (waiter) this.pullWaiters.unshift(waiter);
       return;
     }
-    this.clock.clearTimeout(waiter.timer);
-    void this.take(delivery, waiter.workerId).then((task) => {
-      if (task) waiter.resolve(task);
-      else {
+    this.pumping = true;
+    void this.take(delivery, waiter.workerId).then(async (task) => {
+      this.pumping = false;
+      if (task && waiter.done) {
+        // The caller gave up while the task was being taken: give it back.
+        this.held.delete(task.id);
+        await delivery.nack();
+      } else if (task) {
+        waiter.done = true;
+        this.clock.clearTimeout(waiter.timer);
+        waiter.resolve(task);
+      } else if (!waiter.done) {
         this.pullWaiters.unshift(waiter);
-        this.updatePullCredit();
       }
+      this.updatePullCredit();
+      this.pump();
     });
   }
 
