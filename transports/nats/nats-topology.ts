@@ -1,0 +1,171 @@
+/**
+ * The JetStream objects behind a queue: one stream (work-queue retention) with a subject per
+ * priority level, and one durable pull consumer per level. Created on first use, remembered,
+ * and forgotten after a reconnect so a server that lost its store gets them again.
+ */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  type JetStreamManager,
+  ReplayPolicy,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
+import { describeThrown, TransportError } from "../../src/errors.js";
+import { consumerNameOf, type NatsNames, PRIORITY_LEVELS } from "./nats-names.js";
+import type { ResolvedNatsOptions } from "./nats-options.js";
+
+export interface QueueTopology {
+  queue: string;
+  stream: string;
+  /** By level index. */
+  subjects: string[];
+  consumers: string[];
+}
+
+const STREAM_IN_USE = 10058;
+const STREAM_NOT_FOUND = 10059;
+const CONSUMER_NOT_FOUND = 10014;
+
+export class NatsTopology {
+  private readonly ready = new Map<string, Promise<QueueTopology>>();
+  /** Streams this transport created or used (deleted on close with streamsOnClose "delete"). */
+  readonly used = new Set<string>();
+
+  constructor(
+    private readonly jsm: JetStreamManager,
+    private readonly names: NatsNames,
+    private readonly options: ResolvedNatsOptions,
+  ) {}
+
+  /** The queue's stream and consumers, created if missing. Concurrent calls share one attempt. */
+  ensure(queue: string): Promise<QueueTopology> {
+    let p = this.ready.get(queue);
+    if (!p) {
+      p = this.create(queue);
+      this.ready.set(queue, p);
+      p.catch(() => {
+        if (this.ready.get(queue) === p) this.ready.delete(queue);
+      });
+    }
+    return p;
+  }
+
+  /** Forget what was ensured (one queue, or all after a reconnect). */
+  invalidate(queue?: string): void {
+    if (queue === undefined) this.ready.clear();
+    else this.ready.delete(queue);
+  }
+
+  describe(queue: string): QueueTopology {
+    return {
+      queue,
+      stream: this.names.streamName(queue),
+      subjects: this.names.workSubjects(queue),
+      consumers: PRIORITY_LEVELS.map((_, level) => consumerNameOf(level)),
+    };
+  }
+
+  /** Messages waiting in the queue: the consumers' pending counts (not their unsettled ones). */
+  async depth(queue: string): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const t = await this.ensure(queue);
+      try {
+        const infos = await Promise.all(t.consumers.map((c) => this.jsm.consumers.info(t.stream, c)));
+        return infos.reduce((sum, info) => sum + info.num_pending, 0);
+      } catch (error) {
+        if (attempt === 0 && isNotFound(error)) {
+          this.invalidate(queue);
+          continue;
+        }
+        throw new TransportError(`Could not read the depth of queue "${queue}": ${describeThrown(error)}`, {
+          cause: error,
+          retryable: true,
+        });
+      }
+    }
+  }
+
+  /** Deletes the streams this transport used (and their consumers). */
+  async deleteUsed(): Promise<void> {
+    await Promise.all([...this.used].map((s) => this.deleteStream(s)));
+    this.used.clear();
+    this.ready.clear();
+  }
+
+  /** Deletes every stream of the namespace (tests, teardown scripts). */
+  async deleteNamespace(): Promise<void> {
+    const names: string[] = [];
+    for await (const name of this.jsm.streams.names(this.names.workWildcard)) names.push(name);
+    await Promise.all(names.map((s) => this.deleteStream(s)));
+    this.used.clear();
+    this.ready.clear();
+  }
+
+  private async deleteStream(stream: string): Promise<void> {
+    try {
+      await this.jsm.streams.delete(stream);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+
+  private async create(queue: string): Promise<QueueTopology> {
+    const t = this.describe(queue);
+    const o = this.options;
+    const stream = {
+      name: t.stream,
+      subjects: t.subjects,
+      retention: RetentionPolicy.Workqueue,
+      storage: o.storage === "memory" ? StorageType.Memory : StorageType.File,
+      num_replicas: o.replicas,
+      duplicate_window: o.duplicateWindowMs * 1_000_000,
+      discard: DiscardPolicy.Old,
+      max_msgs: -1,
+      max_bytes: -1,
+      max_age: 0,
+    };
+    try {
+      try {
+        await this.jsm.streams.add(stream);
+      } catch (error) {
+        if (!(error instanceof JetStreamApiError && error.code === STREAM_IN_USE)) throw error;
+        // It exists with other settings (e.g. a changed duplicate window): bring it in line.
+        await this.jsm.streams.update(t.stream, stream);
+      }
+      this.used.add(t.stream);
+      await Promise.all(
+        t.consumers.map((durable, level) =>
+          this.jsm.consumers.add(t.stream, {
+            durable_name: durable,
+            filter_subject: t.subjects[level] as string,
+            ack_policy: AckPolicy.Explicit,
+            deliver_policy: DeliverPolicy.All,
+            replay_policy: ReplayPolicy.Instant,
+            ack_wait: o.ackWaitMs * 1_000_000,
+            // The framework dead-letters poison tasks by delivery count; the transport caps the rest.
+            max_deliver: -1,
+            max_ack_pending: o.maxAckPending,
+            num_replicas: 0,
+          }),
+        ),
+      );
+    } catch (error) {
+      throw new TransportError(
+        `Could not create the JetStream stream "${t.stream}" of queue "${queue}": ${describeThrown(error)}. ` +
+          "Check that the server runs with JetStream enabled (-js) and has room for another stream.",
+        { cause: error, retryable: true },
+      );
+    }
+    return t;
+  }
+}
+
+export function isNotFound(error: unknown): boolean {
+  return (
+    error instanceof JetStreamApiError &&
+    (error.code === STREAM_NOT_FOUND || error.code === CONSUMER_NOT_FOUND)
+  );
+}

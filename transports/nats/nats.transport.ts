@@ -1,0 +1,474 @@
+/**
+ * The NATS transport: work queues on JetStream (work-queue streams, explicit ack, one subject and
+ * durable pull consumer per priority level), fan-out on core NATS, everything under a namespace.
+ * See transports/nats/README.md for the delivery guarantees and their limits.
+ */
+import { readFile } from "node:fs/promises";
+import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import {
+  type Authenticator,
+  type ConnectionOptions,
+  connect,
+  credsAuthenticator,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription as NatsSubscription,
+  headers as natsHeaders,
+  nkeyAuthenticator,
+  nuid,
+} from "@nats-io/transport-node";
+import {
+  ConfigError,
+  ConnectionError,
+  describeThrown,
+  PayloadTooLargeError,
+  StateError,
+  ValidationError,
+} from "../../src/errors.js";
+import {
+  assertLogicalName,
+  type Bytes,
+  type Consumer,
+  DEAD_LETTER_REASON_HEADER,
+  type DeliveryHandler,
+  deadLetterQueueOf,
+  type EnqueueOptions,
+  type FanoutMessage,
+  type Subscription,
+  type Transport,
+  type TransportState,
+  type TransportStatusEvent,
+} from "../transport.js";
+import { type ConsumerLink, NatsConsumer } from "./nats-consumer.js";
+import {
+  DeliveryCorrections,
+  isReservedHeader,
+  MSG_ID_HEADER,
+  type NatsDelivery,
+  NOT_BEFORE_HEADER,
+  PRIORITY_HEADER,
+} from "./nats-delivery.js";
+import { levelOf, NatsNames } from "./nats-names.js";
+import {
+  HEADER_ROOM_BYTES,
+  type NatsTransportOptions,
+  type ResolvedNatsOptions,
+  resolveNatsOptions,
+} from "./nats-options.js";
+import { JetStreamPublisher } from "./nats-publisher.js";
+import { NatsTopology } from "./nats-topology.js";
+
+const TICK_MS = 250;
+const HEADER_NAME = /^[!-9;-~]+$/;
+
+interface Connected {
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  publisher: JetStreamPublisher;
+  topology: NatsTopology;
+  ticker: ReturnType<typeof setInterval>;
+}
+
+export class NatsTransport implements Transport {
+  readonly kind = "nats";
+  readonly options: ResolvedNatsOptions;
+  readonly names: NatsNames;
+
+  private conn?: Connected;
+  private connecting?: Promise<void>;
+  private closing?: Promise<void>;
+  private _state: TransportState = "idle";
+  private serverMaxPayload?: number;
+  private reconnectAttempt = 0;
+  private readonly listeners = new Set<(e: TransportStatusEvent) => void>();
+  private readonly consumers = new Set<NatsConsumer>();
+  private readonly subscriptions = new Set<NatsSubscription>();
+  private readonly corrections = new DeliveryCorrections();
+
+  constructor(options: NatsTransportOptions = {}) {
+    this.options = resolveNatsOptions(options);
+    this.names = new NatsNames(this.options.namespace);
+  }
+
+  get namespace(): string {
+    return this.options.namespace;
+  }
+
+  get state(): TransportState {
+    return this._state;
+  }
+
+  get maxPayloadBytes(): number {
+    const limit = (this.serverMaxPayload ?? 1024 * 1024) - HEADER_ROOM_BYTES;
+    return Math.min(this.options.maxPayloadBytes ?? limit, limit);
+  }
+
+  get ackDeadlineMs(): number {
+    return this.options.ackWaitMs;
+  }
+
+  onStatus(listener: (event: TransportStatusEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  connect(): Promise<void> {
+    if (this.closing) return Promise.reject(this.closedError());
+    if (this.conn) return Promise.resolve();
+    this.connecting ??= this.open().catch((error: unknown) => {
+      this.connecting = undefined;
+      if (!this.closing) this.setState("idle", error as Error);
+      throw error;
+    });
+    return this.connecting;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  async enqueue(queue: string, body: Bytes, options: EnqueueOptions): Promise<void> {
+    const conn = this.live();
+    assertLogicalName(queue, "queue name");
+    this.assertSize(body);
+    const priority = options.priority;
+    if (!Number.isInteger(priority) || priority < 0 || priority > 255) {
+      throw new ValidationError(
+        `Invalid priority ${JSON.stringify(priority)}: use an integer from 0 to 255.`,
+      );
+    }
+    const h = natsHeaders();
+    h.set(MSG_ID_HEADER, options.dedupId ?? nuid.next());
+    h.set(PRIORITY_HEADER, String(priority));
+    if (options.delayMs !== undefined && options.delayMs > 0) {
+      h.set(NOT_BEFORE_HEADER, String(Date.now() + Math.round(options.delayMs)));
+    }
+    if (options.headers) setUserHeaders(h, options.headers);
+    await conn.topology.ensure(queue);
+    await conn.publisher.publish(queue, this.names.workSubject(queue, levelOf(priority)), body, h);
+  }
+
+  async consume(
+    queues: readonly string[],
+    onDelivery: DeliveryHandler,
+    options: { concurrency: number },
+  ): Promise<Consumer> {
+    const conn = this.live();
+    for (const q of queues) assertLogicalName(q, "queue name");
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 0) {
+      throw new ConfigError(
+        `consume(): concurrency must be an integer ≥ 0, got ${JSON.stringify(options.concurrency)}.`,
+      );
+    }
+    const consumer = new NatsConsumer(this.link(conn), [...new Set(queues)], onDelivery, options.concurrency);
+    this.consumers.add(consumer);
+    try {
+      await consumer.start();
+    } catch (error) {
+      await consumer.stop();
+      throw error;
+    }
+    return consumer;
+  }
+
+  async depth(queue: string): Promise<number> {
+    const conn = this.live();
+    assertLogicalName(queue, "queue name");
+    return conn.topology.depth(queue);
+  }
+
+  async publish(subject: string, body: Bytes): Promise<void> {
+    const conn = this.live();
+    assertLogicalName(subject, "subject");
+    this.assertSize(body);
+    try {
+      conn.nc.publish(this.names.fanSubject(subject), body);
+    } catch (error) {
+      throw new ConnectionError(`Could not publish on "${subject}": ${describeThrown(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription> {
+    const conn = this.live();
+    assertLogicalName(subject, "subject", true);
+    const sub = conn.nc.subscribe(this.names.fanSubject(subject), {
+      callback: (_err, msg) => {
+        const message = { subject: this.names.logicalFanSubject(msg.subject), body: msg.data };
+        try {
+          onMessage(message);
+        } catch (error) {
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+      },
+    });
+    this.subscriptions.add(sub);
+    // Once the server has it, a publish from any process reaches it.
+    await conn.nc.flush().catch(() => {});
+    return {
+      unsubscribe: async () => {
+        this.subscriptions.delete(sub);
+        if (!sub.isClosed()) sub.unsubscribe();
+      },
+    };
+  }
+
+  /** The NATS subject of one priority level of a queue (for tools that publish to it directly). */
+  subjectOf(queue: string, priority: number): string {
+    assertLogicalName(queue, "queue name");
+    return this.names.workSubject(queue, levelOf(priority));
+  }
+
+  /** Deletes every stream (and consumer) of this transport's namespace. For tests and teardown. */
+  async deleteStreams(): Promise<void> {
+    await this.live().topology.deleteNamespace();
+  }
+
+  // ---- connection -------------------------------------------------------------------------------
+
+  private async open(): Promise<void> {
+    this.setState("connecting");
+    const o = this.options;
+    const base: ConnectionOptions = {
+      servers: o.servers,
+      name: o.name,
+      timeout: o.connectTimeoutMs,
+      reconnect: true,
+      maxReconnectAttempts: -1,
+      waitOnFirstConnect: false,
+      pingInterval: 10_000,
+      maxPingOut: 3,
+      reconnectDelayHandler: () => {
+        const wait = Math.min(o.maxReconnectWaitMs, o.reconnectWaitMs * 2 ** this.reconnectAttempt++);
+        return Math.round(wait * (0.5 + Math.random() / 2));
+      },
+    };
+    if (o.token !== undefined) base.token = o.token;
+    if (o.user !== undefined) base.user = o.user;
+    if (o.password !== undefined) base.pass = o.password;
+    if (o.tls) base.tls = o.tls;
+    const auth = await this.authenticator();
+    if (auth) base.authenticator = auth;
+    let nc: NatsConnection;
+    try {
+      nc = await connect(base);
+    } catch (error) {
+      throw new ConnectionError(
+        `Could not connect to NATS at ${o.servers.join(", ")}: ${describeThrown(error)}. ` +
+          "Check that nats-server runs there (with -js for JetStream) and that the credentials are right.",
+        { cause: error, retryable: true },
+      );
+    }
+    try {
+      if (this.closing) throw this.closedError();
+      const info = nc.info;
+      if (info && info.headers === false) {
+        throw new ConfigError(`The NATS server ${info.server_name} does not support headers (needs 2.2+).`);
+      }
+      if (info && !info.jetstream) {
+        throw new ConfigError(
+          `The NATS server ${info.server_name} (${info.version}) has JetStream disabled; ` +
+            "start it with -js (or a jetstream {} block) to use it for work queues.",
+        );
+      }
+      this.serverMaxPayload = info?.max_payload ?? 1024 * 1024;
+      const limit = this.serverMaxPayload - HEADER_ROOM_BYTES;
+      if (o.maxPayloadBytes !== undefined && o.maxPayloadBytes > limit) {
+        throw new ConfigError(
+          `maxPayloadBytes (${o.maxPayloadBytes}) is over what this server accepts: its max_payload is ` +
+            `${this.serverMaxPayload} bytes, minus ${HEADER_ROOM_BYTES} kept for headers = ${limit}. ` +
+            "Lower maxPayloadBytes, or raise max_payload in the server's configuration.",
+        );
+      }
+      let jsm: JetStreamManager;
+      try {
+        jsm = await jetstreamManager(nc, { timeout: o.publishTimeoutMs });
+      } catch (error) {
+        throw new ConnectionError(
+          `JetStream is not available on this account: ${describeThrown(error)}. ` +
+            "Enable JetStream for the account (or the server, with -js).",
+          { cause: error },
+        );
+      }
+      const topology = new NatsTopology(jsm, this.names, o);
+      const publisher = new JetStreamPublisher(nc, {
+        timeoutMs: o.publishTimeoutMs,
+        attempts: o.publishAttempts,
+        onMissingStream: (queue) => topology.invalidate(queue),
+      });
+      const ticker = setInterval(() => this.tick(), TICK_MS);
+      ticker.unref();
+      this.conn = { nc, jsm, publisher, topology, ticker };
+    } catch (error) {
+      await nc.close().catch(() => {});
+      throw error;
+    }
+    void this.watch(this.conn.nc);
+    this.setState("connected");
+  }
+
+  private async authenticator(): Promise<Authenticator | undefined> {
+    const o = this.options;
+    if (o.nkeySeed !== undefined) return nkeyAuthenticator(new TextEncoder().encode(o.nkeySeed));
+    if (o.credsFile === undefined) return undefined;
+    try {
+      return credsAuthenticator(await readFile(o.credsFile));
+    } catch (error) {
+      throw new ConfigError(
+        `Cannot read the NATS credentials file "${o.credsFile}": ${describeThrown(error)}.`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+
+  private async watch(nc: NatsConnection): Promise<void> {
+    void nc.closed().then((error) => {
+      if (!this.closing) {
+        // Closed by the server or the client gave up (e.g. authorization revoked).
+        this.setState("closed", error instanceof Error ? error : undefined);
+        void this.close();
+      }
+    });
+    for await (const status of nc.status()) {
+      if (this.closing) return;
+      if (status.type === "disconnect") {
+        for (const c of this.consumers) c.onDisconnect();
+        this.setState("reconnecting");
+      } else if (status.type === "reconnect") {
+        this.reconnectAttempt = 0;
+        this.conn?.topology.invalidate();
+        this.conn?.publisher.resendAll();
+        for (const c of this.consumers) c.onReconnect();
+        this.setState("connected");
+      }
+    }
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    this.conn?.publisher.tick(now);
+    for (const c of this.consumers) c.tick(now);
+  }
+
+  private async shutdown(): Promise<void> {
+    await this.connecting?.catch(() => {});
+    const conn = this.conn;
+    for (const c of [...this.consumers]) await c.stop();
+    for (const sub of this.subscriptions) if (!sub.isClosed()) sub.unsubscribe();
+    this.subscriptions.clear();
+    if (conn) {
+      await conn.publisher.whenIdle(2000);
+      conn.publisher.failAll(this.closedError());
+      if (this.options.streamsOnClose === "delete") await conn.topology.deleteUsed().catch(() => {});
+      conn.publisher.stop();
+      clearInterval(conn.ticker);
+      await withTimeout(conn.nc.flush(), 2000).catch(() => {});
+      await conn.nc.close().catch(() => {});
+    }
+    this.setState("closed");
+  }
+
+  private link(conn: Connected): ConsumerLink {
+    return {
+      nc: conn.nc,
+      options: this.options,
+      corrections: this.corrections,
+      connected: () => this._state === "connected",
+      ensure: (queue) => conn.topology.ensure(queue),
+      publishDeadLetter: (d, reason) => this.publishDeadLetter(conn, d, reason),
+      forget: (consumer) => this.consumers.delete(consumer),
+    };
+  }
+
+  private async publishDeadLetter(conn: Connected, d: NatsDelivery, reason: string): Promise<void> {
+    const dlq = deadLetterQueueOf(d.queue);
+    assertLogicalName(dlq, "dead-letter queue name");
+    const h = natsHeaders();
+    setUserHeaders(h, d.headers, true);
+    h.set(DEAD_LETTER_REASON_HEADER, oneLine(reason, 2000));
+    h.set(PRIORITY_HEADER, String(d.priority));
+    h.set(MSG_ID_HEADER, `dl-${d.info.stream}-${d.info.streamSeq}`);
+    await conn.topology.ensure(dlq);
+    await conn.publisher.publish(dlq, this.names.workSubject(dlq, levelOf(d.priority)), d.body, h);
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------------
+
+  /** The connection, or a StateError saying why there is none. */
+  private live(): Connected {
+    if (this.closing) throw this.closedError();
+    if (!this.conn) {
+      throw new StateError("This NatsTransport is not connected; call connect() first.");
+    }
+    return this.conn;
+  }
+
+  private closedError(): StateError {
+    return new StateError(
+      "This NatsTransport is closed; nothing can be sent or received on it. Create a new one.",
+    );
+  }
+
+  private assertSize(body: Bytes): void {
+    if (body.byteLength > this.maxPayloadBytes) {
+      throw new PayloadTooLargeError(body.byteLength, this.maxPayloadBytes, "message");
+    }
+  }
+
+  private setState(state: TransportState, error?: Error): void {
+    if (this._state === "closed") return;
+    const changed = this._state !== state;
+    this._state = state;
+    if (!changed && error === undefined) return;
+    const event: TransportStatusEvent = error ? { state, error } : { state };
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+}
+
+/** Copies user headers onto a message, refusing what NATS cannot carry or the transport reserves. */
+function setUserHeaders(h: MsgHdrs, given: Readonly<Record<string, string>>, trusted = false): void {
+  let size = 0;
+  for (const [name, value] of Object.entries(given)) {
+    if (!trusted) {
+      if (!HEADER_NAME.test(name) || isReservedHeader(name)) {
+        throw new ValidationError(
+          `Invalid header name ${JSON.stringify(name)}: use printable ASCII without ":" or spaces, ` +
+            'and not the reserved prefixes "Nats-" and "Fa-".',
+        );
+      }
+      if (typeof value !== "string" || /[\r\n]/.test(value)) {
+        throw new ValidationError(`The value of header "${name}" must be a string without line breaks.`);
+      }
+    }
+    size += name.length + value.length + 4;
+    h.set(name, value);
+  }
+  if (size > HEADER_ROOM_BYTES - 512) {
+    throw new PayloadTooLargeError(size, HEADER_ROOM_BYTES - 512, "message headers");
+  }
+}
+
+function oneLine(text: string, max: number): string {
+  const flat = String(text)
+    .replace(/[\r\n]+/g, " ")
+    .trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat || "(no reason given)";
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  return Promise.race([promise, new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
+}
