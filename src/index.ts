@@ -13,6 +13,22 @@ export {
   type TransportState,
   type TransportStatusEvent,
 } from "../transports/transport.js";
+export {
+  type AgentEndpointOptions,
+  type AgentRequest,
+  App,
+  type AppOptions,
+  DEFAULT_BODY_LIMIT,
+  type ListenOptions,
+  type ShutdownSignalOptions,
+} from "./app/app.js";
+export { type CoordinatorRoutesOptions, coordinatorRoutes } from "./app/coordinator-routes.js";
+export { type HttpErrorBody, type HttpFailure, toHttpFailure } from "./app/http-errors.js";
+export {
+  CoordinatorMetrics,
+  type CoordinatorMetricsOptions,
+  DEFAULT_LATENCY_BUCKETS,
+} from "./app/metrics.js";
 export { type Clock, SimulatedClock, systemClock } from "./clock.js";
 export {
   type CoordinatorConfig,

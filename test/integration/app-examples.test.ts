@@ -1,0 +1,115 @@
+/**
+ * The examples run: examples/decorators.ts prints its results and exits 0; examples/http-app.ts
+ * serves the seed's App on a free port (in-memory, and on RabbitMQ by URL), answers a request, and
+ * exits 0 on SIGINT after draining.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { deferred, HANG_GUARD_MS } from "../helpers/async.js";
+import { AMQP_URL, brokerAvailable, uniqueNamespace } from "../helpers/brokers.js";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+interface Run {
+  child: ChildProcess;
+  output: () => string;
+  /** Resolves with the first match of `pattern` in stdout. */
+  waitFor(pattern: RegExp): Promise<RegExpExecArray>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function run(example: string, env: Record<string, string> = {}): Run {
+  const child = spawn(process.execPath, ["--import", "tsx", example], {
+    cwd: ROOT,
+    env: { ...process.env, FASTAGENTIC_LOG_LEVEL: "error", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  const watchers: Array<() => void> = [];
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+    for (const w of [...watchers]) w();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    output: () => `${stdout}\n--- stderr ---\n${stderr}`,
+    exit,
+    waitFor(pattern) {
+      const found = deferred<RegExpExecArray>();
+      const check = () => {
+        const m = pattern.exec(stdout);
+        if (m) found.resolve(m);
+      };
+      watchers.push(check);
+      check();
+      const guard = setTimeout(
+        () => found.reject(new Error(`hang guard: no ${pattern} in the output:\n${stdout}\n${stderr}`)),
+        HANG_GUARD_MS,
+      );
+      void exit.then(() => {
+        check();
+        found.reject(new Error(`exited without printing ${pattern}:\n${stdout}\n${stderr}`));
+      });
+      return found.promise.finally(() => clearTimeout(guard));
+    },
+  };
+}
+
+describe("examples", () => {
+  it("examples/decorators.ts runs a decorated actor and exits 0", async () => {
+    const r = run("examples/decorators.ts");
+    const { code } = await r.exit;
+    expect(code, r.output()).toBe(0);
+    const out = r.output();
+    expect(out).toContain("Documents actor started");
+    expect(out).toContain("process_document: { pages: 12, attempt: 1, processedSoFar: 1 }");
+    expect(out).toContain("count_words: { words: 4 }");
+    expect(out).toContain("defaults: timeoutMs=2000 retries=1 priority=5");
+    expect(out).toContain("batch: 3, 5, 8");
+    expect(out).toContain("Documents actor stopped");
+    expect(out).toContain("done");
+  });
+
+  const transports: Array<[string, () => Promise<string | undefined>]> = [
+    ["memory", async () => "memory://"],
+    [
+      "amqp",
+      async () =>
+        (await brokerAvailable("RabbitMQ", "127.0.0.1", 5672))
+          ? `${AMQP_URL}?namespace=${uniqueNamespace("httpex")}`
+          : undefined,
+    ],
+  ];
+
+  it.each(transports)("examples/http-app.ts serves on %s and exits 0 on SIGINT", async (_name, url) => {
+    const transport = await url();
+    if (transport === undefined) return;
+    const r = run("examples/http-app.ts", { PORT: "0", FASTAGENTIC_TRANSPORT: transport });
+    try {
+      const [, base] = await r.waitFor(/listening on (http:\/\/\S+) /);
+      await r.waitFor(/Try: curl -s -X POST http:\/\/\S+\/run/);
+      const answer = await fetch(`${base}/run`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ question: "what is an actor?" }),
+      });
+      expect(answer.status).toBe(200);
+      expect(await answer.json()).toEqual({ answer: "You asked: what is an actor?", model: "stub" });
+      const health = await fetch(`${base}/health`);
+      expect(await health.json()).toMatchObject({ status: "ok", workers: 4 });
+    } finally {
+      r.child.kill("SIGINT");
+    }
+    const { code } = await r.exit;
+    expect(code, r.output()).toBe(0);
+    expect(r.output()).toContain("Distributed Agent stopped");
+  });
+});
