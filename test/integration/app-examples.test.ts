@@ -1,13 +1,15 @@
 /**
  * The examples run: examples/decorators.ts prints its results and exits 0; examples/http-app.ts
- * serves the seed's App on a free port (in-memory, and on RabbitMQ by URL), answers a request, and
+ * serves the seed's App on a free port (in-memory, on NATS and on RabbitMQ by URL), answers a request, and
  * exits 0 on SIGINT after draining.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { type Transport, transportFromUrl } from "fastagentic";
+import type { NatsTransport } from "fastagentic/transports/nats";
 import { describe, expect, it } from "vitest";
 import { deferred, HANG_GUARD_MS } from "../helpers/async.js";
-import { AMQP_URL, brokerAvailable, uniqueNamespace } from "../helpers/brokers.js";
+import { AMQP_URL, brokerAvailable, NATS_URL, uniqueNamespace } from "../helpers/brokers.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -63,6 +65,17 @@ function run(example: string, env: Record<string, string> = {}): Run {
   };
 }
 
+/** JetStream streams outlive the example's process: remove those of its namespace. */
+async function deleteNatsStreams(url: string): Promise<void> {
+  const transport = transportFromUrl(url);
+  await transport.connect();
+  try {
+    await ((transport as { adapter?: Transport }).adapter as NatsTransport).deleteStreams();
+  } finally {
+    await transport.close();
+  }
+}
+
 describe("examples", () => {
   it("examples/decorators.ts runs a decorated actor and exits 0", async () => {
     const r = run("examples/decorators.ts");
@@ -80,6 +93,13 @@ describe("examples", () => {
 
   const transports: Array<[string, () => Promise<string | undefined>]> = [
     ["memory", async () => "memory://"],
+    [
+      "nats",
+      async () =>
+        (await brokerAvailable("NATS", "127.0.0.1", 4222))
+          ? `${NATS_URL}?namespace=${uniqueNamespace("httpex")}`
+          : undefined,
+    ],
     [
       "amqp",
       async () =>
@@ -109,6 +129,7 @@ describe("examples", () => {
       r.child.kill("SIGINT");
     }
     const { code } = await r.exit;
+    if (transport.startsWith("nats:")) await deleteNatsStreams(transport);
     expect(code, r.output()).toBe(0);
     expect(r.output()).toContain("Distributed Agent stopped");
   });
