@@ -1,0 +1,108 @@
+/**
+ * A nats-server of a test's own (own port, own store directory), so a test can kill -9 it and
+ * restart it on the same store without touching the shared server. Start-up is awaited on the
+ * server's own "ready" log line, not on a timer.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HANG_GUARD_MS } from "../../helpers/async.js";
+
+export const NATS_SERVER_BIN = process.env["NATS_SERVER_BIN"] ?? "/usr/sbin/nats-server";
+
+export function natsServerInstalled(): boolean {
+  return existsSync(NATS_SERVER_BIN);
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export class PrivateNatsServer {
+  private child?: ChildProcess;
+
+  private constructor(
+    readonly port: number,
+    readonly storeDir: string,
+  ) {}
+
+  static async start(): Promise<PrivateNatsServer> {
+    const server = new PrivateNatsServer(await freePort(), await mkdtemp(join(tmpdir(), "fa-nats-")));
+    await server.restart();
+    return server;
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Starts the server (again) on the same port and store directory; resolves once it is ready. */
+  restart(): Promise<void> {
+    if (this.child) throw new Error("the private nats-server is already running");
+    const child = spawn(
+      NATS_SERVER_BIN,
+      ["-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.storeDir],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    this.child = child;
+    return new Promise<void>((resolve, reject) => {
+      let log = "";
+      const guard = setTimeout(() => fail(new Error(`nats-server did not start:\n${log}`)), HANG_GUARD_MS);
+      const fail = (error: Error) => {
+        clearTimeout(guard);
+        reject(error);
+      };
+      const onData = (chunk: Buffer) => {
+        log += chunk.toString();
+        if (log.includes("Server is ready")) {
+          clearTimeout(guard);
+          child.stderr?.off("data", onData);
+          child.stdout?.off("data", onData);
+          child.stderr?.resume();
+          child.stdout?.resume();
+          resolve();
+        }
+      };
+      child.stderr?.on("data", onData);
+      child.stdout?.on("data", onData);
+      child.once("error", fail);
+      child.once("exit", (code) => {
+        if (this.child === child) this.child = undefined;
+        fail(new Error(`nats-server exited with ${code}:\n${log}`));
+      });
+    });
+  }
+
+  /** kill -9: no shutdown, no flush; resolves once the process is gone. */
+  kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      child.once("exit", () => resolve());
+      this.child = undefined;
+      child.kill("SIGKILL");
+    });
+  }
+
+  /** Kills the server and removes its store. */
+  async destroy(): Promise<void> {
+    await this.kill();
+    await rm(this.storeDir, { recursive: true, force: true });
+  }
+}
