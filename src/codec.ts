@@ -58,7 +58,9 @@ export interface WorkerEvent {
 export type ControlCommand =
   | { v: 1; kind: "cancel"; taskIds: string[] }
   | { v: 1; kind: "scale"; poolId?: string; workers: number }
-  | { v: 1; kind: "drain"; poolId?: string };
+  | { v: 1; kind: "drain"; poolId?: string }
+  /** Asks every worker to heartbeat now (the CLI's status). */
+  | { v: 1; kind: "ping" };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -208,6 +210,7 @@ export function decodeControl(bytes: Uint8Array): ControlCommand {
       expect(isNumber(r["workers"]) && (r["workers"] as number) >= 0, what, "workers");
       break;
     case "drain":
+    case "ping":
       break;
     default:
       expect(false, what, "kind");

@@ -494,6 +494,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.logger.warn({ reason: describeThrown(error) }, "ignored a malformed control command");
       return;
     }
+    if (command.kind === "ping") {
+      void this.announce("heartbeat");
+      return;
+    }
     if (command.kind !== "cancel") return;
     for (const id of command.taskIds) {
       this.cancelled.add(id);

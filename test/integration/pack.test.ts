@@ -1,0 +1,126 @@
+/**
+ * The package as a new user gets it: `npm pack`, installed into an empty folder, then the seed's
+ * examples (translated per API.md, in examples/seed/) run against it on the embedded transport,
+ * type-checked against its declarations, and the CLI answers.
+ */
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = resolve(import.meta.dirname, "../..");
+const seedDir = join(root, "examples/seed");
+const examples = readdirSync(seedDir).filter((f) => f.endsWith(".ts"));
+let work = "";
+let app = "";
+
+function run(cmd: string, args: string[], cwd: string, timeout = 120_000): string {
+  return execFileSync(cmd, args, {
+    cwd,
+    encoding: "utf8",
+    timeout,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, FASTAGENTIC_TRANSPORT: "" },
+  });
+}
+
+describe("the packed package, installed into an empty folder", () => {
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), "fastagentic-pack-"));
+    app = join(work, "app");
+    const packed = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", work], root)) as Array<{
+      filename: string;
+    }>;
+    const tarball = join(work, packed[0]!.filename);
+    cpSync(seedDir, app, { recursive: true });
+    writeFileSync(
+      join(app, "package.json"),
+      JSON.stringify({ name: "new-user-app", private: true, type: "module" }),
+    );
+    writeFileSync(
+      join(app, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          target: "ES2022",
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+          types: ["node"],
+        },
+        include: ["*.ts"],
+      }),
+    );
+    const tsx = JSON.parse(
+      run("npm", ["pkg", "get", "devDependencies.tsx", "devDependencies.@types/node"], root),
+    );
+    run(
+      "npm",
+      [
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--prefer-offline",
+        tarball,
+        `tsx@${tsx["devDependencies.tsx"]}`,
+        `@types/node@${tsx["devDependencies.@types/node"]}`,
+      ],
+      app,
+      240_000,
+    );
+  }, 300_000);
+
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it.each(examples)("runs the seed example %s and gets the seed's results", (file) => {
+    const out = run(join(app, "node_modules/.bin/tsx"), [file], app, 60_000);
+    expect(out).toMatch(/: ok\s*$/);
+  });
+
+  it("type-checks the examples against the package's declarations", () => {
+    expect(() => run(join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.json"], app)).not.toThrow();
+  });
+
+  it("exposes the transports as subpath exports and every documented name", () => {
+    const script =
+      'const m = await import("fastagentic"); const n = await import("fastagentic/transports/nats"); ' +
+      'const a = await import("fastagentic/transports/amqp"); ' +
+      "console.log(JSON.stringify({ root: Object.keys(m).sort(), nats: Object.keys(n), amqp: Object.keys(a) }));";
+    const names = JSON.parse(run("node", ["--input-type=module", "-e", script], app));
+    for (const name of [
+      "Coordinator",
+      "Worker",
+      "WorkerPool",
+      "TaskQueue",
+      "InMemoryWorkerRegistry",
+      "TransportWorkerRegistry",
+      "TaskPriority",
+      "TaskStatus",
+      "WorkerStatus",
+      "InMemoryTransport",
+      "FastAgenticError",
+      "TaskFailedError",
+      "TaskTimeoutError",
+      "TaskCancelledError",
+      "QueueFullError",
+      "NoHandlerError",
+      "ConfigError",
+      "transportFromUrl",
+    ]) {
+      expect(names.root).toContain(name);
+    }
+    expect(names.nats.length).toBeGreaterThan(0);
+    expect(names.amqp.length).toBeGreaterThan(0);
+  });
+
+  it("installs the fastagentic command", () => {
+    const help = run(join(app, "node_modules/.bin/fastagentic"), ["--help"], app);
+    expect(help).toMatch(/worker/);
+    expect(help).toMatch(/submit/);
+    expect(help).toMatch(/status/);
+  });
+});
