@@ -6,7 +6,13 @@
  * owner (publisher, topology, consumers, fan-out) recovers on the new one. See README.md here.
  */
 import type { ConsumeMessage, Options } from "amqplib";
-import { FastAgenticError, PayloadTooLargeError, StateError, TransportError } from "../../src/errors.js";
+import {
+  FastAgenticError,
+  PayloadTooLargeError,
+  PublishError,
+  StateError,
+  TransportError,
+} from "../../src/errors.js";
 import { childLogger, getDefaultLogger, type Logger } from "../../src/logger.js";
 import {
   assertLogicalName,
@@ -231,13 +237,13 @@ export class AmqpTransport implements Transport, ConsumerHost {
   ): Promise<void> {
     const routingKey = this.names.queue(queue);
     for (let attempt = 1; ; attempt++) {
-      await this.topology.ensureQueue(queue, deadline);
+      await this.topology.ensureQueue(queue, deadline).catch(asPublishError);
       let exchange = "";
       let props = properties;
       let bucket = 0;
       if (delayMs > 0) {
         bucket = delayBucket(delayMs, this.options.delayBucketsMs);
-        await this.topology.ensureWaitQueue(bucket, deadline);
+        await this.topology.ensureWaitQueue(bucket, deadline).catch(asPublishError);
         exchange = this.names.delayExchange;
         const headers: Record<string, unknown> = { ...properties.headers, [H_DELAY]: String(bucket) };
         if (delayMs > bucket) headers[H_NOT_BEFORE] = String(Date.now() + delayMs);
@@ -279,4 +285,12 @@ export class AmqpTransport implements Transport, ConsumerHost {
 function asTransportError(error: unknown, what: string): Error {
   if (error instanceof FastAgenticError) return error;
   return new TransportError(`${what}: ${(error as Error).message}`, { cause: error, retryable: true });
+}
+
+/** A declaration that failed on the way to a publish fails the publish (ConfigError and StateError stay). */
+function asPublishError(error: unknown): never {
+  if (error instanceof TransportError && !(error instanceof PublishError)) {
+    throw new PublishError(`The message was not sent: ${error.message}`, { cause: error, retryable: true });
+  }
+  throw error;
 }

@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { connect } from "amqplib";
 import { silentLogger } from "../../../src/logger.js";
 import { AmqpTransport, type AmqpTransportOptions } from "../../../transports/amqp/index.js";
+import { Collector } from "../../helpers/async.js";
 import { AMQP_URL, brokerAvailable, uniqueNamespace } from "../../helpers/brokers.js";
 
 const run = promisify(execFile);
@@ -54,5 +55,34 @@ export async function deleteNamespace(namespace: string): Promise<void> {
     await ch.close();
   } finally {
     await conn.close();
+  }
+}
+
+export interface LogEntry {
+  level: "debug" | "info" | "warn" | "error";
+  msg: string;
+  fields: Record<string, unknown>;
+}
+
+/** A pino-compatible logger that keeps what it is given, to wait on and look at. */
+export class CapturingLogger {
+  readonly entries = new Collector<LogEntry>();
+
+  debug = (fields: object, msg = "") => this.entries.push({ level: "debug", msg, fields: { ...fields } });
+  info = (fields: object, msg = "") => this.entries.push({ level: "info", msg, fields: { ...fields } });
+  warn = (fields: object, msg = "") => this.entries.push({ level: "warn", msg, fields: { ...fields } });
+  error = (fields: object, msg = "") => this.entries.push({ level: "error", msg, fields: { ...fields } });
+
+  /** Resolves with the first entry whose message contains `text` (bounded by the hang guard). */
+  async waitFor(text: string): Promise<LogEntry> {
+    for (let n = 1; ; n++) {
+      const entries = await this.entries.waitFor(n, `a log entry containing "${text}"`);
+      const entry = entries[n - 1] as LogEntry;
+      if (entry.msg.includes(text)) return entry;
+    }
+  }
+
+  matching(text: string): LogEntry[] {
+    return this.entries.items.filter((e) => e.msg.includes(text));
   }
 }

@@ -12,19 +12,26 @@ import {
   Worker,
   WorkerPool,
 } from "fastagentic";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { deferred } from "../../helpers/async.js";
 import { AMQP_URL, uniqueNamespace } from "../../helpers/brokers.js";
 import { amqpAvailable, deleteNamespace } from "./amqp-helpers.js";
+import { BROKER_LOCK_WAIT_MS, lockBroker } from "./broker-lock.js";
 
 describe("the seed's examples on RabbitMQ", () => {
   let ok = false;
   let namespace = "";
   const transports: Transport[] = [];
   const stops: Array<() => Promise<void>> = [];
+  let release: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
     ok = await amqpAvailable();
+    if (ok) release = await lockBroker();
+  }, BROKER_LOCK_WAIT_MS + 10_000);
+
+  afterAll(async () => {
+    await release?.();
   });
 
   afterEach(async () => {
