@@ -79,7 +79,7 @@ export class NatsTransport implements Transport {
   private closing?: Promise<void>;
   private _state: TransportState = "idle";
   private serverMaxPayload?: number;
-  private reconnectAttempt = 0;
+  private disconnectedAt = 0;
   private readonly listeners = new Set<(e: TransportStatusEvent) => void>();
   private readonly consumers = new Set<NatsConsumer>();
   private readonly subscriptions = new Set<NatsSubscription>();
@@ -242,9 +242,12 @@ export class NatsTransport implements Transport {
       waitOnFirstConnect: false,
       pingInterval: 10_000,
       maxPingOut: 3,
+      // Called on every turn of the client's dial loop (not once per attempt): the wait grows with
+      // the time spent disconnected, from reconnectWaitMs to maxReconnectWaitMs, with jitter.
       reconnectDelayHandler: () => {
-        const wait = Math.min(o.maxReconnectWaitMs, o.reconnectWaitMs * 2 ** this.reconnectAttempt++);
-        return Math.round(wait * (0.5 + Math.random() / 2));
+        this.disconnectedAt ||= Date.now();
+        const grown = Math.max(o.reconnectWaitMs, (Date.now() - this.disconnectedAt) / 4);
+        return Math.round(Math.min(o.maxReconnectWaitMs, grown) * (0.75 + Math.random() / 4));
       },
     };
     if (o.token !== undefined) base.token = o.token;
@@ -307,6 +310,7 @@ export class NatsTransport implements Transport {
       await nc.close().catch(() => {});
       throw error;
     }
+    this.disconnectedAt = 0;
     void this.watch(this.conn.nc);
     this.setState("connected");
   }
@@ -341,7 +345,7 @@ export class NatsTransport implements Transport {
         for (const c of this.consumers) c.onDisconnect();
         this.setState("reconnecting");
       } else if (status.type === "reconnect") {
-        this.reconnectAttempt = 0;
+        this.disconnectedAt = 0;
         this.conn?.topology.invalidate();
         this.conn?.publisher.resendAll();
         for (const c of this.consumers) c.onReconnect();
@@ -368,7 +372,8 @@ export class NatsTransport implements Transport {
       if (this.options.streamsOnClose === "delete") await conn.topology.deleteUsed().catch(() => {});
       conn.publisher.stop();
       clearInterval(conn.ticker);
-      await withTimeout(conn.nc.flush(), 2000).catch(() => {});
+      // Settlements (the naks of stopped consumers) leave before the socket closes.
+      if (this._state === "connected") await withTimeout(conn.nc.flush(), 2000).catch(() => {});
       await conn.nc.close().catch(() => {});
     }
     this.setState("closed");
