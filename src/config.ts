@@ -93,6 +93,12 @@ export interface WorkerConfig {
    * before the task is dead-lettered as poison.
    */
   maxRedeliveries: number;
+  /**
+   * A worker that notices its own heartbeat came this much late (its process was frozen or its
+   * event loop stalled) presumes it was declared dead and leaves; its pool starts a new one.
+   * Keep it at or under the coordinator's workerTimeoutMs.
+   */
+  stallTimeoutMs: number;
 }
 
 export interface CoordinatorConfig {
@@ -136,6 +142,7 @@ export const DEFAULT_WORKER_CONFIG: WorkerConfig = {
   tags: [],
   gracefulShutdownTimeoutMs: 30_000,
   maxRedeliveries: 3,
+  stallTimeoutMs: 30_000,
 };
 
 export const DEFAULT_COORDINATOR_CONFIG: CoordinatorConfig = {
@@ -168,6 +175,7 @@ export function resolveWorkerConfig(input: unknown, what = "WorkerConfig"): Work
     tags,
     gracefulShutdownTimeoutMs: duration,
     maxRedeliveries: int(0),
+    stallTimeoutMs: positiveDuration,
   });
   const config = { ...DEFAULT_WORKER_CONFIG, ...definedOnly(given) };
   config.tags = normalizeTags(config.tags);

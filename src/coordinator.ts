@@ -10,6 +10,7 @@ import { coordinatorMachine } from "../actors/coordinator.machine.js";
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
 import type { Transport } from "../transports/transport.js";
 import { type Clock, systemClock } from "./clock.js";
+import { ClusterScaler } from "./cluster-scaler.js";
 import {
   type CoordinatorConfig,
   type CoordinatorConfigInput,
@@ -19,8 +20,9 @@ import {
 } from "./config.js";
 import { describeThrown, type EscalationError, NoHandlerError, StateError } from "./errors.js";
 import type { HandlerRegistrar } from "./handlers.js";
+import { newId } from "./ids.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
-import { assertTaskType, queuesServedBy } from "./names.js";
+import { assertTaskType } from "./names.js";
 import { TransportWorkerRegistry } from "./registry.js";
 import { submitAndWait } from "./submit.js";
 import { TaskQueue } from "./task-queue.js";
@@ -50,11 +52,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly queue: TaskQueue;
   readonly pool: WorkerPool;
   readonly registry: TransportWorkerRegistry;
+  private readonly scaler: ClusterScaler;
 
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly actor: Actor<typeof coordinatorMachine>;
-  private readonly workerTags: string[];
   private lastDepth = 0;
   private scaleEvents = 0;
   private readonly warnedTypes = new Set<string>();
@@ -81,7 +83,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       maxFinishedTasks: this.config.maxFinishedTasks,
     });
     this.pool = new WorkerPool({
-      id: "local",
+      id: newId("local"),
       minWorkers: this.config.minWorkers,
       maxWorkers: this.config.maxWorkers,
       config: options.workerConfig,
@@ -92,11 +94,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       retryBackoff: this.config.retryBackoff,
       restartIntensity: this.config.restartIntensity,
     });
-    this.workerTags = options.workerConfig?.tags ? [...new Set(options.workerConfig.tags)].sort() : [];
     this.pool.on("escalated", (error) => {
       if (this.listenerCount("escalated") > 0) this.emit("escalated", error);
     });
     this.registry = new TransportWorkerRegistry(this.transport, this.clock);
+    this.scaler = new ClusterScaler(this.pool, this.registry, this.transport, this.config.queueName);
     this.actor = createActor(
       coordinatorMachine.provide({
         actions: {
@@ -195,11 +197,21 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   /** Sets the number of local workers (within minWorkers..maxWorkers). */
+  /**
+   * Sets the number of workers: this coordinator's own (within minWorkers..maxWorkers) when it has
+   * handlers; otherwise the cluster's, by sending each remote pool its share.
+   */
   async scale(workers: number): Promise<void> {
     this.assertRunning("scale");
-    const from = this.pool.workerCount;
-    await this.pool.scale(workers);
+    const from = this.scaler.count();
+    await this.scaler.scaleTo(workers);
     this.noteScaled(from, workers);
+  }
+
+  /** Asks the worker pools on the transport (one, or all) to drain and stop. */
+  async drainWorkers(options: { poolId?: string } = {}): Promise<void> {
+    this.assertRunning("drainWorkers");
+    await this.scaler.drain(options.poolId);
   }
 
   /** Every worker heartbeating on the transport (this process's and others'). */
@@ -290,11 +302,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   private async sampleLoad(): Promise<void> {
-    const queues = new Set(this.queue.workQueues);
-    for (const q of queuesServedBy(this.config.queueName, this.pool.handlerTable.types, this.workerTags))
-      queues.add(q);
     try {
-      const depths = await Promise.all([...queues].map((q) => this.transport.depth(q)));
+      const depths = await Promise.all(
+        this.scaler.queues(this.queue.workQueues).map((q) => this.transport.depth(q)),
+      );
       this.lastDepth = depths.reduce((a, b) => a + b, 0);
     } catch (error) {
       this.logger.warn(
@@ -304,18 +315,15 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       return;
     }
     if (!this.actor.getSnapshot().matches("running")) return;
-    this.actor.send({
-      type: "SCALE_SAMPLE",
-      depth: this.lastDepth,
-      workers: this.pool.workerCount,
-      now: this.clock.now(),
-    });
+    const workers = this.scaler.count();
+    if (!this.scaler.local && workers === 0) return; // no pool to scale (yet)
+    this.actor.send({ type: "SCALE_SAMPLE", depth: this.lastDepth, workers, now: this.clock.now() });
   }
 
   private applyScale(workers: number): void {
-    const from = this.pool.workerCount;
-    this.pool
-      .scale(workers)
+    const from = this.scaler.count();
+    this.scaler
+      .scaleTo(workers)
       .then(() => this.noteScaled(from, workers))
       .catch((error) => this.logger.warn({ err: describeThrown(error) }, "auto-scaling failed"));
   }

@@ -59,6 +59,8 @@ export interface WorkerPoolStats {
 }
 
 interface PoolEvents {
+  /** The pool stopped (after stop(), or a drain command from a coordinator). */
+  stopped: [];
   "worker.started": [WorkerInfo];
   "worker.exited": [WorkerExit];
   escalated: [EscalationError];
@@ -84,6 +86,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   private queue?: TaskQueue;
   private control?: Subscription;
   private state: "new" | "running" | "stopping" | "stopped" = "new";
+  private stopping?: Promise<void>;
   private seq = 0;
   private restarts = 0;
   private escalation?: EscalationError;
@@ -142,6 +145,11 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   /** @internal The handler table, shared with a Coordinator. */
   get handlerTable(): HandlerTable {
     return this.handlers;
+  }
+
+  /** The tags this pool's workers carry (configured, or adopted from registered actors). */
+  get workerTags(): string[] {
+    return [...new Set(this.workerConfig.tags ?? [])].sort();
   }
 
   get workerCount(): number {
@@ -243,18 +251,23 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   }
 
   async stop(options: { graceful?: boolean } = {}): Promise<void> {
+    if (this.stopping) return this.stopping;
     if (this.state === "stopped" || this.state === "new") {
       this.state = "stopped";
       return;
     }
     this.state = "stopping";
-    this.supervisor.send({ type: "STOP" });
-    await this.control?.unsubscribe();
-    await Promise.all([...this.workers.values()].map((w) => w.stop(options)));
-    await this.queue?.close();
-    this.supervisor.stop();
-    this.state = "stopped";
-    await runActorHooks(this, "stop", `WorkerPool ${this.id}`);
+    this.stopping = (async () => {
+      this.supervisor.send({ type: "STOP" });
+      await this.control?.unsubscribe();
+      await Promise.all([...this.workers.values()].map((w) => w.stop(options)));
+      await this.queue?.close();
+      this.supervisor.stop();
+      this.state = "stopped";
+      await runActorHooks(this, "stop", `WorkerPool ${this.id}`);
+      this.emit("stopped");
+    })();
+    return this.stopping;
   }
 
   private async spawn(): Promise<Worker> {

@@ -511,7 +511,23 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private async announce(kind: WorkerEventKind): Promise<void> {
     if (this.transport.state === "closed") return;
-    this.lastHeartbeat = this.clock.now();
+    const now = this.clock.now();
+    const gap = now - this.lastHeartbeat;
+    if (
+      kind === "heartbeat" &&
+      this.lastHeartbeat > 0 &&
+      gap > this.config.heartbeatIntervalMs + this.config.stallTimeoutMs
+    ) {
+      // This process was frozen (SIGSTOP, a stalled event loop) long enough to be declared dead: its
+      // tasks already run elsewhere. Leave instead of coming back as a zombie; the pool replaces it.
+      this.logger.warn(
+        { stalledMs: gap },
+        "worker was stalled past stallTimeoutMs; leaving, to rejoin as a new worker",
+      );
+      void this.terminate(`stalled for ${gap} ms (over stallTimeoutMs ${this.config.stallTimeoutMs})`);
+      return;
+    }
+    this.lastHeartbeat = now;
     try {
       const body = encode({ v: 1, kind, info: this.info }, this.transport.maxPayloadBytes, "worker event");
       await this.transport.publish(subjects.workerEvents, body);

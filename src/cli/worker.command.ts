@@ -60,14 +60,12 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
   const done = new Promise<void>((resolve) => {
     stopped = resolve;
   });
+  pool.once("stopped", () => void transport.close().finally(stopped));
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     console.error(`fastagentic worker ${process.pid}: ${signal}: draining (running tasks finish first)`);
-    void pool
-      .stop({ graceful: true })
-      .then(() => transport.close())
-      .finally(stopped);
+    void pool.stop({ graceful: true });
   };
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
