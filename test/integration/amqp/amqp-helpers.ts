@@ -86,3 +86,21 @@ export class CapturingLogger {
     return this.entries.items.filter((e) => e.msg.includes(text));
   }
 }
+
+/** Evaluates an Erlang expression on the broker node; returns what it prints. */
+export async function brokerEval(expression: string): Promise<string> {
+  return (await rabbitmqctl("eval", expression)).trim();
+}
+
+/**
+ * Makes sure the broker runs again, whatever a test did to it: `start_app` if its application
+ * was stopped, `rabbitmq-server -detached` if the node itself is down.
+ */
+export async function ensureBrokerRunning(): Promise<void> {
+  try {
+    await rabbitmqctl("start_app");
+  } catch {
+    await run("rabbitmq-server", ["-detached"], { timeout: 30_000 });
+  }
+  await rabbitmqctl("await_startup");
+}
