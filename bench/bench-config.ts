@@ -1,0 +1,123 @@
+/**
+ * What a bench run measures and how much: counts from flags (`--tasks=5000`) or the environment
+ * (`BENCH_TASKS=5000`), with `--quick` for a smoke run. Every phase has a time bound.
+ */
+
+export interface BenchConfig {
+  quick: boolean;
+  /** Throughput phase: this many round trips… */
+  tasks: number;
+  /** …with this many in flight at once. */
+  inflight: number;
+  /** Latency phase: this many round trips, one at a time. */
+  latencyTasks: number;
+  /** Round trips before measuring (JIT, connections, consumers). */
+  warmupTasks: number;
+  /** Deliveries a worker process holds at once (fastagentic maxConcurrentTasks = raw prefetch). */
+  concurrency: number;
+  /** Upper bound of one measured phase, in ms. */
+  phaseTimeoutMs: number;
+  /** Worker-process counts for the scaling runs. */
+  scalingWorkers: number[];
+  scalingTasks: number;
+  /** Tasks queued (no worker) for the memory-per-task measure. */
+  queuedTasks: number;
+  /** Tasks a worker holds when it is killed, for the failover measure. */
+  failoverTasks: number;
+  /** Round-trip paths to run (ids); empty: all. */
+  only: string[];
+  /** Sections to skip: "scaling", "failover", "memory", "xstate". */
+  skip: string[];
+  natsUrl: string;
+  amqpUrl: string;
+  redisUrl: string;
+  /** Where latest.json and throughput.svg go. */
+  resultsDir: string;
+}
+
+const FULL = {
+  tasks: 20_000,
+  inflight: 1_000,
+  latencyTasks: 2_000,
+  warmupTasks: 1_000,
+  concurrency: 128,
+  phaseTimeoutMs: 60_000,
+  scalingWorkers: [1, 2, 4],
+  scalingTasks: 10_000,
+  queuedTasks: 100_000,
+  failoverTasks: 100,
+};
+
+const QUICK: typeof FULL = {
+  tasks: 2_000,
+  inflight: 200,
+  latencyTasks: 200,
+  warmupTasks: 200,
+  concurrency: 128,
+  phaseTimeoutMs: 20_000,
+  scalingWorkers: [1, 2],
+  scalingTasks: 1_000,
+  queuedTasks: 20_000,
+  failoverTasks: 20,
+};
+
+export const USAGE = `npm run bench -- [--quick] [--only=fa-nats,raw-jetstream,…] [--skip=scaling,failover,memory,xstate]
+  [--tasks=N] [--inflight=N] [--latency-tasks=N] [--warmup-tasks=N] [--concurrency=N]
+  [--phase-timeout-ms=N] [--scaling-workers=1,2,4] [--scaling-tasks=N] [--queued-tasks=N]
+  [--failover-tasks=N] [--nats-url=…] [--amqp-url=…] [--redis-url=…] [--results-dir=…]
+Each flag may also be given as an environment variable: --latency-tasks=N is BENCH_LATENCY_TASKS=N.`;
+
+/** Reads `--key=value` / `--flag` arguments, falling back to BENCH_KEY environment variables. */
+export function parseBenchConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): BenchConfig {
+  const flags = new Map<string, string>();
+  for (const arg of argv) {
+    if (arg === "--help" || arg === "-h") throw new UsageError(USAGE);
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    if (!m) throw new UsageError(`Unknown argument "${arg}".\n${USAGE}`);
+    flags.set(m[1] as string, m[2] ?? "true");
+  }
+  const get = (key: string): string | undefined =>
+    flags.get(key) ?? env[`BENCH_${key.toUpperCase().replaceAll("-", "_")}`];
+  const quick = get("quick") === "true" || get("quick") === "1";
+  const base = quick ? QUICK : FULL;
+  const int = (key: string, fallback: number): number => {
+    const raw = get(key);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1)
+      throw new UsageError(`--${key} must be a positive integer, got "${raw}".`);
+    return n;
+  };
+  const list = (key: string): string[] =>
+    (get(key) ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
+  const scaling = list("scaling-workers").map(Number);
+  if (scaling.some((n) => !Number.isInteger(n) || n < 1 || n > 16)) {
+    throw new UsageError("--scaling-workers takes a comma-separated list of 1..16, e.g. 1,2,4.");
+  }
+  return {
+    quick,
+    tasks: int("tasks", base.tasks),
+    inflight: int("inflight", base.inflight),
+    latencyTasks: int("latency-tasks", base.latencyTasks),
+    warmupTasks: int("warmup-tasks", base.warmupTasks),
+    concurrency: int("concurrency", base.concurrency),
+    phaseTimeoutMs: int("phase-timeout-ms", base.phaseTimeoutMs),
+    scalingWorkers: scaling.length > 0 ? scaling : base.scalingWorkers,
+    scalingTasks: int("scaling-tasks", base.scalingTasks),
+    queuedTasks: int("queued-tasks", base.queuedTasks),
+    failoverTasks: int("failover-tasks", base.failoverTasks),
+    only: list("only"),
+    skip: list("skip"),
+    natsUrl: get("nats-url") ?? "nats://127.0.0.1:4222",
+    amqpUrl: get("amqp-url") ?? "amqp://guest:guest@127.0.0.1:5672",
+    redisUrl: get("redis-url") ?? "redis://127.0.0.1:6379",
+    resultsDir: get("results-dir") ?? "bench/results",
+  };
+}
+
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}

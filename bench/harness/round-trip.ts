@@ -1,0 +1,121 @@
+/**
+ * Measures one path: probe, producer, worker processes, warm-up, throughput (with the CPU of the
+ * producer, the workers and the broker), latency. A path that cannot run is reported, not thrown.
+ */
+import type { BenchConfig } from "../bench-config.js";
+import { type BenchPath, type PathSpec, within } from "../paths/bench-path.js";
+import { brokerCpuMs } from "./broker-cpu.js";
+import { runLatency, runThroughput } from "./load-driver.js";
+import {
+  type CpuSample,
+  startWorkers,
+  stopWorkers,
+  type WorkerChild,
+  workersCpuMs,
+} from "./worker-children.js";
+
+export interface RoundTripResult {
+  id: string;
+  label: string;
+  kind: BenchPath["kind"];
+  baseline?: string;
+  status: "ok" | "unavailable" | "failed";
+  reason?: string;
+  workerProcesses: number;
+  tasks?: number;
+  tasksPerSec?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  /** CPU ms per 1,000 round trips during the throughput phase. */
+  cpuMsPer1k?: { producer: number; workers: number; total: number; broker?: number };
+}
+
+export interface RoundTripOptions {
+  workerProcesses: number;
+  tasks: number;
+  latency: boolean;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
+}
+
+export async function measurePath(
+  path: BenchPath,
+  spec: PathSpec,
+  config: BenchConfig,
+  options: RoundTripOptions,
+): Promise<RoundTripResult> {
+  const result: RoundTripResult = {
+    id: path.id,
+    label: path.label,
+    kind: path.kind,
+    status: "ok",
+    workerProcesses: path.inProcess ? 0 : options.workerProcesses,
+  };
+  if (path.baseline !== undefined) result.baseline = path.baseline;
+  try {
+    await within(path.probe(spec), 10_000, "probe");
+  } catch (error) {
+    return { ...result, status: "unavailable", reason: message(error) };
+  }
+  let workers: WorkerChild[] = [];
+  let client: Awaited<ReturnType<BenchPath["client"]>> | undefined;
+  try {
+    client = await within(path.client(spec), 30_000, "starting the producer");
+    if (!path.inProcess) workers = await startWorkers(path.id, spec, options.workerProcesses);
+    const call = client.call;
+    const warm = await runThroughput(call, config.warmupTasks, config.inflight, config.phaseTimeoutMs);
+    if (warm.done < config.warmupTasks) {
+      throw new Error(`warm-up: ${warm.done}/${config.warmupTasks} done${describe(warm)}`);
+    }
+    const producerBefore = process.cpuUsage();
+    const workersBefore: CpuSample[] = await Promise.all(workers.map((w) => w.cpu()));
+    const brokerBefore = brokerCpuMs(path.broker);
+    const run = await runThroughput(call, options.tasks, config.inflight, config.phaseTimeoutMs);
+    const producer = cpuMs(producerBefore);
+    const workerMs = await workersCpuMs(workers, workersBefore);
+    const brokerAfter = brokerCpuMs(path.broker);
+    if (run.done < options.tasks) {
+      throw new Error(`throughput: ${run.done}/${options.tasks} done${describe(run)}`);
+    }
+    result.tasks = run.done;
+    result.tasksPerSec = (run.done * 1000) / run.elapsedMs;
+    const per1k = 1000 / run.done;
+    result.cpuMsPer1k = {
+      producer: producer * per1k,
+      workers: workerMs * per1k,
+      total: (producer + workerMs) * per1k,
+    };
+    if (brokerBefore !== undefined && brokerAfter !== undefined) {
+      result.cpuMsPer1k.broker = (brokerAfter - brokerBefore) * per1k;
+    }
+    if (options.latency) {
+      const lat = await runLatency(call, config.latencyTasks, config.phaseTimeoutMs);
+      if (lat.done < config.latencyTasks) {
+        throw new Error(`latency: ${lat.done}/${config.latencyTasks} done${describe(lat)}`);
+      }
+      result.p50Ms = lat.p50Ms;
+      result.p99Ms = lat.p99Ms;
+    }
+  } catch (error) {
+    result.status = "failed";
+    result.reason = message(error);
+  } finally {
+    await stopWorkers(workers);
+    await within(client?.close() ?? Promise.resolve(), 20_000, "closing the producer").catch(() => {});
+  }
+  return result;
+}
+
+function describe(phase: { timedOut: boolean; errors: number; firstError?: string }): string {
+  const parts: string[] = [];
+  if (phase.timedOut) parts.push("deadline reached");
+  if (phase.errors > 0) parts.push(`${phase.errors} errors, first: ${phase.firstError}`);
+  return parts.length > 0 ? ` (${parts.join("; ")})` : "";
+}

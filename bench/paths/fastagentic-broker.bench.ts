@@ -1,0 +1,84 @@
+/**
+ * fastagentic over a broker: the producer is a Coordinator with no workers of its own (a pure
+ * client), the worker process runs a WorkerPool with a `double` handler on the same URL and
+ * namespace.
+ */
+import { Coordinator, silentLogger, type Transport, transportFromUrl, WorkerPool } from "fastagentic";
+import { type BenchPath, type PathSpec, within } from "./bench-path.js";
+
+type Broker = "nats" | "amqp";
+
+function urlOf(broker: Broker, spec: PathSpec): string {
+  return broker === "nats" ? spec.natsUrl : spec.amqpUrl;
+}
+
+/** The transport, set to delete what the run created when the producer closes. */
+function producerTransport(broker: Broker, spec: PathSpec): Transport {
+  const cleanup = broker === "nats" ? { streamsOnClose: "delete" } : { deleteOnClose: true };
+  return transportFromUrl(urlOf(broker, spec), { namespace: spec.ns, ...cleanup });
+}
+
+const never = new Promise<never>(() => {});
+
+export function fastagenticBrokerPath(broker: Broker): BenchPath {
+  return {
+    id: broker === "nats" ? "fa-nats" : "fa-amqp",
+    label: broker === "nats" ? "fastagentic on NATS JetStream" : "fastagentic on RabbitMQ",
+    kind: "fastagentic",
+    broker,
+    baseline: broker === "nats" ? "raw-jetstream" : "raw-amqp",
+
+    async probe(spec) {
+      const transport = transportFromUrl(urlOf(broker, spec), { namespace: spec.ns });
+      try {
+        await within(transport.connect(), 5000, `connecting to ${broker}`);
+      } finally {
+        await within(transport.close(), 5000, "closing the probe").catch(() => {});
+      }
+    },
+
+    async worker(spec) {
+      const transport = transportFromUrl(urlOf(broker, spec), { namespace: spec.ns });
+      const pool = new WorkerPool({
+        minWorkers: 1,
+        maxWorkers: 1,
+        transport,
+        config: { maxConcurrentTasks: spec.concurrency },
+        logger: silentLogger,
+      });
+      let started = 0;
+      pool.handler("double", async (data: { x: number }) => {
+        started++;
+        if (spec.hold) await never;
+        return data.x * 2;
+      });
+      await pool.start();
+      return {
+        started: () => started,
+        async close() {
+          await within(pool.stop({ graceful: false }), 10_000, "stopping the pool").catch(() => {});
+          await within(transport.close(), 10_000, "closing the transport").catch(() => {});
+        },
+      };
+    },
+
+    async client(spec) {
+      const transport = producerTransport(broker, spec);
+      const coordinator = new Coordinator({
+        transport,
+        config: { minWorkers: 0, autoScale: false, maxQueueSize: 1_000_000 },
+        logger: silentLogger,
+      });
+      await coordinator.start();
+      return {
+        call: (x) => coordinator.submit("double", { x }) as Promise<number>,
+        async close() {
+          await within(coordinator.stop({ graceful: false }), 10_000, "stopping the coordinator").catch(
+            () => {},
+          );
+          await within(transport.close(), 10_000, "closing the transport").catch(() => {});
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,26 @@
+/** Every round-trip path, in the order the table shows them. */
+import { amqpRawPath } from "./amqp-raw.bench.js";
+import type { BenchPath, PathId } from "./bench-path.js";
+import { bullmqPeerPath } from "./bullmq-peer.bench.js";
+import { fastagenticBrokerPath } from "./fastagentic-broker.bench.js";
+import { fastagenticMemoryPath } from "./fastagentic-memory.bench.js";
+import { jetstreamRawPath } from "./jetstream-raw.bench.js";
+import { natsCoreRawPath } from "./nats-core-raw.bench.js";
+
+export const PATHS: readonly BenchPath[] = [
+  fastagenticMemoryPath,
+  fastagenticBrokerPath("nats"),
+  jetstreamRawPath,
+  fastagenticBrokerPath("amqp"),
+  amqpRawPath,
+  natsCoreRawPath,
+  bullmqPeerPath,
+];
+
+export function pathById(id: string): BenchPath {
+  const path = PATHS.find((p) => p.id === id);
+  if (!path) throw new Error(`Unknown bench path "${id}"; known: ${PATHS.map((p) => p.id).join(", ")}.`);
+  return path;
+}
+
+export type { PathId };

@@ -1,0 +1,76 @@
+/** The shape of bench/results/latest.json. */
+import type { BenchConfig } from "../bench-config.js";
+import type { RoundTripResult } from "../harness/round-trip.js";
+
+export interface QueuedMemoryResult {
+  tasks: number;
+  /** V8 heap (heapUsed) per queued task. */
+  heapBytesPerTask: number;
+  /** Off-heap ArrayBuffer memory (encoded messages) per queued task. */
+  arrayBufferBytesPerTask: number;
+  /** The task's data as JSON, the payload the target does not count. */
+  payloadBytes: number;
+  /** heap + array buffers − payload: what the target is about. */
+  netBytesPerTask: number;
+}
+
+export interface XStateResult {
+  actors: number;
+  /** createActor + start + 2 events + stop, per actor. */
+  actorLifecycleUs: number;
+  /** One pure `transition(machine, snapshot, event)`. */
+  pureTransitionUs: number;
+  /** One lookup in fastagentic's table compiled from the task machine (what the hot path does). */
+  compiledLookupNs: number;
+  heapBytesPerLiveActor: number;
+  heapBytesPerSnapshot: number;
+}
+
+export interface ScalingRow {
+  workerProcesses: number;
+  status: RoundTripResult["status"];
+  reason?: string;
+  tasksPerSec?: number;
+}
+
+export interface ScalingResult {
+  id: string;
+  label: string;
+  rows: ScalingRow[];
+}
+
+export interface FailoverResult {
+  id: string;
+  label: string;
+  status: RoundTripResult["status"];
+  reason?: string;
+  /** Tasks the killed worker held. */
+  tasks?: number;
+  /** From the SIGKILL to the first of them completing on the survivor. */
+  firstDoneMs?: number;
+  /** From the SIGKILL to the last of them completing on the survivor. */
+  allDoneMs?: number;
+}
+
+export interface TargetResult {
+  name: string;
+  status: "PASS" | "MISS" | "N/A";
+  value?: number;
+  limit: number;
+  comparator: ">=" | "<=";
+  unit: string;
+  detail: string;
+}
+
+export interface BenchResults {
+  date: string;
+  machine: { cpus: number; cpuModel: string; node: string };
+  config: BenchConfig;
+  roundTrips: RoundTripResult[];
+  queuedMemory?: QueuedMemoryResult | { error: string };
+  xstate?: XStateResult | { error: string };
+  scaling?: ScalingResult[];
+  failover?: FailoverResult[];
+  targets: TargetResult[];
+  durationSec?: number;
+}

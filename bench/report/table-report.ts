@@ -1,0 +1,135 @@
+/** The report printed to stdout: Markdown tables, so it pastes into the README and the issue as is. */
+import type { RoundTripResult } from "../harness/round-trip.js";
+import type { BenchResults, TargetResult } from "./bench-results.js";
+
+export type { BenchResults } from "./bench-results.js";
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`;
+  const rule = `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`;
+  return [line(header), rule, ...rows.map(line)].join("\n");
+}
+
+const int = (n: number | undefined) => (n === undefined ? "–" : Math.round(n).toLocaleString("en-US"));
+const ms = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? "–" : n.toFixed(n < 10 ? 2 : 1));
+const ratio = (n: number | undefined) => (n === undefined ? "–" : `${n.toFixed(2)}×`);
+
+function roundTripRows(results: BenchResults): string[][] {
+  const byId = new Map(results.roundTrips.map((r) => [r.id, r]));
+  const bull = byId.get("bullmq");
+  return results.roundTrips.map((r: RoundTripResult) => {
+    if (r.status !== "ok") {
+      const reason = (r.reason ?? "").replace(/\s+/g, " ").slice(0, 140);
+      return [r.label, `${r.status}: ${reason}`, "", "", "", "", "", "", ""];
+    }
+    const base = r.baseline ? byId.get(r.baseline) : undefined;
+    const baseOk = base?.status === "ok" ? base : undefined;
+    const bullOk = bull?.status === "ok" && r.id !== "bullmq" ? bull : undefined;
+    const cpu = r.cpuMsPer1k;
+    return [
+      r.label,
+      int(r.tasksPerSec),
+      ms(r.p50Ms),
+      ms(r.p99Ms),
+      cpu ? `${ms(cpu.total)} (${ms(cpu.producer)}+${ms(cpu.workers)})` : "–",
+      cpu?.broker === undefined ? "–" : ms(cpu.broker),
+      baseOk?.tasksPerSec && r.tasksPerSec ? ratio(r.tasksPerSec / baseOk.tasksPerSec) : "–",
+      baseOk?.p50Ms && r.p50Ms ? ratio(r.p50Ms / baseOk.p50Ms) : "–",
+      bullOk?.tasksPerSec && r.tasksPerSec ? ratio(r.tasksPerSec / bullOk.tasksPerSec) : "–",
+    ];
+  });
+}
+
+function targetLine(t: TargetResult): string {
+  const value =
+    t.value === undefined
+      ? t.detail
+      : `${t.unit === "×" ? t.value.toFixed(2) : Math.round(t.value).toLocaleString("en-US")}${t.unit === "×" ? "×" : ` ${t.unit}`}` +
+        ` (target ${t.comparator} ${t.unit === "×" ? t.limit : t.limit.toLocaleString("en-US")}${t.unit === "×" ? "×" : ` ${t.unit}`}; ${t.detail})`;
+  return `${t.status.padEnd(4)}  ${t.name.padEnd(52)} ${value}`;
+}
+
+export function formatReport(results: BenchResults): string {
+  const c = results.config;
+  const out: string[] = [];
+  out.push(
+    `fastagentic bench — ${results.date}, ${results.machine.cpus} × ${results.machine.cpuModel}, Node ${results.machine.node}`,
+    `round trip {x} → x*2, worker in another process (in memory: same process); throughput ${c.tasks.toLocaleString("en-US")} tasks, ` +
+      `${c.inflight} in flight; latency ${c.latencyTasks.toLocaleString("en-US")} one at a time; ` +
+      `${c.concurrency} deliveries per worker process`,
+    "",
+    table(
+      [
+        "path",
+        "tasks/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU ms/1k (producer+workers)",
+        "broker CPU ms/1k",
+        "vs raw thr",
+        "vs raw p50",
+        "× BullMQ",
+      ],
+      roundTripRows(results),
+    ),
+    "",
+    "Targets (ratios taken in this run):",
+    ...results.targets.map(targetLine),
+  );
+  if (results.scaling?.length) {
+    const counts = [...new Set(results.scaling.flatMap((s) => s.rows.map((r) => r.workerProcesses)))];
+    out.push(
+      "",
+      `Scaling (${c.scalingTasks.toLocaleString("en-US")} tasks, tasks/s by worker processes):`,
+      table(
+        ["path", ...counts.map((n) => `${n} worker${n > 1 ? "s" : ""}`)],
+        results.scaling.map((s) => [
+          s.label,
+          ...counts.map((n) => {
+            const row = s.rows.find((r) => r.workerProcesses === n);
+            return row?.status === "ok"
+              ? int(row.tasksPerSec)
+              : `${row?.status ?? "–"}${row?.reason ? `: ${row.reason.slice(0, 60)}` : ""}`;
+          }),
+        ]),
+      ),
+    );
+  }
+  if (results.failover?.length) {
+    out.push(
+      "",
+      "Failover (SIGKILL a worker holding tasks; time until they complete on the surviving worker):",
+      table(
+        ["path", "tasks held", "first done ms", "all done ms", "note"],
+        results.failover.map((f) =>
+          f.status === "ok"
+            ? [f.label, String(f.tasks), int(f.firstDoneMs), int(f.allDoneMs), f.reason ?? ""]
+            : [f.label, "–", "–", "–", `${f.status}: ${(f.reason ?? "").slice(0, 100)}`],
+        ),
+      ),
+    );
+  }
+  const q = results.queuedMemory;
+  if (q) {
+    out.push(
+      "",
+      "error" in q
+        ? `Memory per queued task: failed: ${q.error}`
+        : `Memory per queued task (in memory, ${q.tasks.toLocaleString("en-US")} queued): ${int(q.heapBytesPerTask)} B heap + ` +
+            `${int(q.arrayBufferBytesPerTask)} B buffers − ${int(q.payloadBytes)} B payload = ${int(q.netBytesPerTask)} B`,
+    );
+  }
+  const x = results.xstate;
+  if (x) {
+    out.push(
+      "error" in x
+        ? `XState: failed: ${x.error}`
+        : `XState 5 task machine: actor create+start+2 events+stop ${x.actorLifecycleUs.toFixed(1)} µs, pure transition() ` +
+            `${x.pureTransitionUs.toFixed(1)} µs, compiled table lookup ${x.compiledLookupNs.toFixed(0)} ns; ` +
+            `${int(x.heapBytesPerLiveActor)} B per live actor vs ${int(x.heapBytesPerSnapshot)} B per persisted snapshot`,
+    );
+  }
+  if (results.durationSec !== undefined) out.push("", `(bench took ${results.durationSec.toFixed(0)} s)`);
+  return out.join("\n");
+}

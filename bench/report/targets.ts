@@ -1,0 +1,81 @@
+/** The targets of issue 7, each a ratio or a figure taken in the same run, as PASS / MISS / N/A. */
+import type { RoundTripResult } from "../harness/round-trip.js";
+import type { BenchResults, TargetResult } from "./bench-results.js";
+
+function ok(results: BenchResults, id: string): RoundTripResult | undefined {
+  const r = results.roundTrips.find((x) => x.id === id);
+  return r?.status === "ok" ? r : undefined;
+}
+
+function target(
+  name: string,
+  value: number | undefined,
+  comparator: ">=" | "<=",
+  limit: number,
+  unit: string,
+  missing: string,
+): TargetResult {
+  if (value === undefined || !Number.isFinite(value)) {
+    return { name, status: "N/A", limit, comparator, unit, detail: missing };
+  }
+  const pass = comparator === ">=" ? value >= limit : value <= limit;
+  // How far from the limit, as a share of it: the room left, or how much is missing / too much.
+  const share = Math.abs(value / limit - 1);
+  const word = pass ? "margin" : comparator === ">=" ? "short by" : "over by";
+  const detailText = `${word} ${(share * 100).toFixed(0)}%`;
+  return {
+    name,
+    status: pass ? "PASS" : "MISS",
+    value,
+    limit,
+    comparator,
+    unit,
+    detail: detailText,
+  };
+}
+
+function why(results: BenchResults, ...ids: string[]): string {
+  const missing = ids
+    .map((id) => results.roundTrips.find((r) => r.id === id))
+    .filter((r) => r?.status !== "ok")
+    .map((r) => (r ? `${r.id} ${r.status}` : "not run"));
+  return missing.length > 0 ? missing.join(", ") : "not measured";
+}
+
+export function evaluateTargets(results: BenchResults): TargetResult[] {
+  const targets: TargetResult[] = [];
+  const bull = ok(results, "bullmq");
+  for (const [id, raw, name] of [
+    ["fa-nats", "raw-jetstream", "NATS"],
+    ["fa-amqp", "raw-amqp", "RabbitMQ"],
+  ] as const) {
+    const fa = ok(results, id);
+    const base = ok(results, raw);
+    const thr = fa?.tasksPerSec && base?.tasksPerSec ? fa.tasksPerSec / base.tasksPerSec : undefined;
+    const p50 = fa?.p50Ms && base?.p50Ms ? fa.p50Ms / base.p50Ms : undefined;
+    const vsBull = fa?.tasksPerSec && bull?.tasksPerSec ? fa.tasksPerSec / bull.tasksPerSec : undefined;
+    targets.push(target(`${name} throughput ≥ 0.85× raw`, thr, ">=", 0.85, "×", why(results, id, raw)));
+    targets.push(target(`${name} p50 latency ≤ 1.2× raw`, p50, "<=", 1.2, "×", why(results, id, raw)));
+    targets.push(
+      target(`${name} throughput ≥ 1.5× BullMQ`, vsBull, ">=", 1.5, "×", why(results, id, "bullmq")),
+    );
+  }
+  const mem = ok(results, "fa-memory");
+  targets.push(
+    target(
+      "in-memory ≥ 50,000 tasks/s",
+      mem?.tasksPerSec,
+      ">=",
+      50_000,
+      "tasks/s",
+      why(results, "fa-memory"),
+    ),
+  );
+  const q = results.queuedMemory;
+  const net = q && "netBytesPerTask" in q ? q.netBytesPerTask : undefined;
+  const qMissing = q && "error" in q ? q.error : "not measured";
+  targets.push(
+    target("in-memory ≤ 1 KB heap per queued task beyond payload", net, "<=", 1024, "B", qMissing),
+  );
+  return targets;
+}

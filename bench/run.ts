@@ -1,0 +1,102 @@
+/**
+ * `npm run bench` (`--quick` for a smoke run, `--help` for the flags): the task round trip on
+ * every path, the raw baselines and BullMQ in the same run, then memory per queued task, XState's
+ * cost, scaling over worker processes and failover after a SIGKILL. Prints the table and the
+ * targets, writes bench/results/latest.json and bench/results/throughput.svg.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { type BenchConfig, parseBenchConfig, UsageError } from "./bench-config.js";
+import { measureFailover } from "./harness/failover.js";
+import { runInGcChild } from "./harness/gc-child-runner.js";
+import { measurePath, type RoundTripResult } from "./harness/round-trip.js";
+import { measureScaling } from "./harness/scaling.js";
+import { killAllChildren } from "./harness/worker-children.js";
+import type { PathSpec } from "./paths/bench-path.js";
+import { PATHS } from "./paths/path-registry.js";
+import { throughputSvg } from "./report/svg-chart.js";
+import { type BenchResults, formatReport } from "./report/table-report.js";
+import { evaluateTargets } from "./report/targets.js";
+
+function specFor(config: BenchConfig, runId: string, name: string): PathSpec {
+  return {
+    ns: `bench-${runId}-${name}`,
+    concurrency: config.concurrency,
+    natsUrl: config.natsUrl,
+    amqpUrl: config.amqpUrl,
+    redisUrl: config.redisUrl,
+  };
+}
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function main(): Promise<void> {
+  const config = parseBenchConfig(process.argv.slice(2));
+  const runId = Date.now().toString(36);
+  const started = Date.now();
+  const results: BenchResults = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", node: process.version },
+    config: { ...config },
+    roundTrips: [],
+    targets: [],
+  };
+  const skip = new Set(config.skip);
+  const paths = config.only.length === 0 ? PATHS : PATHS.filter((p) => config.only.includes(p.id));
+  for (const path of paths) {
+    log(`round trip: ${path.label} …`);
+    const r: RoundTripResult = await measurePath(path, specFor(config, runId, path.id), config, {
+      workerProcesses: 1,
+      tasks: config.tasks,
+      latency: true,
+    });
+    log(
+      `  ${r.status}${r.tasksPerSec ? `: ${Math.round(r.tasksPerSec)} tasks/s` : ""}${r.reason ? ` (${r.reason})` : ""}`,
+    );
+    results.roundTrips.push(r);
+  }
+  if (!skip.has("memory")) {
+    log("memory per queued task …");
+    results.queuedMemory = await runInGcChild("queued-memory", { tasks: config.queuedTasks });
+  }
+  if (!skip.has("xstate")) {
+    log("XState actor cost …");
+    results.xstate = await runInGcChild("xstate-cost", { actors: config.quick ? 2000 : 10_000 });
+  }
+  if (!skip.has("scaling")) {
+    results.scaling = await measureScaling(config, (name) => specFor(config, runId, name), log);
+  }
+  if (!skip.has("failover")) {
+    results.failover = await measureFailover(config, (name) => specFor(config, runId, name), log);
+  }
+  results.targets = evaluateTargets(results);
+  results.durationSec = (Date.now() - started) / 1000;
+  process.stdout.write(`${formatReport(results)}\n`);
+  mkdirSync(config.resultsDir, { recursive: true });
+  writeFileSync(join(config.resultsDir, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(config.resultsDir, "throughput.svg"), throughputSvg(results));
+  log(
+    `wrote ${join(config.resultsDir, "latest.json")} and throughput.svg (${results.durationSec.toFixed(0)} s)`,
+  );
+}
+
+main()
+  .catch((error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(
+      `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    killAllChildren();
+    // Broker clients may keep sockets open after a failed close: do not wait for them.
+    setTimeout(() => process.exit(), 1000).unref();
+  });

@@ -1,0 +1,42 @@
+/**
+ * A worker process of the bench: runs the worker end of one path and answers its parent over IPC.
+ *   env BENCH_WORKER = { "path": "fa-nats", "spec": { … } }
+ * Messages in: { cmd: "cpu" | "started" | "stop", id }. Out: { type: "ready" | "error" | "reply" }.
+ * Exits when the parent goes away, so a crashed bench leaves no workers behind.
+ */
+import type { PathSpec, PathWorker } from "./paths/bench-path.js";
+import { pathById } from "./paths/path-registry.js";
+
+interface Command {
+  cmd: "cpu" | "started" | "stop";
+  id: number;
+}
+
+function send(message: unknown): void {
+  if (process.connected) process.send?.(message);
+}
+
+async function main(): Promise<void> {
+  const { path, spec } = JSON.parse(process.env["BENCH_WORKER"] ?? "{}") as { path: string; spec: PathSpec };
+  process.on("disconnect", () => process.exit(0));
+  let worker: PathWorker;
+  try {
+    worker = await pathById(path).worker(spec);
+  } catch (error) {
+    send({ type: "error", reason: error instanceof Error ? error.message : String(error) });
+    process.exit(1);
+  }
+  process.on("message", (message: Command) => {
+    if (message.cmd === "cpu") send({ type: "reply", id: message.id, value: process.cpuUsage() });
+    else if (message.cmd === "started") send({ type: "reply", id: message.id, value: worker.started() });
+    else if (message.cmd === "stop") {
+      void worker.close().finally(() => {
+        send({ type: "reply", id: message.id, value: true });
+        process.exit(0);
+      });
+    }
+  });
+  send({ type: "ready", pid: process.pid });
+}
+
+void main();
