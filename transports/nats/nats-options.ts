@@ -168,7 +168,8 @@ export function resolveNatsOptions(input: NatsTransportOptions = {}): ResolvedNa
     if (value === undefined || IGNORED.has(key)) continue;
     const check = SCHEMA[key as keyof NatsTransportOptions];
     if (check === undefined) {
-      const guess = known.find((k) => k.toLowerCase() === key.toLowerCase().replace(/_/g, ""));
+      const plain = key.toLowerCase().replace(/_/g, "");
+      const guess = known.find((k) => k.toLowerCase() === plain || k.toLowerCase() === `${plain}ms`);
       throw new ConfigError(
         `Unknown option "${key}" for the NATS transport.` +
           (guess ? ` Did you mean "${guess}"?` : "") +
@@ -236,11 +237,8 @@ export function natsOptionsFromUrl(url: URL, options: Record<string, unknown> = 
   if (url.protocol !== "nats:" && url.protocol !== "tls:") {
     throw new ConfigError(`A NATS transport URL starts with nats:// or tls://, not ${url.protocol}//.`);
   }
-  const port = url.port || "4222";
-  const hosts = url.host
-    .split(",")
-    .filter((h) => h.length > 0)
-    .map((h) => (/:\d+$/.test(h) ? h : `${h}:${port}`));
+  const withPort = (h: string) => (/:\d+$/.test(h) ? h : `${h}:4222`);
+  const hosts = url.host.split(",").filter((h) => h.length > 0);
   const fromUrl: NatsTransportOptions = {};
   for (const [key, value] of url.searchParams) {
     if (key === "namespace") fromUrl.namespace = value;
@@ -254,7 +252,7 @@ export function natsOptionsFromUrl(url: URL, options: Record<string, unknown> = 
     }
   }
   const scheme = url.protocol === "tls:" ? "tls" : "nats";
-  fromUrl.servers = hosts.map((h) => `${scheme}://${h}`);
+  fromUrl.servers = hosts.map((h) => `${scheme}://${withPort(h)}`);
   const user = decodeURIComponent(url.username);
   const password = decodeURIComponent(url.password);
   if (user && password) {
