@@ -42,7 +42,7 @@ export function transportFromUrl(url: string | undefined, options: TransportUrlO
   const raw = (url ?? process.env["FASTAGENTIC_TRANSPORT"] ?? "memory://").trim();
   let parsed: URL;
   try {
-    parsed = new URL(raw);
+    parsed = parseWithSeveralHosts(raw);
   } catch (error) {
     throw new ConfigError(
       `"${raw}" is not a transport URL. Use memory://, nats://host:4222 or amqp://user:pass@host:5672/vhost.`,
@@ -61,6 +61,19 @@ export function transportFromUrl(url: string | undefined, options: TransportUrlO
   }
   if (!parsed.hostname) throw new ConfigError(`The transport URL "${redact(parsed)}" has no host.`);
   return new LazyTransport(parsed, load, options);
+}
+
+/**
+ * A URL has a single authority, so "nats://a:4222,b:4222" keeps its first host there and carries
+ * the others in a `servers` query parameter, which the NATS adapter reads.
+ */
+function parseWithSeveralHosts(raw: string): URL {
+  const several = /^((?:nats|tls):\/\/(?:[^@/?#]*@)?)([^@/?#]*,[^/?#]*)(.*)$/i.exec(raw);
+  if (!several) return new URL(raw);
+  const [first = "", ...others] = (several[2] as string).split(",").filter((h) => h.length > 0);
+  const parsed = new URL(`${several[1]}${first}${several[3]}`);
+  if (others.length > 0) parsed.searchParams.set("servers", others.join(","));
+  return parsed;
 }
 
 /** The URL with its password hidden, for messages and logs. */
