@@ -177,8 +177,7 @@ export class NatsConsumer implements Consumer {
     }
     for (const f of this.fetches.values()) {
       if (now - f.sentAt > FETCH_TIMEOUT_MS) {
-        this.endFetch(f, 0);
-        this.needsEnsure = true; // perhaps the consumer was deleted: create it again
+        this.endFetch(f, 0); // unanswered: perhaps the consumer was deleted; endFetch checks it
       }
     }
     for (const s of this.sources()) {
@@ -363,7 +362,7 @@ export class NatsConsumer implements Consumer {
     if (code === 404 || code === 408) s.pending = 0;
     else if (code !== 200) {
       s.pending = undefined;
-      if (code === 409 || code === 503 || code === 0) this.needsEnsure = true;
+      if (code === 409 || code === 503 || code === 0) this.recheckSoon();
     }
     if (s.pending === 0 && s.open.length === 0 && !s.arm && this.free() > 0) this.arm(s);
     this.schedule();
@@ -395,8 +394,9 @@ export class NatsConsumer implements Consumer {
         s.pending = 0;
         if (s.open.length === 0 && this.free() > 0) this.arm(s);
       } else {
+        // 409 (e.g. too many waiting pulls, consumer deleted): check the consumer, a moment later.
         s.pending = undefined;
-        if (code === 409) this.needsEnsure = true;
+        if (code === 409) this.recheckSoon();
       }
       this.schedule();
       return;
@@ -429,6 +429,13 @@ export class NatsConsumer implements Consumer {
     } catch {
       // Closed or closing: the pull never left; the watchdog or the reconnect takes it from here.
     }
+  }
+
+  /** Stops pulling, then makes sure the streams and consumers exist before pulling again. */
+  private recheckSoon(): void {
+    if (this.needsEnsure) return;
+    this.needsEnsure = true;
+    this.ensureAfter = Date.now() + 500;
   }
 
   private reensure(): void {

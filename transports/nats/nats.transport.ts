@@ -301,7 +301,11 @@ export class NatsTransport implements Transport {
       const publisher = new JetStreamPublisher(nc, {
         timeoutMs: o.publishTimeoutMs,
         attempts: o.publishAttempts,
-        onMissingStream: (queue) => topology.invalidate(queue),
+        // No stream answered (deleted, or the server lost its store): create it before the re-send.
+        onMissingStream: (queue) => {
+          topology.invalidate(queue);
+          topology.ensure(queue).catch(() => {});
+        },
       });
       const ticker = setInterval(() => this.tick(), TICK_MS);
       ticker.unref();

@@ -126,6 +126,9 @@ describe("NATS transport across a nats-server crash", () => {
     );
     await t.enqueue("q.fresh", enc("before"), { priority: 5 });
     expect(await got.waitFor(1)).toEqual(["before"]);
+    // A process that only enqueues (no consumer re-creating anything for it).
+    const producer = await transport(s, namespace, { publishTimeoutMs: 500, publishAttempts: 20 });
+    await producer.t.enqueue("q.solo", enc("one"), { priority: 5 });
 
     await s.kill();
     await rm(s.storeDir, { recursive: true, force: true });
@@ -136,6 +139,9 @@ describe("NATS transport across a nats-server crash", () => {
     await t.enqueue("q.fresh", enc("after"), { priority: 20 });
     expect(await got.waitFor(2)).toEqual(["before", "after"]);
     expect(await t.depth("q.fresh")).toBe(0);
+    await reached(producer.states, "connected", 2);
+    await producer.t.enqueue("q.solo", enc("two"), { priority: 5 });
+    expect(await producer.t.depth("q.solo")).toBe(1); // "one" went with the old store
   });
 
   it("fails an enqueue with PublishError when no server acknowledges it, without hanging", async ({
