@@ -69,7 +69,8 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 export function encode(value: unknown, limitBytes: number, what = "message"): Uint8Array {
   let json: string;
   try {
-    json = JSON.stringify(value, strictReplacer);
+    assertPlainJson(value, "", false, 0);
+    json = JSON.stringify(value);
   } catch (error) {
     if (error instanceof NotSerializableError) throw error;
     throw new NotSerializableError(
@@ -83,25 +84,34 @@ export function encode(value: unknown, limitBytes: number, what = "message"): Ui
   return bytes;
 }
 
-function strictReplacer(this: unknown, key: string, value: unknown): unknown {
+/** Walks a value and throws NotSerializableError, naming the key, at anything JSON would mangle. */
+function assertPlainJson(value: unknown, key: string, inArray: boolean, depth: number): void {
   switch (typeof value) {
     case "string":
     case "boolean":
-      return value;
+      return;
     case "number":
-      if (Number.isFinite(value)) return value;
+      if (Number.isFinite(value)) return;
       throw notSerializable(key, `the number ${value}`);
-    case "object": {
-      if (value === null || Array.isArray(value)) return value;
-      const proto = Object.getPrototypeOf(value);
-      if (proto === Object.prototype || proto === null) return value;
-      // A Date (or anything with toJSON) has already been converted; this is another class instance.
-      const name = (value as object).constructor?.name ?? "an object with a custom prototype";
-      throw notSerializable(key, `a ${name}`);
-    }
     case "undefined":
-      if (Array.isArray(this)) throw notSerializable(key, "undefined inside an array");
-      return value; // an absent optional property: dropped, as JSON does
+      if (inArray) throw notSerializable(key, "undefined inside an array");
+      return; // an absent optional property: dropped, as JSON does
+    case "object": {
+      if (value === null) return;
+      if (depth > 256) throw notSerializable(key, "nested more than 256 levels deep (or circular)");
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) assertPlainJson(value[i], String(i), true, depth + 1);
+        return;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        if (typeof (value as { toJSON?: unknown }).toJSON === "function") return; // Date and friends
+        const name = (value as object).constructor?.name ?? "an object with a custom prototype";
+        throw notSerializable(key, `a ${name}`);
+      }
+      for (const k in value) assertPlainJson((value as Record<string, unknown>)[k], k, false, depth + 1);
+      return;
+    }
     default:
       throw notSerializable(key, `a ${typeof value}`);
   }

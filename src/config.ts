@@ -253,9 +253,22 @@ export function validatePoolOptions(input: unknown): void {
   });
 }
 
-/** Validates the top-level options object of a constructor (checks only that keys are known). */
+const keySets = new WeakMap<readonly string[], Set<string>>();
+
+/** Validates the top-level options object of a call (checks only that its keys are known). */
 export function validateKeys(what: string, input: unknown, keys: readonly string[]): void {
-  validate(what, input, Object.fromEntries(keys.map((k) => [k, () => undefined])));
+  if (typeof input !== "object" || input === null) {
+    if (input === undefined) return;
+    throw new ConfigError(`${what} must be an object, got ${JSON.stringify(input)}.`);
+  }
+  let known = keySets.get(keys);
+  if (!known) {
+    known = new Set(keys);
+    keySets.set(keys, known);
+  }
+  for (const key in input) {
+    if (!known.has(key)) validate(what, input, Object.fromEntries(keys.map((k) => [k, () => undefined])));
+  }
 }
 
 export function backoffDelay(

@@ -81,6 +81,17 @@ interface PullWaiter {
 }
 
 const PRIORITIES = new Set<number>(Object.values(TaskPriority));
+const ENQUEUE_KEYS = [
+  "taskType",
+  "data",
+  "priority",
+  "timeoutMs",
+  "retries",
+  "tags",
+  "metadata",
+  "id",
+  "headers",
+];
 
 export class TaskQueue {
   readonly name: string;
@@ -162,17 +173,7 @@ export class TaskQueue {
         "enqueue() takes an options object: { taskType, data, priority?, timeoutMs?, … }.",
       );
     }
-    validateKeys("enqueue() options", options, [
-      "taskType",
-      "data",
-      "priority",
-      "timeoutMs",
-      "retries",
-      "tags",
-      "metadata",
-      "id",
-      "headers",
-    ]);
+    validateKeys("enqueue() options", options, ENQUEUE_KEYS);
     const task = this.buildTask(options);
     if (this.store.has(task.id)) return this.store.get(task.id) as Task;
     if (this.size >= this.maxQueueSize) throw new QueueFullError(this.size, this.maxQueueSize);

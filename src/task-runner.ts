@@ -1,6 +1,7 @@
 /**
- * Runs one attempt of a handler: builds its context, enforces the timeout through an
- * AbortSignal, and turns whatever happens into an Outcome. Never throws.
+ * Runs one attempt of a handler: builds its context, enforces the timeout, turns whatever
+ * happens into an Outcome. Never throws. The AbortController behind `ctx.signal` is created only
+ * when the handler reads the signal, so the common path allocates little.
  */
 import { context as otelContext, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { Clock } from "./clock.js";
@@ -23,54 +24,122 @@ export class AbandonedRun extends Error {
   }
 }
 
+/** Cancels a run: by timeout, cancellation (TaskCancelledError) or shutdown (AbandonedRun). */
+export class RunControl {
+  private controller?: AbortController;
+  private reason?: unknown;
+  /** @internal Set by runAttempt while the run is in flight. */
+  onAbort?: (reason: unknown) => void;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason !== undefined) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.reason !== undefined;
+  }
+
+  abort(reason: unknown): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
+    this.onAbort?.(reason);
+  }
+
+  /** @internal */
+  get abortReason(): unknown {
+    return this.reason;
+  }
+}
+
+export type RunContext = Omit<TaskContext, "signal">;
+
+class HandlerContext implements TaskContext {
+  readonly taskId: string;
+  readonly taskType: string;
+  readonly attempt: number;
+  readonly workerId: string;
+  readonly metadata: Record<string, unknown>;
+  readonly tags: readonly string[];
+  readonly headers: Readonly<Record<string, string>>;
+  readonly progress: () => Promise<void>;
+
+  constructor(
+    base: RunContext,
+    private readonly control: RunControl,
+  ) {
+    this.taskId = base.taskId;
+    this.taskType = base.taskType;
+    this.attempt = base.attempt;
+    this.workerId = base.workerId;
+    this.metadata = base.metadata;
+    this.tags = base.tags;
+    this.headers = base.headers;
+    this.progress = base.progress;
+  }
+
+  get signal(): AbortSignal {
+    return this.control.signal;
+  }
+}
+
 export interface RunSpec {
   handler: TaskHandler;
   data: unknown;
   timeoutMs: number;
-  context: Omit<TaskContext, "signal">;
+  context: RunContext;
   clock: Clock;
-  /** Aborting it cancels the run (reason: TaskCancelledError or AbandonedRun). */
-  controller: AbortController;
+  control: RunControl;
 }
 
-export async function runAttempt(spec: RunSpec): Promise<Outcome> {
-  const { controller, clock } = spec;
-  const signal = controller.signal;
-  const timer = clock.setTimeout(
-    () => controller.abort(new TaskTimeoutError(spec.context.taskId, spec.timeoutMs)),
-    spec.timeoutMs,
-  );
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<Outcome>((resolve) => {
-    onAbort = () => resolve(outcomeOfAbort(signal.reason));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
-  const ctx: TaskContext = { ...spec.context, signal };
-  const headers = spec.context.headers;
-  const run = async (): Promise<Outcome> => {
+export function runAttempt(spec: RunSpec): Promise<Outcome> {
+  const { control, clock } = spec;
+  return new Promise<Outcome>((resolve) => {
+    let settled = false;
+    const finish = (outcome: Outcome) => {
+      if (settled) return;
+      settled = true;
+      clock.clearTimeout(timer);
+      control.onAbort = undefined;
+      resolve(outcome);
+    };
+    const fail = (thrown: unknown) =>
+      finish(
+        control.aborted
+          ? outcomeOfAbort(control.abortReason)
+          : {
+              kind: "failed",
+              error: describeThrown(thrown),
+              unrecoverable: thrown instanceof UnrecoverableError,
+            },
+      );
+    const timer = clock.setTimeout(
+      () => control.abort(new TaskTimeoutError(spec.context.taskId, spec.timeoutMs)),
+      spec.timeoutMs,
+    );
+    control.onAbort = (reason) => finish(outcomeOfAbort(reason));
+    if (control.aborted) return finish(outcomeOfAbort(control.abortReason));
+    const ctx = new HandlerContext(spec.context, control);
+    const headers = spec.context.headers;
     try {
       const invoke = () => spec.handler(spec.data, ctx);
-      const result =
+      const value =
         headers["traceparent"] !== undefined
-          ? await otelContext.with(propagation.extract(ROOT_CONTEXT, headers), invoke)
-          : await invoke();
-      return { kind: "completed", result };
+          ? otelContext.with(propagation.extract(ROOT_CONTEXT, headers), invoke)
+          : invoke();
+      if (value !== null && typeof (value as PromiseLike<unknown>)?.then === "function") {
+        (value as PromiseLike<unknown>).then((result) => finish({ kind: "completed", result }), fail);
+      } else {
+        finish({ kind: "completed", result: value });
+      }
     } catch (thrown) {
-      if (signal.aborted) return outcomeOfAbort(signal.reason);
-      return {
-        kind: "failed",
-        error: describeThrown(thrown),
-        unrecoverable: thrown instanceof UnrecoverableError,
-      };
+      fail(thrown);
     }
-  };
-  try {
-    return await Promise.race([run(), aborted]);
-  } finally {
-    clock.clearTimeout(timer);
-    if (onAbort) signal.removeEventListener("abort", onAbort);
-  }
+  });
 }
 
 function outcomeOfAbort(reason: unknown): Outcome {

@@ -36,7 +36,7 @@ import { newId } from "./ids.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { assertQueueName, queuesServedBy, subjects } from "./names.js";
 import { poisonError, publishTaskEvent, settleOutcome } from "./task-outcome.js";
-import { AbandonedRun, runAttempt } from "./task-runner.js";
+import { AbandonedRun, RunControl, runAttempt } from "./task-runner.js";
 import type { TaskHandler, WorkerInfo, WorkerStatus } from "./types.js";
 
 export interface WorkerOptions {
@@ -64,7 +64,7 @@ interface WorkerEvents {
 }
 
 interface Running {
-  controller: AbortController;
+  control: RunControl;
   delivery?: Delivery;
 }
 
@@ -248,17 +248,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     const taskId = options.taskId ?? newId("task");
     const timeoutMs = options.timeoutMs ?? this.config.taskTimeoutMs;
-    const controller = new AbortController();
-    options.signal?.addEventListener("abort", () => controller.abort(new TaskCancelledError(taskId)), {
+    const control = new RunControl();
+    options.signal?.addEventListener("abort", () => control.abort(new TaskCancelledError(taskId)), {
       once: true,
     });
-    this.begin(taskId, { controller });
+    this.begin(taskId, { control });
     const outcome = await runAttempt({
       handler,
       data: options.data,
       timeoutMs,
       clock: this.clock,
-      controller,
+      control,
       context: this.contextFor(taskId, options.taskType, 1, options.metadata ?? {}, [], {}),
     });
     this.end(taskId, outcome.kind === "completed" ? "completed" : "failed");
@@ -316,7 +316,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.stoppedPromise = new Promise<void>((r) => {
       done = r;
     });
-    for (const [, run] of this.running) run.controller.abort(new AbandonedRun());
+    for (const [, run] of this.running) run.control.abort(new AbandonedRun());
     this.stopProgress?.();
     await this.consumerChange;
     await this.consumer?.stop().catch(() => {});
@@ -405,8 +405,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       await delivery.deadLetter(poison);
       return;
     }
-    const controller = new AbortController();
-    this.begin(task.id, { controller, delivery });
+    const control = new RunControl();
+    this.begin(task.id, { control, delivery });
     await publishTaskEvent(this.transport, task.queue, {
       kind: "started",
       taskId: task.id,
@@ -419,7 +419,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       data: task.data,
       timeoutMs: task.timeoutMs > 0 ? task.timeoutMs : this.config.taskTimeoutMs,
       clock: this.clock,
-      controller,
+      control,
       context: this.contextFor(task.id, task.type, attempt, task.metadata, task.tags, task.headers, delivery),
     });
     try {
@@ -505,7 +505,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         const oldest = this.cancelled.values().next().value;
         if (oldest !== undefined) this.cancelled.delete(oldest);
       }
-      this.running.get(id)?.controller.abort(new TaskCancelledError(id));
+      this.running.get(id)?.control.abort(new TaskCancelledError(id));
     }
   }
 

@@ -140,9 +140,16 @@ export function priorityLevel(priority: number, levels: readonly number[]): numb
   return level;
 }
 
+const knownGood = new Set<string>();
+
 /** Throws InvalidNameError when `name` cannot be a queue or subject name on every transport. */
 export function assertLogicalName(name: string, what: string, allowWildcard = false): void {
+  if (knownGood.has(name)) return;
   const problem = logicalNameProblem(name, allowWildcard);
+  if (problem === undefined && !name.endsWith(">")) {
+    if (knownGood.size > 10_000) knownGood.clear();
+    knownGood.add(name);
+  }
   if (problem !== undefined) {
     throw new InvalidNameError(
       `Invalid ${what} "${String(name)}": ${problem}. Names become broker subjects and queue names, ` +
