@@ -67,10 +67,16 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Encodes any message; refuses values JSON would silently change or drop. */
 export function encode(value: unknown, limitBytes: number, what = "message"): Uint8Array {
-  let json: string;
+  const bytes = encoder.encode(encodeJson(value, what));
+  if (bytes.byteLength > limitBytes) throw new PayloadTooLargeError(bytes.byteLength, limitBytes, what);
+  return bytes;
+}
+
+/** The JSON text of a value, refusing what JSON would silently change or drop. */
+export function encodeJson(value: unknown, what = "message"): string {
   try {
     assertPlainJson(value, "", false, 0);
-    json = JSON.stringify(value);
+    return JSON.stringify(value);
   } catch (error) {
     if (error instanceof NotSerializableError) throw error;
     throw new NotSerializableError(
@@ -79,9 +85,6 @@ export function encode(value: unknown, limitBytes: number, what = "message"): Ui
       { cause: error },
     );
   }
-  const bytes = encoder.encode(json);
-  if (bytes.byteLength > limitBytes) throw new PayloadTooLargeError(bytes.byteLength, limitBytes, what);
-  return bytes;
 }
 
 /** Walks a value and throws NotSerializableError, naming the key, at anything JSON would mangle. */
@@ -192,8 +195,22 @@ export function decodeTask(bytes: Uint8Array): TaskEnvelope {
 const EVENT_KINDS = new Set(["queued", "started", "completed", "failed", "retrying", "cancelled", "timeout"]);
 
 export function decodeTaskEvent(bytes: Uint8Array): TaskEvent {
+  return checkTaskEvent(parse(bytes, "task event"));
+}
+
+/** Decodes a task event message: one event, or a batch of them. */
+export function decodeTaskEvents(bytes: Uint8Array): TaskEvent[] {
+  const r = parse(bytes, "task event");
+  if (r["kind"] !== "batch") return [checkTaskEvent(r)];
+  expect(Array.isArray(r["events"]), "task event batch", "events");
+  return (r["events"] as unknown[]).map((e) => {
+    expect(isPlainObject(e) && e["v"] === ENVELOPE_VERSION, "task event batch", "events");
+    return checkTaskEvent(e as Record<string, unknown>);
+  });
+}
+
+function checkTaskEvent(r: Record<string, unknown>): TaskEvent {
   const what = "task event";
-  const r = parse(bytes, what);
   expect(isString(r["kind"]) && EVENT_KINDS.has(r["kind"]), what, "kind");
   expect(isString(r["taskId"]), what, "taskId");
   expect(isNumber(r["at"]), what, "at");

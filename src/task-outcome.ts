@@ -5,10 +5,9 @@
  */
 import { canRetry, nextTaskState } from "../actors/task.machine.js";
 import type { Delivery, Transport } from "../transports/transport.js";
-import { encode, type TaskEnvelope, type TaskEvent } from "./codec.js";
+import type { TaskEnvelope, TaskEvent } from "./codec.js";
 import { backoffDelay, type RetryBackoff } from "./config.js";
-import { describeThrown } from "./errors.js";
-import { subjects } from "./names.js";
+import { eventPublisherFor } from "./event-publisher.js";
 import type { Outcome } from "./task-runner.js";
 
 export interface OutcomeTarget {
@@ -18,29 +17,13 @@ export interface OutcomeTarget {
   now(): number;
 }
 
-/** Publishes a task event on the task's queue subject; returns the event as sent. */
-export async function publishTaskEvent(
+/** Publishes a task event on the task's queue subject (batched); resolves with the event as sent. */
+export function publishTaskEvent(
   transport: Transport,
   queue: string,
   event: Omit<TaskEvent, "v">,
 ): Promise<TaskEvent> {
-  let full = { v: 1, ...event } as TaskEvent;
-  let body: Uint8Array;
-  try {
-    body = encode(full, transport.maxPayloadBytes, "task result");
-  } catch (error) {
-    if (event.kind !== "completed") throw error;
-    // A result that cannot travel fails the task; retrying would produce the same result.
-    full = {
-      ...full,
-      kind: "failed",
-      result: undefined,
-      error: `The handler's result cannot be sent: ${describeThrown(error)}`,
-    };
-    body = encode(full, transport.maxPayloadBytes);
-  }
-  await transport.publish(subjects.taskEvents(queue), body);
-  return full;
+  return eventPublisherFor(transport).publish(queue, event);
 }
 
 /**

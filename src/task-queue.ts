@@ -8,7 +8,7 @@ import { context as otelContext, propagation } from "@opentelemetry/api";
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
 import type { Consumer, Delivery, Subscription, Transport } from "../transports/transport.js";
 import { type Clock, systemClock } from "./clock.js";
-import { decodeTask, decodeTaskEvent, encode, type TaskEnvelope } from "./codec.js";
+import { decodeTask, decodeTaskEvents, encode, type TaskEnvelope, type TaskEvent } from "./codec.js";
 import { DEFAULT_RETRY_BACKOFF, type RetryBackoff, validateKeys } from "./config.js";
 import {
   ConfigError,
@@ -144,11 +144,14 @@ export class TaskQueue {
     this.starting ??= (async () => {
       await this.transport.connect();
       this.subscription = await this.transport.subscribe(subjects.taskEvents(this.name), (m) => {
+        let events: TaskEvent[];
         try {
-          this.store.apply(decodeTaskEvent(m.body));
+          events = decodeTaskEvents(m.body);
         } catch {
           this.malformedMessages++;
+          return;
         }
+        for (const event of events) this.store.apply(event);
       });
     })().catch((error) => {
       this.starting = undefined;

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { decodeControl, decodeTask, decodeTaskEvent, decodeWorkerEvent, encode } from "../../src/codec.js";
+import {
+  decodeControl,
+  decodeTask,
+  decodeTaskEvent,
+  decodeTaskEvents,
+  decodeWorkerEvent,
+  encode,
+} from "../../src/codec.js";
 import { MalformedMessageError, NotSerializableError, PayloadTooLargeError } from "../../src/errors.js";
 
 const enc = (v: unknown) => new TextEncoder().encode(typeof v === "string" ? v : JSON.stringify(v));
@@ -90,6 +97,17 @@ describe("codec", () => {
       MalformedMessageError,
     );
     expect(() => decodeControl(enc({ v: 1, kind: "scale", workers: -1 }))).toThrow(MalformedMessageError);
+  });
+
+  it("decodes a batch of task events, and rejects a batch with a bad member", () => {
+    const a = { v: 1, kind: "started", taskId: "t1", at: 1 };
+    const b = { v: 1, kind: "completed", taskId: "t1", at: 2, result: 42 };
+    expect(decodeTaskEvents(enc(a))).toEqual([a]);
+    expect(decodeTaskEvents(enc({ v: 1, kind: "batch", events: [a, b] }))).toEqual([a, b]);
+    expect(() => decodeTaskEvents(enc({ v: 1, kind: "batch", events: [a, { v: 1, kind: "nope" }] }))).toThrow(
+      MalformedMessageError,
+    );
+    expect(() => decodeTaskEvents(enc({ v: 1, kind: "batch", events: "x" }))).toThrow(MalformedMessageError);
   });
 
   it("parses without prototype pollution", () => {

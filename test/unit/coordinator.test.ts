@@ -77,7 +77,7 @@ describe("Coordinator on the in-memory transport", () => {
     });
     const workers = await coordinator.getWorkers();
     expect(workers).toHaveLength(2);
-    expect(workers[0]).toMatchObject({ pid: process.pid, status: "idle", isAvailable: true });
+    expect(workers[0]).toMatchObject({ pid: process.pid, isAvailable: true });
   });
 
   it("runs higher priority first and first-in first-out within a priority", async () => {

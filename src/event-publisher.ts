@@ -1,0 +1,113 @@
+/**
+ * Task events leave in batches: every event published during one turn of the event loop goes out
+ * as one message per subject (flushed on setImmediate, or earlier when a batch nears the
+ * transport's size limit). Callers still get a promise per event, resolved once its batch is
+ * published, so "publish the outcome, then ack" keeps holding. One publisher per transport.
+ */
+import type { Transport } from "../transports/transport.js";
+import { encodeJson, type TaskEvent } from "./codec.js";
+import { describeThrown, PayloadTooLargeError } from "./errors.js";
+import { subjects } from "./names.js";
+
+interface Batch {
+  parts: string[];
+  bytes: number;
+  waiters: Array<{ resolve(): void; reject(error: unknown): void }>;
+}
+
+const encoder = new TextEncoder();
+const BATCH_OVERHEAD = 64;
+
+export class TaskEventPublisher {
+  private readonly batches = new Map<string, Batch>();
+  private readonly chains = new Map<string, Promise<void>>();
+  private scheduled = false;
+
+  constructor(private readonly transport: Transport) {}
+
+  /** Queues an event for the task's queue; resolves with the event as sent, once published. */
+  publish(queue: string, event: Omit<TaskEvent, "v">): Promise<TaskEvent> {
+    const limit = this.transport.maxPayloadBytes - BATCH_OVERHEAD;
+    let full = { v: 1, ...event } as TaskEvent;
+    let json: string;
+    try {
+      json = encodeJson(full, "task result");
+      const size = Buffer.byteLength(json);
+      if (size > limit) throw new PayloadTooLargeError(size, limit, "task result");
+    } catch (error) {
+      if (event.kind !== "completed") return Promise.reject(error);
+      // A result that cannot travel fails the task; retrying would produce the same result.
+      full = {
+        ...full,
+        kind: "failed",
+        result: undefined,
+        error: `The handler's result cannot be sent: ${describeThrown(error)}`,
+      };
+      json = encodeJson(full, "task event");
+    }
+    const subject = subjects.taskEvents(queue);
+    let batch = this.batches.get(subject);
+    const size = Buffer.byteLength(json);
+    if (batch && batch.bytes + size + 1 > limit) {
+      this.flushSubject(subject);
+      batch = undefined;
+    }
+    if (!batch) {
+      batch = { parts: [], bytes: 0, waiters: [] };
+      this.batches.set(subject, batch);
+    }
+    batch.parts.push(json);
+    batch.bytes += size + 1;
+    const sent = full;
+    const promise = new Promise<TaskEvent>((resolve, reject) => {
+      (batch as Batch).waiters.push({ resolve: () => resolve(sent), reject });
+    });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flushAll());
+    }
+    return promise;
+  }
+
+  private flushAll(): void {
+    this.scheduled = false;
+    for (const subject of [...this.batches.keys()]) this.flushSubject(subject);
+  }
+
+  private flushSubject(subject: string): void {
+    const batch = this.batches.get(subject);
+    if (!batch) return;
+    this.batches.delete(subject);
+    const body =
+      batch.parts.length === 1
+        ? encoder.encode(batch.parts[0])
+        : encoder.encode(`{"v":1,"kind":"batch","events":[${batch.parts.join(",")}]}`);
+    const previous = this.chains.get(subject) ?? Promise.resolve();
+    const next = previous
+      .then(() => this.transport.publish(subject, body))
+      .then(
+        () => {
+          for (const w of batch.waiters) w.resolve();
+        },
+        (error: unknown) => {
+          for (const w of batch.waiters) w.reject(error);
+        },
+      );
+    this.chains.set(subject, next);
+    void next.then(() => {
+      if (this.chains.get(subject) === next) this.chains.delete(subject);
+    });
+  }
+}
+
+const publishers = new WeakMap<Transport, TaskEventPublisher>();
+
+/** The one publisher of a transport (shared by every worker and queue on it). */
+export function eventPublisherFor(transport: Transport): TaskEventPublisher {
+  let publisher = publishers.get(transport);
+  if (!publisher) {
+    publisher = new TaskEventPublisher(transport);
+    publishers.set(transport, publisher);
+  }
+  return publisher;
+}
