@@ -17,6 +17,11 @@ export interface BenchConfig {
   concurrency: number;
   /** Upper bound of one measured phase, in ms. */
   phaseTimeoutMs: number;
+  /**
+   * Rounds over all round-trip paths (interleaved, so a burst of load on this shared machine
+   * does not land on one path only); each path reports its best round.
+   */
+  rounds: number;
   /** Worker-process counts for the scaling runs. */
   scalingWorkers: number[];
   scalingTasks: number;
@@ -42,6 +47,7 @@ const FULL = {
   warmupTasks: 1_000,
   concurrency: 128,
   phaseTimeoutMs: 60_000,
+  rounds: 2,
   scalingWorkers: [1, 2, 4],
   scalingTasks: 10_000,
   queuedTasks: 100_000,
@@ -55,6 +61,7 @@ const QUICK: typeof FULL = {
   warmupTasks: 200,
   concurrency: 128,
   phaseTimeoutMs: 20_000,
+  rounds: 1,
   scalingWorkers: [1, 2],
   scalingTasks: 1_000,
   queuedTasks: 20_000,
@@ -63,7 +70,7 @@ const QUICK: typeof FULL = {
 
 export const USAGE = `npm run bench -- [--quick] [--only=fa-nats,raw-jetstream,…] [--skip=scaling,failover,memory,xstate]
   [--tasks=N] [--inflight=N] [--latency-tasks=N] [--warmup-tasks=N] [--concurrency=N]
-  [--phase-timeout-ms=N] [--scaling-workers=1,2,4] [--scaling-tasks=N] [--queued-tasks=N]
+  [--phase-timeout-ms=N] [--rounds=N] [--scaling-workers=1,2,4] [--scaling-tasks=N] [--queued-tasks=N]
   [--failover-tasks=N] [--nats-url=…] [--amqp-url=…] [--redis-url=…] [--results-dir=…]
 Each flag may also be given as an environment variable: --latency-tasks=N is BENCH_LATENCY_TASKS=N.`;
 
@@ -105,6 +112,7 @@ export function parseBenchConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     warmupTasks: int("warmup-tasks", base.warmupTasks),
     concurrency: int("concurrency", base.concurrency),
     phaseTimeoutMs: int("phase-timeout-ms", base.phaseTimeoutMs),
+    rounds: int("rounds", base.rounds),
     scalingWorkers: scaling.length > 0 ? scaling : base.scalingWorkers,
     scalingTasks: int("scaling-tasks", base.scalingTasks),
     queuedTasks: int("queued-tasks", base.queuedTasks),

@@ -5,9 +5,10 @@
  * targets, writes bench/results/latest.json and bench/results/throughput.svg.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { type BenchConfig, parseBenchConfig, UsageError } from "./bench-config.js";
+import { bestOf } from "./harness/best-round.js";
 import { measureFailover } from "./harness/failover.js";
 import { runInGcChild } from "./harness/gc-child-runner.js";
 import { measurePath, type RoundTripResult } from "./harness/round-trip.js";
@@ -39,25 +40,36 @@ async function main(): Promise<void> {
   const started = Date.now();
   const results: BenchResults = {
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", node: process.version },
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? "unknown",
+      node: process.version,
+      loadAverageAtStart: loadavg()[0] ?? 0,
+    },
     config: { ...config },
     roundTrips: [],
     targets: [],
   };
   const skip = new Set(config.skip);
   const paths = config.only.length === 0 ? PATHS : PATHS.filter((p) => config.only.includes(p.id));
-  for (const path of paths) {
-    log(`round trip: ${path.label} …`);
-    const r: RoundTripResult = await measurePath(path, specFor(config, runId, path.id), config, {
-      workerProcesses: 1,
-      tasks: config.tasks,
-      latency: true,
-    });
-    log(
-      `  ${r.status}${r.tasksPerSec ? `: ${Math.round(r.tasksPerSec)} tasks/s` : ""}${r.reason ? ` (${r.reason})` : ""}`,
-    );
-    results.roundTrips.push(r);
+  const perPath = new Map<string, RoundTripResult[]>(paths.map((p) => [p.id, []]));
+  for (let round = 1; round <= config.rounds; round++) {
+    for (const path of paths) {
+      const earlier = perPath.get(path.id) as RoundTripResult[];
+      if (earlier[0]?.status === "unavailable") continue;
+      log(`round trip ${round}/${config.rounds}: ${path.label} …`);
+      const r = await measurePath(path, specFor(config, runId, `${path.id}-${round}`), config, {
+        workerProcesses: 1,
+        tasks: config.tasks,
+        latency: true,
+      });
+      log(
+        `  ${r.status}${r.tasksPerSec ? `: ${Math.round(r.tasksPerSec)} tasks/s, p50 ${r.p50Ms?.toFixed(2)} ms` : ""}${r.reason ? ` (${r.reason})` : ""}`,
+      );
+      earlier.push(r);
+    }
   }
+  results.roundTrips = [...perPath.values()].map(bestOf);
   if (!skip.has("memory")) {
     log("memory per queued task …");
     results.queuedMemory = await runInGcChild("queued-memory", { tasks: config.queuedTasks });
@@ -74,6 +86,7 @@ async function main(): Promise<void> {
   }
   results.targets = evaluateTargets(results);
   results.durationSec = (Date.now() - started) / 1000;
+  results.machine.loadAverageAtEnd = loadavg()[0] ?? 0;
   process.stdout.write(`${formatReport(results)}\n`);
   mkdirSync(config.resultsDir, { recursive: true });
   writeFileSync(join(config.resultsDir, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);

@@ -46,7 +46,10 @@ export class WorkerChild {
 
   /** Starts a worker process for `path` and resolves once its worker is consuming. */
   static async start(path: string, spec: PathSpec, timeoutMs = 30_000): Promise<WorkerChild> {
-    const child = spawn(process.execPath, ["--import", "tsx", "bench/worker-process.ts"], {
+    // BENCH_PROFILE_DIR=dir: each worker process writes a V8 CPU profile there when it stops.
+    const profileDir = process.env["BENCH_PROFILE_DIR"];
+    const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+    const child = spawn(process.execPath, [...profile, "--import", "tsx", "bench/worker-process.ts"], {
       cwd: ROOT,
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       env: { ...process.env, BENCH_WORKER: JSON.stringify({ path, spec }) },

@@ -1,5 +1,6 @@
 /** The shape of bench/results/latest.json. */
 import type { BenchConfig } from "../bench-config.js";
+import type { CombinedResult } from "../harness/best-round.js";
 import type { RoundTripResult } from "../harness/round-trip.js";
 
 export interface QueuedMemoryResult {
@@ -64,9 +65,16 @@ export interface TargetResult {
 
 export interface BenchResults {
   date: string;
-  machine: { cpus: number; cpuModel: string; node: string };
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    node: string;
+    /** 1-minute load average: this machine is shared; above its core count, other work competed. */
+    loadAverageAtStart: number;
+    loadAverageAtEnd?: number;
+  };
   config: BenchConfig;
-  roundTrips: RoundTripResult[];
+  roundTrips: CombinedResult[];
   queuedMemory?: QueuedMemoryResult | { error: string };
   xstate?: XStateResult | { error: string };
   scaling?: ScalingResult[];

@@ -54,10 +54,14 @@ export function formatReport(results: BenchResults): string {
   const c = results.config;
   const out: string[] = [];
   out.push(
-    `fastagentic bench — ${results.date}, ${results.machine.cpus} × ${results.machine.cpuModel}, Node ${results.machine.node}`,
+    `fastagentic bench — ${results.date}, ${results.machine.cpus} × ${results.machine.cpuModel}, Node ${results.machine.node}, ` +
+      `load average ${results.machine.loadAverageAtStart.toFixed(1)} at start` +
+      (results.machine.loadAverageAtEnd === undefined
+        ? ""
+        : `, ${results.machine.loadAverageAtEnd.toFixed(1)} at end`),
     `round trip {x} → x*2, worker in another process (in memory: same process); throughput ${c.tasks.toLocaleString("en-US")} tasks, ` +
       `${c.inflight} in flight; latency ${c.latencyTasks.toLocaleString("en-US")} one at a time; ` +
-      `${c.concurrency} deliveries per worker process`,
+      `${c.concurrency} deliveries per worker process; best of ${c.rounds} interleaved round(s) per path`,
     "",
     table(
       [
