@@ -62,6 +62,10 @@ export class AmqpConnection {
     if (this.closed)
       return Promise.reject(new StateError("This AmqpTransport was closed; create a new one."));
     if (this.model) return Promise.resolve();
+    if (this._state === "reconnecting") {
+      // The reconnection loop is at work: wait for it (bounded like a first connection).
+      return this.whenUp(Date.now() + this.options.connectTimeoutMs).then(() => undefined);
+    }
     this.connecting ??= this.firstConnect().finally(() => {
       this.connecting = undefined;
     });
@@ -78,8 +82,9 @@ export class AmqpConnection {
         return;
       } catch (error) {
         const fatal = isRefusal(error);
-        if (this.closed || fatal || Date.now() + delay >= deadline) {
-          if (!this.closed) this.setState("idle", error as Error);
+        if (this.closed) throw new StateError("The AMQP transport was closed while connecting.");
+        if (fatal || Date.now() + delay >= deadline) {
+          this.setState("idle", error as Error);
           throw new ConnectionError(
             `Could not connect to RabbitMQ at ${this.options.where} ` +
               (fatal ? "" : `within ${this.options.connectTimeoutMs} ms (${attempt} attempts)`) +

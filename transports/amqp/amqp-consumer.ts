@@ -90,7 +90,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.host.forget(this);
     // Let re-publishes under way finish, so a nack is not also returned to the queue by the close.
-    await bounded(Promise.allSettled([...this.inFlight]), this.host.operationTimeoutMs);
+    await bounded(Promise.allSettled([...this.inFlight]), Math.min(this.host.operationTimeoutMs, 5000));
     const channel = this.channel;
     this.detach();
     this.unsettled.clear();

@@ -42,6 +42,8 @@ export class AmqpPublisher {
   private opening?: Promise<ConfirmChannel>;
   private drain?: Promise<void>;
   private readonly inFlight = new Map<string, InFlight>();
+  /** The reply code with which the broker closed a channel. */
+  private readonly refusedBy = new WeakMap<ConfirmChannel, number>();
   private sweeper?: ReturnType<typeof setInterval>;
   private idleWaiters: Array<() => void> = [];
   private seq = 0;
@@ -104,6 +106,13 @@ export class AmqpPublisher {
                   retryable: true,
                 }),
               );
+            } else if (this.refusedBy.get(channel) === 404) {
+              // The broker closed the channel because the exchange does not exist (deleted by hand).
+              const e = new PublishError(`The exchange "${message.exchange}" does not exist.`, {
+                retryable: true,
+              });
+              unroutable.add(e);
+              reject(e);
             } else {
               resolve("lost");
             }
@@ -162,7 +171,10 @@ export class AmqpPublisher {
       const record = this.inFlight.get(String(returned.properties.messageId));
       if (record) record.returned = true;
     });
-    channel.on("error", (error: Error & { code?: number }) => this.onChannelError(error));
+    channel.on("error", (error: Error & { code?: number }) => {
+      if (typeof error.code === "number") this.refusedBy.set(channel, error.code);
+      this.onChannelError(error);
+    });
     channel.on("close", () => {
       if (this.channel === channel) this.channel = undefined;
     });

@@ -181,12 +181,19 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.assertSize(body);
     await this.ready();
     const deadline = Date.now() + this.options.publishTimeoutMs;
-    await this.topology.ensureExchange(this.names.events, "topic", deadline);
     const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    await this.publisher.send(
-      { exchange: this.names.events, routingKey: subject, content, properties: { persistent: false } },
-      deadline,
-    );
+    for (let attempt = 1; ; attempt++) {
+      await this.topology.ensureExchange(this.names.events, "topic", deadline).catch(asPublishError);
+      try {
+        return await this.publisher.send(
+          { exchange: this.names.events, routingKey: subject, content, properties: { persistent: false } },
+          deadline,
+        );
+      } catch (error) {
+        if (!isUnroutable(error) || attempt >= 3) throw error;
+        this.topology.forgetDeclarations(); // the exchange was deleted: declare it again
+      }
+    }
   }
 
   async subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription> {
