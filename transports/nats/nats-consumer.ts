@@ -303,20 +303,33 @@ export class NatsConsumer implements Consumer {
     while (this.held.length > 0 && this.active.size < this.concurrency) this.dispatch(this.held.shift()!);
     let free = this.free();
     for (const level of LEVELS_HIGH_FIRST) {
+      if (free <= 0) return;
       const group = this.byLevel[level]!;
+      // Sources of this level whose content is unknown share the free slots among their probes
+      // (same level: their order does not matter); lower levels wait for the answers.
+      let unknown = 0;
+      for (const s of group) if (!s.arm && s.open.length === 0 && !(s.pending! > 0)) unknown++;
+      const share = Math.max(1, Math.floor(free / Math.max(1, unknown)));
+      let waiting = false;
       for (let i = 0; i < group.length && free > 0; i++) {
         const index = (this.roundRobin[level]! + i) % group.length;
         const s = group[index]!;
         if (s.arm) continue; // known empty: its idle pull brings what arrives
         const known = (s.pending ?? 0) - s.requested;
-        if (s.open.length > 0 && known <= 0) return; // wait for its answer before looking lower
-        const n = known > 0 ? Math.min(free, known) : free;
+        let n: number;
+        if (known > 0) n = Math.min(free, known);
+        else if (s.open.length > 0) {
+          waiting = true; // its answer will say whether more wait there
+          continue;
+        } else {
+          n = Math.min(free, share);
+          waiting = true;
+        }
         this.fetch(s, n);
         this.roundRobin[level] = (index + 1) % group.length;
         free -= n;
-        if (known <= 0) return; // unknown: wait for the answer before looking lower
       }
-      if (free <= 0) return;
+      if (waiting) return;
     }
   }
 
