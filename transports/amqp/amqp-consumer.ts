@@ -166,6 +166,12 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
       this.tags.clear();
       this.prefetch = 0;
       opened.on("close", () => this.onChannelClosed(opened));
+      opened.on("error", (error: Error) => {
+        this.host.logger.warn(
+          { err: error.message, queues: this.queues },
+          "RabbitMQ closed a consumer's channel: its unsettled tasks go back to the queue; consuming again",
+        );
+      });
     }
     if (this.concurrency === 0) {
       for (const [queue, tag] of [...this.tags]) {

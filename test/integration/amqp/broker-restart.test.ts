@@ -149,11 +149,11 @@ describe("RabbitMQ restarts, consumer timeouts and flow control", () => {
       expect(workerStates.items.map((e) => e.state)).toContain("reconnecting");
       expect(workersTransport.state).toBe("connected");
     } finally {
+      await ensureBrokerRunning(); // first: stopping workers publishes their last events
       await pool.stop({ graceful: false }).catch(() => {});
       await client.stop({ graceful: false }).catch(() => {});
       await workersTransport.close();
       await clientTransport.close();
-      await ensureBrokerRunning();
       await deleteNamespace(namespace);
     }
   }, 90_000);
@@ -176,7 +176,7 @@ describe("RabbitMQ restarts, consumer timeouts and flow control", () => {
       const [first] = await got.waitFor(1);
 
       // Held past the timeout: the broker closes the channel (406) and puts the task back.
-      const closed = await logger.waitFor("channel closed by the broker");
+      const closed = await logger.waitFor("closed a consumer's channel");
       expect(String(closed.fields["err"])).toContain("timed out");
       await first!.ack(); // stale: a no-op
       const [, again] = await got.waitFor(2, "the task back on a new channel");
