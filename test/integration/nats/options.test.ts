@@ -14,7 +14,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { NatsTransport, natsTransportFromUrl } from "../../../transports/nats/index.js";
 import { uniqueNamespace } from "../../helpers/brokers.js";
 import { natsAvailable, natsServer, testTransport } from "./nats-helpers.js";
-import { freePort } from "./private-server.js";
+import { freePort, natsServerInstalled, PrivateNatsServer } from "./private-server.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -131,6 +131,20 @@ describe("NATS transport options on a server", () => {
     const error = await t.connect().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(/max_payload is 1048576 bytes/);
+  });
+
+  it("refuses a server without JetStream, saying how to enable it", async ({ skip }) => {
+    if (!natsServerInstalled()) skip();
+    const plain = await PrivateNatsServer.start({ jetstream: false });
+    try {
+      const t = new NatsTransport({ servers: [plain.url] });
+      open.push(t);
+      const error = await t.connect().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as Error).message).toMatch(/JetStream disabled.*-js/);
+    } finally {
+      await plain.destroy();
+    }
   });
 
   it("is reached through transportFromUrl, with several hosts of which one is down", async ({ skip }) => {

@@ -36,10 +36,13 @@ export class PrivateNatsServer {
   private constructor(
     readonly port: number,
     readonly storeDir: string,
+    readonly jetstream: boolean,
   ) {}
 
-  static async start(): Promise<PrivateNatsServer> {
-    const server = new PrivateNatsServer(await freePort(), await mkdtemp(join(tmpdir(), "fa-nats-")));
+  /** `jetstream: false` starts a server without JetStream (to test that refusal). */
+  static async start(options: { jetstream?: boolean } = {}): Promise<PrivateNatsServer> {
+    const dir = await mkdtemp(join(tmpdir(), "fa-nats-"));
+    const server = new PrivateNatsServer(await freePort(), dir, options.jetstream ?? true);
     await server.restart();
     return server;
   }
@@ -55,11 +58,9 @@ export class PrivateNatsServer {
   /** Starts the server (again) on the same port and store directory; resolves once it is ready. */
   restart(): Promise<void> {
     if (this.child) throw new Error("the private nats-server is already running");
-    const child = spawn(
-      NATS_SERVER_BIN,
-      ["-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.storeDir],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const args = ["-a", "127.0.0.1", "-p", String(this.port)];
+    if (this.jetstream) args.push("-js", "-sd", this.storeDir);
+    const child = spawn(NATS_SERVER_BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     return new Promise<void>((resolve, reject) => {
       let log = "";
