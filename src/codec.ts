@@ -182,13 +182,18 @@ export function decodeTask(bytes: Uint8Array): TaskEnvelope {
   expect(isString(r["type"]) && r["type"].length > 0, what, "type");
   expect("data" in r, what, "data");
   expect(isNumber(r["priority"]), what, "priority");
-  expect(isNumber(r["retries"]) && (r["retries"] as number) >= 0, what, "retries");
   expect(isNumber(r["timeoutMs"]) && (r["timeoutMs"] as number) >= 0, what, "timeoutMs");
-  expect(isStringArray(r["tags"]), what, "tags");
-  expect(isPlainObject(r["metadata"]), what, "metadata");
   expect(isNumber(r["enqueuedAt"]), what, "enqueuedAt");
   expect(isString(r["queue"]), what, "queue");
-  expect(isPlainObject(r["headers"]), what, "headers");
+  // Optional on the wire (left out when empty):
+  if (r["retries"] === undefined) r["retries"] = 0;
+  else expect(isNumber(r["retries"]) && (r["retries"] as number) >= 0, what, "retries");
+  if (r["tags"] === undefined) r["tags"] = [];
+  else expect(isStringArray(r["tags"]), what, "tags");
+  if (r["metadata"] === undefined) r["metadata"] = {};
+  else expect(isPlainObject(r["metadata"]), what, "metadata");
+  if (r["headers"] === undefined) r["headers"] = {};
+  else expect(isPlainObject(r["headers"]), what, "headers");
   return r as unknown as TaskEnvelope;
 }
 

@@ -10,7 +10,9 @@ import { describeThrown, PayloadTooLargeError } from "./errors.js";
 import { subjects } from "./names.js";
 
 interface Batch {
-  parts: string[];
+  parts: Array<string | undefined>;
+  /** Index of each task's "started" part, dropped when its outcome joins the same batch. */
+  started: Map<string, number>;
   bytes: number;
   waiters: Array<{ resolve(): void; reject(error: unknown): void }>;
 }
@@ -53,8 +55,17 @@ export class TaskEventPublisher {
       batch = undefined;
     }
     if (!batch) {
-      batch = { parts: [], bytes: 0, waiters: [] };
+      batch = { parts: [], started: new Map(), bytes: 0, waiters: [] };
       this.batches.set(subject, batch);
+    }
+    if (full.kind === "started") batch.started.set(full.taskId, batch.parts.length);
+    else if (full.kind !== "retrying") {
+      // The outcome implies the start (with its duration): one event instead of two.
+      const i = batch.started.get(full.taskId);
+      if (i !== undefined) {
+        batch.parts[i] = undefined;
+        batch.started.delete(full.taskId);
+      }
     }
     batch.parts.push(json);
     batch.bytes += size + 1;
@@ -78,10 +89,11 @@ export class TaskEventPublisher {
     const batch = this.batches.get(subject);
     if (!batch) return;
     this.batches.delete(subject);
+    const parts = batch.parts.filter((p): p is string => p !== undefined);
     const body =
-      batch.parts.length === 1
-        ? encoder.encode(batch.parts[0])
-        : encoder.encode(`{"v":1,"kind":"batch","events":[${batch.parts.join(",")}]}`);
+      parts.length === 1
+        ? encoder.encode(parts[0])
+        : encoder.encode(`{"v":1,"kind":"batch","events":[${parts.join(",")}]}`);
     const previous = this.chains.get(subject) ?? Promise.resolve();
     const next = previous
       .then(() => this.transport.publish(subject, body))

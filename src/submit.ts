@@ -10,7 +10,7 @@ export async function submitAndWait(
   options: SubmitOptions & { waitTimeoutMs?: number },
 ): Promise<unknown> {
   const { waitTimeoutMs, ...submit } = options;
-  const task = await queue.enqueue({ ...submit, taskType, data });
+  const task = await queue.enqueueRecord({ ...submit, taskType, data });
   const result = await queue.waitForTask(
     task.id,
     waitTimeoutMs === undefined ? {} : { timeoutMs: waitTimeoutMs },

@@ -128,7 +128,7 @@ export class TaskStore {
     if (r.status === "queued") {
       this.transition(r.id, "START");
       r.workerId = event.workerId;
-      r.startedAt ??= at;
+      r.startedAt = event.durationMs === undefined ? at : at - event.durationMs;
     }
     r.runId = runId;
     if (event.attempt !== undefined) r.retryCount = Math.max(0, event.attempt - 1);

@@ -30,6 +30,11 @@ describe("codec", () => {
     expect(decodeTask(encode(task, 1e6))).toEqual(task);
   });
 
+  it("restores the fields left out of the wire form when empty", () => {
+    const { retries: _r, tags: _t, metadata: _m, headers: _h, ...minimal } = task;
+    expect(decodeTask(enc(minimal))).toEqual({ ...minimal, retries: 0, tags: [], metadata: {}, headers: {} });
+  });
+
   it("refuses values JSON would silently change, naming the key", () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ f: () => 1 }, /key "f" is a function/],
