@@ -7,6 +7,7 @@
 import {
   Coordinator,
   type Delivery,
+  type TaskContext,
   type Transport,
   type TransportStatusEvent,
   transportFromUrl,
@@ -187,6 +188,40 @@ describe("RabbitMQ restarts, consumer timeouts and flow control", () => {
     } finally {
       await restoreLimits();
       await t?.close();
+    }
+  });
+
+  it("runs a worker's task again when the broker closes its channel mid-task", async ({ skip }) => {
+    if (!ok) skip();
+    const logger = new CapturingLogger();
+    let transport: AmqpTransport | undefined;
+    let coordinator: Coordinator | undefined;
+    try {
+      await brokerEval(
+        "application:set_env(rabbit, consumer_timeout, 1000), application:set_env(rabbit, channel_tick_interval, 250).",
+      );
+      transport = testTransport({ consumerTimeoutMs: 1000, logger });
+      coordinator = new Coordinator({
+        config: { minWorkers: 1, maxWorkers: 1, autoScale: false },
+        workerConfig: { maxConcurrentTasks: 1 },
+        transport,
+        logger: silentLogger,
+      });
+      const attempts = new Collector<number>();
+      const channelClosed = logger.waitFor("closed a consumer's channel");
+      coordinator.handler("report", async (_data: unknown, ctx: TaskContext) => {
+        attempts.push(ctx.attempt);
+        if (ctx.attempt === 1) await channelClosed; // still running when the broker gives up on it
+        return `attempt ${ctx.attempt}`;
+      });
+      await coordinator.start();
+      const result = await coordinator.submit("report", {}, { timeoutMs: 20_000 });
+      expect(result).toBe("attempt 1"); // its outcome was published; only its ack was lost
+      expect(await attempts.waitFor(2, "the task delivered again")).toEqual([1, 2]);
+    } finally {
+      await restoreLimits();
+      await coordinator?.stop({ graceful: false });
+      await transport?.close();
     }
   });
 
