@@ -28,11 +28,15 @@ const result = await coordinator.submit("process", { input: "..." });
 assert.deepEqual(result, { result: "..." });
 
 // Submit async
-const task = await coordinator.submitAsync("process", { input: "abc" }, {
-  priority: TaskPriority.HIGH,
-  timeoutMs: 60_000,
-  retries: 2,
-});
+const task = await coordinator.submitAsync(
+  "process",
+  { input: "abc" },
+  {
+    priority: TaskPriority.HIGH,
+    timeoutMs: 60_000,
+    retries: 2,
+  },
+);
 
 // Wait for result
 const done = await coordinator.waitFor(task.id);

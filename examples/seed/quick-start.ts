@@ -27,7 +27,11 @@ console.log("process_document →", result);
 assert.deepEqual(result, { processed: true, pages: 10 });
 
 // Or submit async and wait later
-const task = await coordinator.submitAsync("generate_summary", { text: "..." }, { priority: TaskPriority.HIGH });
+const task = await coordinator.submitAsync(
+  "generate_summary",
+  { text: "..." },
+  { priority: TaskPriority.HIGH },
+);
 const summary = await coordinator.waitFor(task.id);
 console.log("generate_summary →", summary.status, summary.result);
 assert.equal(summary.status, "completed");

@@ -16,7 +16,10 @@ await registry.heartbeat(worker.id);
 
 // Get workers
 const workers = await registry.getWorkers({ status: WorkerStatus.IDLE, tags: ["gpu"] });
-console.log("idle gpu workers:", workers.map((w) => w.id));
+console.log(
+  "idle gpu workers:",
+  workers.map((w) => w.id),
+);
 assert.deepEqual(
   workers.map((w) => w.id),
   ["gpu-worker"],
