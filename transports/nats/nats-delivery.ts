@@ -2,25 +2,15 @@
  * One JetStream message handed to a consumer's handler. Settling it answers on the message's ack
  * subject with a plain publish (no round trip): +ACK, -NAK (with a delay), +WPI (in progress).
  */
-import type { Msg, MsgHdrs } from "@nats-io/transport-node";
+import type { Msg } from "@nats-io/transport-node";
 import { ConnectionError, describeThrown } from "../../src/errors.js";
 import type { Bytes, Delivery } from "../transport.js";
-import { PRIORITY_LEVELS } from "./nats-names.js";
+import { readHeaders } from "./nats-headers.js";
 
 const ACK = Uint8Array.of(43, 65, 67, 75); // +ACK
 const NAK = Uint8Array.of(45, 78, 65, 75); // -NAK
 const WPI = Uint8Array.of(43, 87, 80, 73); // +WPI
 const encoder = new TextEncoder();
-
-/** Headers the transport sets itself; never shown to the user. */
-export const PRIORITY_HEADER = "Fa-Priority";
-export const NOT_BEFORE_HEADER = "Fa-Not-Before";
-export const MSG_ID_HEADER = "Nats-Msg-Id";
-
-export function isReservedHeader(name: string): boolean {
-  const lower = name.toLowerCase();
-  return lower.startsWith("nats-") || lower.startsWith("fa-");
-}
 
 /** What the ack subject `$JS.ACK.[<domain>.<hash>.]<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>[…]` says. */
 export interface AckInfo {
@@ -140,22 +130,4 @@ export class DeliveryCorrections {
 export function nakPayload(delayMs?: number): Uint8Array {
   if (delayMs === undefined || !(delayMs > 0)) return NAK;
   return encoder.encode(`-NAK ${JSON.stringify({ delay: Math.round(delayMs) * 1_000_000 })}`);
-}
-
-function readHeaders(
-  h: MsgHdrs | undefined,
-  level: number,
-): { priority: number; headers: Record<string, string> } {
-  const headers: Record<string, string> = {};
-  let priority = PRIORITY_LEVELS[level] as number;
-  if (!h) return { priority, headers };
-  for (const key of h.keys()) {
-    if (key === PRIORITY_HEADER) {
-      const p = Number(h.get(key));
-      if (Number.isInteger(p) && p >= 0 && p <= 255) priority = p;
-    } else if (!isReservedHeader(key) && key !== "__proto__") {
-      headers[key] = h.get(key);
-    }
-  }
-  return { priority, headers };
 }

@@ -3,18 +3,11 @@
  * durable pull consumer per priority level), fan-out on core NATS, everything under a namespace.
  * See transports/nats/README.md for the delivery guarantees and their limits.
  */
-import { readFile } from "node:fs/promises";
-import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import {
-  type Authenticator,
-  type ConnectionOptions,
-  connect,
-  credsAuthenticator,
-  type MsgHdrs,
   type NatsConnection,
   type Subscription as NatsSubscription,
   headers as natsHeaders,
-  nkeyAuthenticator,
   nuid,
 } from "@nats-io/transport-node";
 import {
@@ -39,15 +32,16 @@ import {
   type TransportState,
   type TransportStatusEvent,
 } from "../transport.js";
+import { openConnection, ReconnectBackoff } from "./nats-connection.js";
 import { type ConsumerLink, NatsConsumer } from "./nats-consumer.js";
+import { DeliveryCorrections, type NatsDelivery } from "./nats-delivery.js";
 import {
-  DeliveryCorrections,
-  isReservedHeader,
   MSG_ID_HEADER,
-  type NatsDelivery,
   NOT_BEFORE_HEADER,
+  oneLine,
   PRIORITY_HEADER,
-} from "./nats-delivery.js";
+  setUserHeaders,
+} from "./nats-headers.js";
 import { levelOf, NatsNames } from "./nats-names.js";
 import {
   HEADER_ROOM_BYTES,
@@ -59,7 +53,6 @@ import { JetStreamPublisher } from "./nats-publisher.js";
 import { NatsTopology } from "./nats-topology.js";
 
 const TICK_MS = 250;
-const HEADER_NAME = /^[!-9;-~]+$/;
 
 interface Connected {
   nc: NatsConnection;
@@ -79,7 +72,7 @@ export class NatsTransport implements Transport {
   private closing?: Promise<void>;
   private _state: TransportState = "idle";
   private serverMaxPayload?: number;
-  private disconnectedAt = 0;
+  private readonly backoff: ReconnectBackoff;
   private readonly listeners = new Set<(e: TransportStatusEvent) => void>();
   private readonly consumers = new Set<NatsConsumer>();
   private readonly subscriptions = new Set<NatsSubscription>();
@@ -88,6 +81,7 @@ export class NatsTransport implements Transport {
   constructor(options: NatsTransportOptions = {}) {
     this.options = resolveNatsOptions(options);
     this.names = new NatsNames(this.options.namespace);
+    this.backoff = new ReconnectBackoff(this.options);
   }
 
   get namespace(): string {
@@ -232,107 +226,27 @@ export class NatsTransport implements Transport {
 
   private async open(): Promise<void> {
     this.setState("connecting");
-    const o = this.options;
-    const base: ConnectionOptions = {
-      servers: o.servers,
-      name: o.name,
-      timeout: o.connectTimeoutMs,
-      reconnect: true,
-      maxReconnectAttempts: -1,
-      waitOnFirstConnect: false,
-      pingInterval: 10_000,
-      maxPingOut: 3,
-      // Called on every turn of the client's dial loop (not once per attempt): the wait grows with
-      // the time spent disconnected, from reconnectWaitMs to maxReconnectWaitMs, with jitter.
-      reconnectDelayHandler: () => {
-        this.disconnectedAt ||= Date.now();
-        const grown = Math.max(o.reconnectWaitMs, (Date.now() - this.disconnectedAt) / 4);
-        return Math.round(Math.min(o.maxReconnectWaitMs, grown) * (0.75 + Math.random() / 4));
-      },
-    };
-    if (o.token !== undefined) base.token = o.token;
-    if (o.user !== undefined) base.user = o.user;
-    if (o.password !== undefined) base.pass = o.password;
-    if (o.tls) base.tls = o.tls;
-    const auth = await this.authenticator();
-    if (auth) base.authenticator = auth;
-    let nc: NatsConnection;
-    try {
-      nc = await connect(base);
-    } catch (error) {
-      throw new ConnectionError(
-        `Could not connect to NATS at ${o.servers.join(", ")}: ${describeThrown(error)}. ` +
-          "Check that nats-server runs there (with -js for JetStream) and that the credentials are right.",
-        { cause: error, retryable: true },
-      );
-    }
-    try {
-      if (this.closing) throw this.closedError();
-      const info = nc.info;
-      if (info && info.headers === false) {
-        throw new ConfigError(`The NATS server ${info.server_name} does not support headers (needs 2.2+).`);
-      }
-      if (info && !info.jetstream) {
-        throw new ConfigError(
-          `The NATS server ${info.server_name} (${info.version}) has JetStream disabled; ` +
-            "start it with -js (or a jetstream {} block) to use it for work queues.",
-        );
-      }
-      this.serverMaxPayload = info?.max_payload ?? 1024 * 1024;
-      const limit = this.serverMaxPayload - HEADER_ROOM_BYTES;
-      if (o.maxPayloadBytes !== undefined && o.maxPayloadBytes > limit) {
-        throw new ConfigError(
-          `maxPayloadBytes (${o.maxPayloadBytes}) is over what this server accepts: its max_payload is ` +
-            `${this.serverMaxPayload} bytes, minus ${HEADER_ROOM_BYTES} kept for headers = ${limit}. ` +
-            "Lower maxPayloadBytes, or raise max_payload in the server's configuration.",
-        );
-      }
-      let jsm: JetStreamManager;
-      try {
-        jsm = await jetstreamManager(nc, { timeout: o.publishTimeoutMs });
-      } catch (error) {
-        throw new ConnectionError(
-          `JetStream is not available on this account: ${describeThrown(error)}. ` +
-            "Enable JetStream for the account (or the server, with -js).",
-          { cause: error },
-        );
-      }
-      const topology = new NatsTopology(jsm, this.names, o);
-      const publisher = new JetStreamPublisher(nc, {
-        timeoutMs: o.publishTimeoutMs,
-        attempts: o.publishAttempts,
-        // No stream answered (deleted, or the server lost its store): create it before the re-send.
-        onMissingStream: (queue) => {
-          topology.invalidate(queue);
-          topology.ensure(queue).catch(() => {});
-        },
-      });
-      const ticker = setInterval(() => this.tick(), TICK_MS);
-      ticker.unref();
-      this.conn = { nc, jsm, publisher, topology, ticker };
-    } catch (error) {
+    const { nc, jsm, serverMaxPayload } = await openConnection(this.options, this.backoff);
+    if (this.closing) {
       await nc.close().catch(() => {});
-      throw error;
+      throw this.closedError();
     }
-    this.disconnectedAt = 0;
-    void this.watch(this.conn.nc);
+    this.serverMaxPayload = serverMaxPayload;
+    const topology = new NatsTopology(jsm, this.names, this.options);
+    const publisher = new JetStreamPublisher(nc, {
+      timeoutMs: this.options.publishTimeoutMs,
+      attempts: this.options.publishAttempts,
+      // No stream answered (deleted, or the server lost its store): create it before the re-send.
+      onMissingStream: (queue) => {
+        topology.invalidate(queue);
+        topology.ensure(queue).catch(() => {});
+      },
+    });
+    const ticker = setInterval(() => this.tick(), TICK_MS);
+    ticker.unref();
+    this.conn = { nc, jsm, publisher, topology, ticker };
+    void this.watch(nc);
     this.setState("connected");
-  }
-
-  private async authenticator(): Promise<Authenticator | undefined> {
-    const o = this.options;
-    if (o.nkeySeed !== undefined) return nkeyAuthenticator(new TextEncoder().encode(o.nkeySeed));
-    if (o.credsFile === undefined) return undefined;
-    try {
-      return credsAuthenticator(await readFile(o.credsFile));
-    } catch (error) {
-      throw new ConfigError(
-        `Cannot read the NATS credentials file "${o.credsFile}": ${describeThrown(error)}.`,
-        {
-          cause: error,
-        },
-      );
-    }
   }
 
   private async watch(nc: NatsConnection): Promise<void> {
@@ -349,7 +263,7 @@ export class NatsTransport implements Transport {
         for (const c of this.consumers) c.onDisconnect();
         this.setState("reconnecting");
       } else if (status.type === "reconnect") {
-        this.disconnectedAt = 0;
+        this.backoff.reset();
         this.conn?.topology.invalidate();
         this.conn?.publisher.resendAll();
         for (const c of this.consumers) c.onReconnect();
@@ -446,36 +360,6 @@ export class NatsTransport implements Transport {
       }
     }
   }
-}
-
-/** Copies user headers onto a message, refusing what NATS cannot carry or the transport reserves. */
-function setUserHeaders(h: MsgHdrs, given: Readonly<Record<string, string>>, trusted = false): void {
-  let size = 0;
-  for (const [name, value] of Object.entries(given)) {
-    if (!trusted) {
-      if (!HEADER_NAME.test(name) || isReservedHeader(name)) {
-        throw new ValidationError(
-          `Invalid header name ${JSON.stringify(name)}: use printable ASCII without ":" or spaces, ` +
-            'and not the reserved prefixes "Nats-" and "Fa-".',
-        );
-      }
-      if (typeof value !== "string" || /[\r\n]/.test(value)) {
-        throw new ValidationError(`The value of header "${name}" must be a string without line breaks.`);
-      }
-    }
-    size += name.length + value.length + 4;
-    h.set(name, value);
-  }
-  if (size > HEADER_ROOM_BYTES - 512) {
-    throw new PayloadTooLargeError(size, HEADER_ROOM_BYTES - 512, "message headers");
-  }
-}
-
-function oneLine(text: string, max: number): string {
-  const flat = String(text)
-    .replace(/[\r\n]+/g, " ")
-    .trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat || "(no reason given)";
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
