@@ -4,7 +4,7 @@
  * Messages in: { cmd: "cpu" | "started" | "stop", id }. Out: { type: "ready" | "error" | "reply" }.
  * Exits when the parent goes away, so a crashed bench leaves no workers behind.
  */
-import type { PathSpec, PathWorker } from "./paths/bench-path.js";
+import { type PathSpec, type PathWorker, within } from "./paths/bench-path.js";
 import { pathById } from "./paths/path-registry.js";
 
 interface Command {
@@ -30,10 +30,13 @@ async function main(): Promise<void> {
     if (message.cmd === "cpu") send({ type: "reply", id: message.id, value: process.cpuUsage() });
     else if (message.cmd === "started") send({ type: "reply", id: message.id, value: worker.started() });
     else if (message.cmd === "stop") {
-      void worker.close().finally(() => {
-        send({ type: "reply", id: message.id, value: true });
-        process.exit(0);
-      });
+      // Bounded, so the process exits (and writes its CPU profile, if asked) before the parent kills it.
+      void within(worker.close(), 5000, "closing the worker")
+        .catch((error: unknown) => process.stderr.write(`worker process ${process.pid}: ${String(error)}\n`))
+        .finally(() => {
+          send({ type: "reply", id: message.id, value: true });
+          process.exit(0);
+        });
     }
   });
   send({ type: "ready", pid: process.pid });

@@ -26,7 +26,10 @@ export interface RoundTripResult {
   tasksPerSec?: number;
   p50Ms?: number;
   p99Ms?: number;
-  /** CPU ms per 1,000 round trips during the throughput phase. */
+  /**
+   * CPU ms per 1,000 round trips during the throughput phase: producer and worker processes
+   * (process.cpuUsage), and the broker's processes (from /proc, less its idle rate).
+   */
   cpuMsPer1k?: { producer: number; workers: number; total: number; broker?: number };
 }
 
@@ -74,6 +77,7 @@ export async function measurePath(
     if (warm.done < config.warmupTasks) {
       throw new Error(`warm-up: ${warm.done}/${config.warmupTasks} done${describe(warm)}`);
     }
+    const background = await brokerBackgroundMsPerSec(path.broker);
     const producerBefore = process.cpuUsage();
     const workersBefore: CpuSample[] = await Promise.all(workers.map((w) => w.cpu()));
     const brokerBefore = brokerCpuMs(path.broker);
@@ -92,8 +96,10 @@ export async function measurePath(
       workers: workerMs * per1k,
       total: (producer + workerMs) * per1k,
     };
-    if (brokerBefore !== undefined && brokerAfter !== undefined) {
-      result.cpuMsPer1k.broker = (brokerAfter - brokerBefore) * per1k;
+    if (brokerBefore !== undefined && brokerAfter !== undefined && background !== undefined) {
+      // Less what the broker burns anyway (other clients of this shared broker, its own timers).
+      const ours = brokerAfter - brokerBefore - background * (run.elapsedMs / 1000);
+      result.cpuMsPer1k.broker = Math.max(0, ours) * per1k;
     }
     if (options.latency) {
       const lat = await runLatency(call, config.latencyTasks, config.phaseTimeoutMs);
@@ -111,6 +117,16 @@ export async function measurePath(
     await within(client?.close() ?? Promise.resolve(), 20_000, "closing the producer").catch(() => {});
   }
   return result;
+}
+
+/** The broker's CPU ms per second while this bench sends it nothing (sampled over one second). */
+async function brokerBackgroundMsPerSec(broker: BenchPath["broker"]): Promise<number | undefined> {
+  const before = brokerCpuMs(broker);
+  if (before === undefined) return undefined;
+  const t0 = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const after = brokerCpuMs(broker);
+  return after === undefined ? undefined : ((after - before) * 1000) / (performance.now() - t0);
 }
 
 function describe(phase: { timedOut: boolean; errors: number; firstError?: string }): string {

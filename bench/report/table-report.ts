@@ -21,7 +21,7 @@ function roundTripRows(results: BenchResults): string[][] {
   return results.roundTrips.map((r: RoundTripResult) => {
     if (r.status !== "ok") {
       const reason = (r.reason ?? "").replace(/\s+/g, " ").slice(0, 140);
-      return [r.label, `${r.status}: ${reason}`, "", "", "", "", "", "", ""];
+      return [r.label, `${r.status}: ${reason}`, "", "", "", "", "", "", "", ""];
     }
     const base = r.baseline ? byId.get(r.baseline) : undefined;
     const baseOk = base?.status === "ok" ? base : undefined;
@@ -36,9 +36,19 @@ function roundTripRows(results: BenchResults): string[][] {
       cpu?.broker === undefined ? "–" : ms(cpu.broker),
       baseOk?.tasksPerSec && r.tasksPerSec ? ratio(r.tasksPerSec / baseOk.tasksPerSec) : "–",
       baseOk?.p50Ms && r.p50Ms ? ratio(r.p50Ms / baseOk.p50Ms) : "–",
+      cpuRatio(r, baseOk),
       bullOk?.tasksPerSec && r.tasksPerSec ? ratio(r.tasksPerSec / bullOk.tasksPerSec) : "–",
     ];
   });
+}
+
+/** CPU per task (clients + broker) relative to the raw baseline's: robust to load from elsewhere. */
+function cpuRatio(r: RoundTripResult, base: RoundTripResult | undefined): string {
+  const total = (x: RoundTripResult) =>
+    x.cpuMsPer1k && x.cpuMsPer1k.broker !== undefined ? x.cpuMsPer1k.total + x.cpuMsPer1k.broker : undefined;
+  const a = total(r);
+  const b = base ? total(base) : undefined;
+  return a !== undefined && b !== undefined && b > 0 ? ratio(a / b) : "–";
 }
 
 function targetLine(t: TargetResult): string {
@@ -77,6 +87,9 @@ export function formatReport(results: BenchResults): string {
       ],
       roundTripRows(results),
     ),
+    "",
+    "vs raw CPU: CPU per task of producer + workers + broker, over the raw baseline's (the same work on this",
+    "2-core machine, where producer, worker and broker share the cores: below 1 is cheaper than raw).",
     "",
     "Targets (ratios taken in this run):",
     ...results.targets.map(targetLine),
