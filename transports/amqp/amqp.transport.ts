@@ -7,6 +7,7 @@
  */
 import type { ConsumeMessage, Options } from "amqplib";
 import {
+  ConfigError,
   FastAgenticError,
   PayloadTooLargeError,
   PublishError,
@@ -148,7 +149,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     options: ConsumeOptions,
   ): Promise<Consumer> {
     this.assertOpen();
-    if (queues.length === 0) throw new StateError("consume() needs at least one queue name.");
+    if (queues.length === 0) throw new ConfigError("consume() needs at least one queue name.");
     for (const queue of queues) {
       assertLogicalName(queue, "queue name");
       this.names.queue(queue);
