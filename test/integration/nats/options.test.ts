@@ -13,7 +13,7 @@ import {
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { NatsTransport, natsTransportFromUrl } from "../../../transports/nats/index.js";
 import { uniqueNamespace } from "../../helpers/brokers.js";
-import { natsAvailable, natsServer, testTransport } from "./nats-helpers.js";
+import { natsAvailable, natsServer, streamsOf, testTransport } from "./nats-helpers.js";
 import { freePort, natsServerInstalled, PrivateNatsServer } from "./private-server.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -164,6 +164,24 @@ describe("NATS transport options on a server", () => {
     expect(await t.depth("q.url")).toBe(1);
     await t.close();
     expect(t.state).toBe("closed");
+  });
+
+  it("keeps its streams on close by default, and deletes them with streamsOnClose: delete", async ({
+    skip,
+  }) => {
+    if (!ok) skip();
+    const namespace = uniqueNamespace("keep");
+    const keep = new NatsTransport({ servers: [natsServer], namespace });
+    await keep.connect();
+    await keep.enqueue("q.kept", enc("stays"), { priority: 5 });
+    await keep.close();
+    expect(await streamsOf(namespace)).toHaveLength(1);
+
+    const remove = new NatsTransport({ servers: [natsServer], namespace, streamsOnClose: "delete" });
+    await remove.connect();
+    expect(await remove.depth("q.kept")).toBe(1); // the message survived its producer
+    await remove.close();
+    expect(await streamsOf(namespace)).toEqual([]);
   });
 
   it("validates names and headers before anything reaches the server", async ({ skip }) => {
