@@ -11,6 +11,7 @@ import { InMemoryTransport } from "../transports/memory/memory.transport.js";
 import type { Transport } from "../transports/transport.js";
 import { type Clock, systemClock } from "./clock.js";
 import { ClusterScaler } from "./cluster-scaler.js";
+import { encode } from "./codec.js";
 import {
   type CoordinatorConfig,
   type CoordinatorConfigInput,
@@ -22,7 +23,7 @@ import { describeThrown, type EscalationError, NoHandlerError, StateError } from
 import type { HandlerRegistrar } from "./handlers.js";
 import { newId } from "./ids.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
-import { assertTaskType } from "./names.js";
+import { assertTaskType, subjects } from "./names.js";
 import { TransportWorkerRegistry } from "./registry.js";
 import { submitAndWait } from "./submit.js";
 import { TaskQueue } from "./task-queue.js";
@@ -53,6 +54,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly pool: WorkerPool;
   readonly registry: TransportWorkerRegistry;
   private readonly scaler: ClusterScaler;
+  /** A transport it created itself is closed by stop(); one it was given is the caller's. */
+  private readonly ownsTransport: boolean;
 
   private readonly clock: Clock;
   private readonly logger: Logger;
@@ -68,6 +71,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     validateKeys("CoordinatorOptions", options, ["config", "workerConfig", "transport", "clock", "logger"]);
     this.config = resolveCoordinatorConfig(options.config);
     this.clock = options.clock ?? systemClock;
+    this.ownsTransport = options.transport === undefined;
     this.transport = options.transport ?? new InMemoryTransport({ clock: this.clock });
     this.logger = childLogger(options.logger ?? getDefaultLogger(), { component: "coordinator" });
     const explicitTimeout = options.config?.defaultTimeoutMs;
@@ -161,6 +165,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     try {
       await this.transport.connect();
       await this.registry.start();
+      // Ask every worker already on the transport to heartbeat now, so getWorkers() knows them at once.
+      await this.transport.publish(
+        subjects.control,
+        encode({ v: 1, kind: "ping" }, this.transport.maxPayloadBytes),
+      );
       await this.queue.start();
       await this.pool.start();
       this.actor.send({ type: "STARTED" });
@@ -281,6 +290,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       await this.pool.stop({ graceful });
       await this.queue.close();
       await this.registry.stop();
+      if (this.ownsTransport) await this.transport.close();
     } catch (error) {
       this.logger.error({ err: describeThrown(error) }, "error while stopping");
     }
@@ -346,11 +356,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (this.pool.handlerTable.has(taskType)) return;
     if (this.registry.list({ type: taskType }).length > 0) return;
     if (this.transport.kind === "memory") throw new NoHandlerError(taskType, this.pool.handlerTable.types);
-    if (!this.warnedTypes.has(taskType)) {
+    if (this.registry.size > 0 && !this.warnedTypes.has(taskType)) {
       this.warnedTypes.add(taskType);
       this.logger.warn(
         { taskType },
-        "no live worker handles this task type yet; its tasks stay queued until one starts",
+        "none of the workers on the transport handles this task type; its tasks stay queued until one does",
       );
     }
   }
