@@ -7,7 +7,7 @@
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import { type Actor, createActor } from "xstate";
-import { workerMachine, workerStatusOf } from "../actors/worker.machine.js";
+import { type WorkerMachineEvent, workerMachine, workerStatusOf } from "../actors/worker.machine.js";
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
 import type { Consumer, Delivery, Subscription, Transport } from "../transports/transport.js";
 import { type Clock, every, systemClock } from "./clock.js";
@@ -458,7 +458,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private begin(taskId: string, run: Running): void {
     this.running.set(taskId, run);
-    if (this.running.size === 1) this.actor.send({ type: "TASKS_CHANGED", currentTasks: 1 });
+    if (this.running.size === 1) this.tell({ type: "TASKS_CHANGED", currentTasks: 1 });
   }
 
   private end(taskId: string, how: "completed" | "failed" | "abandoned"): void {
@@ -466,9 +466,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (how === "completed") this.totalCompleted++;
     else if (how === "failed") this.totalFailed++;
     if (this.running.size === 0) {
-      this.actor.send({ type: "TASKS_CHANGED", currentTasks: 0 });
+      this.tell({ type: "TASKS_CHANGED", currentTasks: 0 });
       for (const w of this.idleWaiters.splice(0)) w();
     }
+  }
+
+  /** Sends to the machine unless it already stopped (a late task end after a hard stop). */
+  private tell(event: WorkerMachineEvent): void {
+    if (this.actor.getSnapshot().status === "active") this.actor.send(event);
   }
 
   private waitIdle(timeoutMs: number): Promise<void> {
