@@ -45,6 +45,8 @@ export interface NatsTransportOptions {
   maxDeliveries?: number;
   /** Unsettled deliveries of one queue level across all processes. Default 10,000. */
   maxAckPending?: number;
+  /** Waiting pulls per queue level across all processes (JetStream's max_waiting; server default 512). Fixed when a consumer is created. */
+  maxWaiting?: number;
   /** Stream replicas in a JetStream cluster (1, 3 or 5). Default 1. */
   replicas?: number;
   /** Stream storage. Default "file" (survives a server restart). */
@@ -78,6 +80,7 @@ export interface ResolvedNatsOptions {
   duplicateWindowMs: number;
   maxDeliveries: number;
   maxAckPending: number;
+  maxWaiting?: number;
   replicas: number;
   storage: "file" | "memory";
   publishTimeoutMs: number;
@@ -146,6 +149,7 @@ const SCHEMA: Record<keyof NatsTransportOptions, Check> = {
   duplicateWindowMs: ms(100),
   maxDeliveries: int(1),
   maxAckPending: int(1),
+  maxWaiting: int(1),
   replicas: int(1, 5),
   storage: oneOf("file", "memory"),
   publishTimeoutMs: ms(10),
@@ -218,7 +222,15 @@ export function resolveNatsOptions(input: NatsTransportOptions = {}): ResolvedNa
       `NATS transport: maxReconnectWaitMs (${resolved.maxReconnectWaitMs}) is below reconnectWaitMs (${resolved.reconnectWaitMs}).`,
     );
   }
-  for (const key of ["token", "user", "password", "nkeySeed", "credsFile", "maxPayloadBytes"] as const) {
+  for (const key of [
+    "token",
+    "user",
+    "password",
+    "nkeySeed",
+    "credsFile",
+    "maxPayloadBytes",
+    "maxWaiting",
+  ] as const) {
     if (input[key] !== undefined) (resolved as unknown as Record<string, unknown>)[key] = input[key];
   }
   if (input.tls === true) resolved.tls = {};

@@ -148,6 +148,8 @@ export class NatsTopology {
             // The framework dead-letters poison tasks by delivery count; the transport caps the rest.
             max_deliver: -1,
             max_ack_pending: o.maxAckPending,
+            // Only when asked for: JetStream refuses to change it on an existing consumer.
+            ...(o.maxWaiting === undefined ? {} : { max_waiting: o.maxWaiting }),
             num_replicas: 0,
           }),
         ),
