@@ -2,7 +2,7 @@
 /** The `fastagentic` command line: worker, submit, status. */
 import { Command } from "commander";
 import { FastAgenticError } from "../errors.js";
-import { intOption, listOption, priorityOption } from "./shared-options.js";
+import { intOption, jsonObjectOption, listOption, priorityOption } from "./shared-options.js";
 import { statusCommand } from "./status.command.js";
 import { submitCommand } from "./submit.command.js";
 import { workerCommand } from "./worker.command.js";
@@ -12,6 +12,8 @@ const program = new Command("fastagentic")
   .showHelpAfterError();
 
 const transportHelp = "transport URL (default: $FASTAGENTIC_TRANSPORT, then memory://)";
+const optionsHelp =
+  "adapter options as JSON, e.g. '{\"ackWaitMs\":5000}' (NATS), '{\"heartbeatSeconds\":5}' (AMQP)";
 
 program
   .command("worker")
@@ -33,6 +35,7 @@ program
   .option("--max-restarts <n>", "restart intensity: restarts allowed…", intOption("--max-restarts", 0))
   .option("--restart-period-ms <ms>", "…within this window", intOption("--restart-period-ms", 1))
   .option("--namespace <ns>", "broker namespace (prefix of every queue and subject)")
+  .option("--transport-options <json>", optionsHelp, jsonObjectOption)
   .option("--queue <name>", "queue name (default: default)")
   .action(async (flags) => exit(await workerCommand(flags)));
 
@@ -49,6 +52,7 @@ program
   .option("--retries <n>", "retries after a failed attempt", intOption("--retries", 0))
   .option("--tags <a,b>", "only workers carrying these tags run it", listOption)
   .option("--namespace <ns>", "broker namespace")
+  .option("--transport-options <json>", optionsHelp, jsonObjectOption)
   .option("--queue <name>", "queue name (default: default)")
   .action(async (type: string, json: string | undefined, flags) =>
     exit(await submitCommand(type, json, flags)),
@@ -61,6 +65,7 @@ program
   .option("--wait-ms <ms>", "how long to collect heartbeats", intOption("--wait-ms", 1))
   .option("--json", "print JSON")
   .option("--namespace <ns>", "broker namespace")
+  .option("--transport-options <json>", optionsHelp, jsonObjectOption)
   .option("--queue <name>", "queue name (default: default)")
   .action(async (flags) => exit(await statusCommand(flags)));
 

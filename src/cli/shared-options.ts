@@ -10,11 +10,31 @@ export interface TransportFlags {
   transport?: string;
   namespace?: string;
   queue?: string;
+  /** Adapter options as JSON, e.g. '{"ackWaitMs": 5000}' (NATS) or '{"heartbeatSeconds": 5}' (AMQP). */
+  transportOptions?: Record<string, unknown>;
 }
 
 export function transportOf(flags: TransportFlags): Transport {
   const url = flags.transport ?? process.env["FASTAGENTIC_TRANSPORT"] ?? "memory://";
-  return transportFromUrl(url, flags.namespace ? { namespace: flags.namespace } : {});
+  return transportFromUrl(url, {
+    ...flags.transportOptions,
+    ...(flags.namespace ? { namespace: flags.namespace } : {}),
+  });
+}
+
+export function jsonObjectOption(value: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new ConfigError(
+      `--transport-options must be a JSON object, e.g. '{"ackWaitMs": 5000}'; got ${value}.`,
+    );
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`--transport-options must be a JSON object; got ${value}.`);
+  }
+  return parsed as Record<string, unknown>;
 }
 
 export function intOption(name: string, min: number) {
