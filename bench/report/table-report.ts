@@ -83,6 +83,7 @@ export function formatReport(results: BenchResults): string {
         "broker CPU ms/1k",
         "vs raw thr",
         "vs raw p50",
+        "vs raw CPU",
         "× BullMQ",
       ],
       roundTripRows(results),
