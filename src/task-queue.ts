@@ -6,9 +6,9 @@
  */
 import { context as otelContext, propagation } from "@opentelemetry/api";
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
-import type { Consumer, Delivery, Subscription, Transport } from "../transports/transport.js";
+import type { Subscription, Transport } from "../transports/transport.js";
 import { type Clock, systemClock } from "./clock.js";
-import { decodeTask, decodeTaskEvents, encode, type TaskEnvelope, type TaskEvent } from "./codec.js";
+import { decodeTaskEvents, encode, type TaskEnvelope, type TaskEvent } from "./codec.js";
 import { DEFAULT_RETRY_BACKOFF, type RetryBackoff, validateKeys } from "./config.js";
 import {
   ConfigError,
@@ -17,7 +17,6 @@ import {
   PublishError,
   QueueFullError,
   StateError,
-  UnknownTaskError,
   ValidationError,
 } from "./errors.js";
 import { newId } from "./ids.js";
@@ -29,8 +28,7 @@ import {
   subjects,
   workQueueName,
 } from "./names.js";
-import { DEFAULT_MAX_REDELIVERIES, poisonError, publishTaskEvent, settleOutcome } from "./task-outcome.js";
-import type { Outcome } from "./task-runner.js";
+import { TaskPuller } from "./task-puller.js";
 import { TaskStore } from "./task-store.js";
 import { type SubmitOptions, type Task, TaskPriority, type TaskResult, type WaitOptions } from "./types.js";
 
@@ -65,21 +63,6 @@ export interface DequeueOptions {
   tags?: string[];
 }
 
-interface Held {
-  delivery: Delivery;
-  task: TaskEnvelope;
-  attempt: number;
-  startedAt: number;
-  workerId: string;
-}
-
-interface PullWaiter {
-  workerId: string;
-  done?: boolean;
-  resolve(task: Task | null): void;
-  timer?: ReturnType<Clock["setTimeout"]>;
-}
-
 const PRIORITIES = new Set<number>(Object.values(TaskPriority));
 const ENQUEUE_KEYS = [
   "taskType",
@@ -97,8 +80,7 @@ export class TaskQueue {
   readonly name: string;
   readonly maxQueueSize: number;
   readonly transport: Transport;
-  /** Undecodable messages met by dequeue() (dead-lettered) or undecodable events ignored. */
-  malformedMessages = 0;
+  private malformedEvents = 0;
 
   protected readonly clock: Clock;
   protected readonly store: TaskStore;
@@ -106,12 +88,7 @@ export class TaskQueue {
   private readonly defaultTimeoutMs: number;
   private readonly defaultRetries: number;
   private readonly queuesSeen = new Set<string>();
-  private readonly held = new Map<string, Held>();
-  private readonly pullWaiters: PullWaiter[] = [];
-  private readonly buffer: Delivery[] = [];
-  private pumping = false;
-  private puller?: Consumer;
-  private pullerKey = "";
+  private readonly puller: TaskPuller;
   private subscription?: Subscription;
   private starting?: Promise<void>;
   private closed = false;
@@ -136,6 +113,13 @@ export class TaskQueue {
     this.defaultTimeoutMs = positiveInt(options.defaultTimeoutMs ?? 300_000, "defaultTimeoutMs");
     this.defaultRetries = nonNegativeInt(options.defaultRetries ?? 0, "defaultRetries");
     this.store = new TaskStore(this.clock, options.maxFinishedTasks ?? 100_000);
+    this.puller = new TaskPuller({
+      transport: this.transport,
+      clock: this.clock,
+      store: this.store,
+      backoff: this.backoff,
+      queues: () => [...this.queuesSeen],
+    });
   }
 
   /** Connects and starts listening to task events (done lazily by the first call that needs it). */
@@ -148,7 +132,7 @@ export class TaskQueue {
         try {
           events = decodeTaskEvents(m.body);
         } catch {
-          this.malformedMessages++;
+          this.malformedEvents++;
           return;
         }
         for (const event of events) this.store.apply(event);
@@ -158,6 +142,11 @@ export class TaskQueue {
       throw error;
     });
     return this.starting;
+  }
+
+  /** Undecodable messages met: task messages (dead-lettered by dequeue()) and task events (ignored). */
+  get malformedMessages(): number {
+    return this.malformedEvents + this.puller.malformedMessages;
   }
 
   /** Tasks waiting (pending or queued) among those this queue enqueued. */
@@ -221,7 +210,7 @@ export class TaskQueue {
     }
     if (!this.queuesSeen.has(queue)) {
       this.queuesSeen.add(queue);
-      if (this.pullWaiters.length > 0 || this.held.size > 0) void this.refreshPuller();
+      this.puller.queuesChanged();
     }
     return task;
   }
@@ -229,46 +218,27 @@ export class TaskQueue {
   /** Takes the next task (highest priority first), or null after `timeoutMs`. */
   async dequeue(options: DequeueOptions = {}): Promise<Task | null> {
     await this.start();
-    const workerId = options.workerId ?? "dequeue";
     if (options.types !== undefined) {
       for (const q of queuesServedBy(this.name, options.types, normalizeTags(options.tags)))
         this.queuesSeen.add(q);
     }
-    return new Promise<Task | null>((resolve) => {
-      const waiter: PullWaiter = { workerId, resolve };
-      if (options.timeoutMs !== undefined) {
-        waiter.timer = this.clock.setTimeout(() => {
-          waiter.done = true;
-          const i = this.pullWaiters.indexOf(waiter);
-          if (i >= 0) this.pullWaiters.splice(i, 1);
-          this.updatePullCredit();
-          resolve(null);
-        }, options.timeoutMs);
-      }
-      this.pullWaiters.push(waiter);
-      void this.refreshPuller();
-      this.pump();
-    });
+    return this.puller.dequeue(options.workerId ?? "dequeue", options.timeoutMs);
   }
 
+  /** Completes a task that dequeue() returned. */
   async complete(taskId: string, result?: unknown): Promise<TaskResult> {
-    return this.finish(taskId, { kind: "completed", result });
+    return this.puller.finish(taskId, { kind: "completed", result });
   }
 
   /** Fails the current attempt: back to "queued" (after back-off) while retries remain. */
   async fail(taskId: string, error: unknown): Promise<TaskResult> {
-    return this.finish(taskId, { kind: "failed", error: describeThrown(error) });
+    return this.puller.finish(taskId, { kind: "failed", error: describeThrown(error) });
   }
 
   /** A cancelled task never runs; a running one is aborted wherever it runs. */
   async cancel(taskId: string): Promise<TaskResult> {
     if (!this.store.cancel(taskId)) return this.store.result(taskId);
-    const held = this.held.get(taskId);
-    if (held) {
-      this.held.delete(taskId);
-      await held.delivery.ack();
-      this.updatePullCredit();
-    }
+    await this.puller.release(taskId);
     const body = encode({ v: 1, kind: "cancel", taskIds: [taskId] }, this.transport.maxPayloadBytes);
     await this.transport.publish(subjects.control, body);
     return this.store.result(taskId);
@@ -311,12 +281,7 @@ export class TaskQueue {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const w of this.pullWaiters.splice(0)) {
-      this.clock.clearTimeout(w.timer);
-      w.resolve(null);
-    }
-    await this.puller?.stop();
-    this.held.clear();
+    await this.puller.close();
     await this.subscription?.unsubscribe();
     this.store.rejectAll(
       new StateError(`TaskQueue "${this.name}" was closed while a caller waited for a task.`),
@@ -357,159 +322,6 @@ export class TaskQueue {
       tags: normalizeTags(options.tags),
       metadata,
     };
-  }
-
-  private async finish(taskId: string, outcome: Outcome): Promise<TaskResult> {
-    const held = this.held.get(taskId);
-    if (!held) {
-      const status = this.store.status(taskId);
-      if (status === undefined) throw new UnknownTaskError(taskId);
-      if (status === "completed" || status === "failed" || status === "cancelled" || status === "timeout") {
-        return this.store.result(taskId);
-      }
-      throw new StateError(
-        `Task ${taskId} is ${status}, not running here: complete()/fail() take a task that this queue's dequeue() returned.`,
-      );
-    }
-    this.held.delete(taskId);
-    const target = {
-      transport: this.transport,
-      backoff: this.backoff,
-      workerId: held.workerId,
-      now: () => this.clock.now(),
-    };
-    const event = await settleOutcome(
-      target,
-      held.delivery,
-      held.task,
-      held.attempt,
-      outcome,
-      this.clock.now() - held.startedAt,
-    );
-    if (event) this.store.apply(event);
-    this.updatePullCredit();
-    if (this.store.has(taskId) || !event) return this.store.result(taskId);
-    // A task another producer enqueued: this queue has no record of it, only the outcome.
-    return {
-      taskId,
-      status: event.kind === "retrying" ? "queued" : (event.kind as TaskResult["status"]),
-      ...(event.kind === "completed" ? { result: event.result } : { error: event.error }),
-      durationMs: event.durationMs,
-      workerId: event.workerId,
-    };
-  }
-
-  private async refreshPuller(): Promise<void> {
-    const queues = [...this.queuesSeen];
-    const key = queues.join(",");
-    if (key === this.pullerKey || this.closed) return this.updatePullCredit();
-    this.pullerKey = key;
-    const previous = this.puller;
-    this.puller = undefined;
-    await previous?.stop();
-    if (queues.length === 0) return;
-    this.puller = await this.transport.consume(queues, (d) => this.onPulled(d), {
-      concurrency: this.credit(),
-    });
-  }
-
-  private credit(): number {
-    return this.held.size + this.pullWaiters.length + this.buffer.length;
-  }
-
-  private updatePullCredit(): void {
-    this.puller?.setConcurrency(this.credit());
-  }
-
-  private onPulled(delivery: Delivery): void {
-    this.buffer.push(delivery);
-    this.pump();
-  }
-
-  /** Hands buffered deliveries to waiting dequeue() calls, one at a time. */
-  private pump(): void {
-    if (this.pumping) return;
-    const waiter = this.pullWaiters.shift();
-    const delivery = waiter && this.buffer.shift();
-    if (!waiter || !delivery) {
-      if (waiter) this.pullWaiters.unshift(waiter);
-      return;
-    }
-    this.pumping = true;
-    void this.take(delivery, waiter.workerId).then(async (task) => {
-      this.pumping = false;
-      if (task && waiter.done) {
-        // The caller gave up while the task was being taken: give it back.
-        this.held.delete(task.id);
-        await delivery.nack();
-      } else if (task) {
-        waiter.done = true;
-        this.clock.clearTimeout(waiter.timer);
-        waiter.resolve(task);
-      } else if (!waiter.done) {
-        this.pullWaiters.unshift(waiter);
-      }
-      this.updatePullCredit();
-      this.pump();
-    });
-  }
-
-  /** Turns a delivery into a running task; null when it must be skipped (malformed, cancelled, poison). */
-  private async take(delivery: Delivery, workerId: string): Promise<Task | null> {
-    let task: TaskEnvelope;
-    try {
-      task = decodeTask(delivery.body);
-    } catch (error) {
-      this.malformedMessages++;
-      await delivery.deadLetter(describeThrown(error));
-      return null;
-    }
-    const at = this.clock.now();
-    const attempt = delivery.deliveryCount;
-    if (this.store.status(task.id) === "cancelled") {
-      await delivery.ack();
-      return null;
-    }
-    const poison = poisonError(attempt, task.retries, DEFAULT_MAX_REDELIVERIES);
-    if (poison !== undefined) {
-      const event = await publishTaskEvent(this.transport, task.queue, {
-        kind: "failed",
-        taskId: task.id,
-        at,
-        attempt,
-        workerId,
-        error: poison,
-      });
-      this.store.apply(event);
-      await delivery.deadLetter(poison);
-      return null;
-    }
-    this.held.set(task.id, { delivery, task, attempt, startedAt: at, workerId });
-    const event = await publishTaskEvent(this.transport, task.queue, {
-      kind: "started",
-      taskId: task.id,
-      at,
-      attempt,
-      workerId,
-    });
-    this.store.apply(event);
-    return (
-      this.store.get(task.id) ?? {
-        id: task.id,
-        type: task.type,
-        data: task.data,
-        priority: task.priority as Task["priority"],
-        status: "running",
-        createdAt: task.enqueuedAt,
-        startedAt: at,
-        timeoutMs: task.timeoutMs,
-        retries: task.retries,
-        retryCount: attempt - 1,
-        workerId,
-        tags: task.tags,
-        metadata: task.metadata,
-      }
-    );
   }
 }
 

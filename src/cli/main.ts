@@ -37,6 +37,12 @@ program
   .option("--namespace <ns>", "broker namespace (prefix of every queue and subject)")
   .option("--transport-options <json>", optionsHelp, jsonObjectOption)
   .option("--queue <name>", "queue name (default: default)")
+  .option("--heartbeat-ms <ms>", "heartbeat interval of each worker", intOption("--heartbeat-ms", 1))
+  .option(
+    "--stall-timeout-ms <ms>",
+    "a worker whose own heartbeat comes this late (frozen process) leaves and is replaced",
+    intOption("--stall-timeout-ms", 1),
+  )
   .action(async (flags) => exit(await workerCommand(flags)));
 
 program

@@ -14,6 +14,8 @@ export interface WorkerFlags extends TransportFlags {
   processes?: number;
   maxRestarts?: number;
   restartPeriodMs?: number;
+  heartbeatMs?: number;
+  stallTimeoutMs?: number;
 }
 
 export async function workerCommand(flags: WorkerFlags): Promise<number> {
@@ -52,7 +54,12 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
     transport,
     queueName: flags.queue ?? "default",
     logger,
-    config: { tags, ...(maxConcurrentTasks === undefined ? {} : { maxConcurrentTasks }) },
+    config: {
+      tags,
+      ...(maxConcurrentTasks === undefined ? {} : { maxConcurrentTasks }),
+      ...(flags.heartbeatMs === undefined ? {} : { heartbeatIntervalMs: flags.heartbeatMs }),
+      ...(flags.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: flags.stallTimeoutMs }),
+    },
   });
   module.registerOn(pool);
   let stopping = false;
