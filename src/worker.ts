@@ -11,7 +11,7 @@ import { type WorkerMachineEvent, workerMachine, workerStatusOf } from "../actor
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
 import type { Consumer, Delivery, Subscription, Transport } from "../transports/transport.js";
 import { type Clock, every, systemClock } from "./clock.js";
-import { decodeControl, decodeTask, encode, type TaskEnvelope, type WorkerEventKind } from "./codec.js";
+import { decodeControl, encode, type WorkerEventKind } from "./codec.js";
 import {
   DEFAULT_RETRY_BACKOFF,
   type RetryBackoff,
@@ -20,24 +20,14 @@ import {
   type WorkerConfig,
 } from "./config.js";
 import { registerActor, runActorHooks } from "./decorators/actor-explorer.js";
-import {
-  ConnectionError,
-  describeThrown,
-  LifecycleHookError,
-  MalformedMessageError,
-  NoHandlerError,
-  StateError,
-  TaskCancelledError,
-  TaskFailedError,
-  TaskTimeoutError,
-} from "./errors.js";
+import { ConnectionError, describeThrown, LifecycleHookError, NoHandlerError, StateError } from "./errors.js";
 import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { assertQueueName, queuesServedBy, subjects } from "./names.js";
-import { poisonError, publishTaskEvent, settleOutcome } from "./task-outcome.js";
-import { AbandonedRun, RunControl, runAttempt } from "./task-runner.js";
+import { AbandonedRun } from "./task-runner.js";
 import type { TaskHandler, WorkerInfo, WorkerStatus } from "./types.js";
+import { WorkerRuns } from "./worker-runs.js";
 
 export interface WorkerOptions {
   id?: string;
@@ -63,20 +53,15 @@ interface WorkerEvents {
   exit: [WorkerExit];
 }
 
-interface Running {
-  control: RunControl;
-  delivery?: Delivery;
-}
-
-const CANCELLED_MEMORY = 100_000;
-
 export class Worker extends EventEmitter<WorkerEvents> {
   readonly id: string;
   readonly config: WorkerConfig;
   readonly queueName: string;
   readonly poolId?: string;
   /** Messages on a task queue that could not be decoded (dead-lettered). */
-  malformedMessages = 0;
+  get malformedMessages(): number {
+    return this.runs.malformedMessages;
+  }
 
   private readonly handlers = new HandlerTable();
   /** The config the user gave (what an @Actor registered here may not override). */
@@ -87,17 +72,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly logger: Logger;
   private readonly backoff: RetryBackoff;
   private readonly actor: Actor<typeof workerMachine>;
-  private readonly running = new Map<string, Running>();
-  private readonly cancelled = new Set<string>();
+  private readonly runs: WorkerRuns;
   private readonly subscriptions: Subscription[] = [];
   private consumer?: Consumer;
   private consumedQueues = "";
   private stopProgress?: () => void;
-  private idleWaiters: Array<() => void> = [];
   private startedAt = 0;
   private lastHeartbeat = 0;
-  private totalCompleted = 0;
-  private totalFailed = 0;
   private lifecycle: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   private consumerChange: Promise<void> = Promise.resolve();
 
@@ -133,6 +114,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
       }),
       { input: { heartbeatIntervalMs: this.config.heartbeatIntervalMs }, clock: xstateClock(this.clock) },
     );
+    this.runs = new WorkerRuns({
+      workerId: this.id,
+      transport: this.transport,
+      clock: this.clock,
+      logger: this.logger,
+      backoff: this.backoff,
+      config: this.config,
+      handlers: this.handlers,
+      onBusyChange: (busy) => this.tell({ type: "TASKS_CHANGED", currentTasks: busy ? 1 : 0 }),
+    });
     this.handlers.onRegister(() => {
       if (this.lifecycle === "running") this.refreshConsumer();
     });
@@ -176,13 +167,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const info: WorkerInfo = {
       id: this.id,
       status,
-      currentTasks: this.running.size,
+      currentTasks: this.runs.size,
       maxConcurrentTasks: this.config.maxConcurrentTasks,
-      totalCompleted: this.totalCompleted,
-      totalFailed: this.totalFailed,
+      totalCompleted: this.runs.totalCompleted,
+      totalFailed: this.runs.totalFailed,
       uptimeSeconds: this.startedAt === 0 ? 0 : Math.max(0, (now - this.startedAt) / 1000),
       isAvailable:
-        (status === "idle" || status === "busy") && this.running.size < this.config.maxConcurrentTasks,
+        (status === "idle" || status === "busy") && this.runs.size < this.config.maxConcurrentTasks,
       tags: [...this.config.tags],
       types: this.handlers.types,
       lastHeartbeat: this.lastHeartbeat,
@@ -216,7 +207,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       await this.consumerChange;
       if (this.transport.ackDeadlineMs !== undefined) {
         const interval = Math.max(100, Math.floor(this.transport.ackDeadlineMs / 3));
-        this.stopProgress = every(this.clock, interval, () => this.touchRunning());
+        this.stopProgress = every(this.clock, interval, () => this.runs.touch());
       }
       this.actor.send({ type: "STARTED" });
     } catch (error) {
@@ -246,32 +237,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.lifecycle !== "running" || this.status === "draining") {
       throw new StateError(`Worker ${this.id} is ${this.status}; call start() before executeTask().`);
     }
-    const taskId = options.taskId ?? newId("task");
-    const timeoutMs = options.timeoutMs ?? this.config.taskTimeoutMs;
-    const control = new RunControl();
-    options.signal?.addEventListener("abort", () => control.abort(new TaskCancelledError(taskId)), {
-      once: true,
-    });
-    this.begin(taskId, { control });
-    const outcome = await runAttempt({
-      handler,
-      data: options.data,
-      timeoutMs,
-      clock: this.clock,
-      control,
-      context: this.contextFor(taskId, options.taskType, 1, options.metadata ?? {}, [], {}),
-    });
-    this.end(taskId, outcome.kind === "completed" ? "completed" : "failed");
-    switch (outcome.kind) {
-      case "completed":
-        return outcome.result;
-      case "timeout":
-        throw new TaskTimeoutError(taskId, timeoutMs);
-      case "failed":
-        throw new TaskFailedError(taskId, outcome.error, 1);
-      default:
-        throw new TaskCancelledError(taskId);
-    }
+    return this.runs.execute(handler, options);
   }
 
   /**
@@ -290,7 +256,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.consumer?.setConcurrency(0);
     if (graceful) {
       this.actor.send({ type: "DRAIN" });
-      await this.waitIdle(this.config.gracefulShutdownTimeoutMs);
+      await this.runs.waitIdle(this.config.gracefulShutdownTimeoutMs);
     }
     await this.shutdown("normal", false);
     await runActorHooks(this, "stop", `Worker ${this.id}`);
@@ -316,7 +282,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.stoppedPromise = new Promise<void>((r) => {
       done = r;
     });
-    for (const [, run] of this.running) run.control.abort(new AbandonedRun());
+    this.runs.abortAll(new AbandonedRun());
     this.stopProgress?.();
     await this.consumerChange;
     await this.consumer?.stop().catch(() => {});
@@ -350,145 +316,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private onDelivery(delivery: Delivery): void {
-    void this.process(delivery).catch((error) => {
+    void this.runs.process(delivery).catch((error) => {
       this.logger.error({ err: error }, "failed to settle a delivery; it will be delivered again");
     });
-  }
-
-  private async process(delivery: Delivery): Promise<void> {
-    let task: TaskEnvelope;
-    try {
-      task = decodeTask(delivery.body);
-    } catch (error) {
-      this.malformedMessages++;
-      const reason = error instanceof MalformedMessageError ? error.message : describeThrown(error);
-      this.logger.warn({ queue: delivery.queue, reason }, "malformed task message dead-lettered");
-      await delivery.deadLetter(reason);
-      return;
-    }
-    const handler = this.handlers.get(task.type);
-    if (!handler) {
-      // Not ours (a queue name shared with another application?): leave it for a worker that has one.
-      await delivery.nack({ delayMs: 1000 });
-      return;
-    }
-    const attempt = delivery.deliveryCount;
-    const at = this.clock.now();
-    const target = {
-      transport: this.transport,
-      backoff: this.backoff,
-      workerId: this.id,
-      now: () => this.clock.now(),
-    };
-    if (this.cancelled.has(task.id)) {
-      await publishTaskEvent(this.transport, task.queue, {
-        kind: "cancelled",
-        taskId: task.id,
-        at,
-        attempt,
-        workerId: this.id,
-      });
-      await delivery.ack();
-      return;
-    }
-    const poison = poisonError(attempt, task.retries, this.config.maxRedeliveries);
-    if (poison !== undefined) {
-      const event = {
-        kind: "failed",
-        taskId: task.id,
-        at,
-        attempt,
-        workerId: this.id,
-        error: poison,
-      } as const;
-      await publishTaskEvent(this.transport, task.queue, event);
-      await delivery.deadLetter(poison);
-      return;
-    }
-    const control = new RunControl();
-    this.begin(task.id, { control, delivery });
-    await publishTaskEvent(this.transport, task.queue, {
-      kind: "started",
-      taskId: task.id,
-      at,
-      attempt,
-      workerId: this.id,
-    });
-    const outcome = await runAttempt({
-      handler,
-      data: task.data,
-      timeoutMs: task.timeoutMs > 0 ? task.timeoutMs : this.config.taskTimeoutMs,
-      clock: this.clock,
-      control,
-      context: this.contextFor(task.id, task.type, attempt, task.metadata, task.tags, task.headers, delivery),
-    });
-    try {
-      const sent = await settleOutcome(target, delivery, task, attempt, outcome, this.clock.now() - at);
-      const kind = sent?.kind;
-      this.end(task.id, kind === "completed" ? "completed" : kind === undefined ? "abandoned" : "failed");
-    } catch (error) {
-      this.end(task.id, "abandoned");
-      await delivery.nack().catch(() => {});
-      throw error;
-    }
-  }
-
-  private contextFor(
-    taskId: string,
-    taskType: string,
-    attempt: number,
-    metadata: Record<string, unknown>,
-    tags: readonly string[],
-    headers: Record<string, string>,
-    delivery?: Delivery,
-  ) {
-    return {
-      taskId,
-      taskType,
-      attempt,
-      workerId: this.id,
-      metadata,
-      tags,
-      headers,
-      progress: async () => {
-        await delivery?.inProgress();
-      },
-    };
-  }
-
-  private begin(taskId: string, run: Running): void {
-    this.running.set(taskId, run);
-    if (this.running.size === 1) this.tell({ type: "TASKS_CHANGED", currentTasks: 1 });
-  }
-
-  private end(taskId: string, how: "completed" | "failed" | "abandoned"): void {
-    if (!this.running.delete(taskId)) return;
-    if (how === "completed") this.totalCompleted++;
-    else if (how === "failed") this.totalFailed++;
-    if (this.running.size === 0) {
-      this.tell({ type: "TASKS_CHANGED", currentTasks: 0 });
-      for (const w of this.idleWaiters.splice(0)) w();
-    }
   }
 
   /** Sends to the machine unless it already stopped (a late task end after a hard stop). */
   private tell(event: WorkerMachineEvent): void {
     if (this.actor.getSnapshot().status === "active") this.actor.send(event);
-  }
-
-  private waitIdle(timeoutMs: number): Promise<void> {
-    if (this.running.size === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const timer = this.clock.setTimeout(resolve, timeoutMs);
-      this.idleWaiters.push(() => {
-        this.clock.clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  private touchRunning(): void {
-    for (const run of this.running.values()) void run.delivery?.inProgress().catch(() => {});
   }
 
   private onControl(body: Uint8Array): void {
@@ -503,15 +338,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       void this.announce("heartbeat");
       return;
     }
-    if (command.kind !== "cancel") return;
-    for (const id of command.taskIds) {
-      this.cancelled.add(id);
-      if (this.cancelled.size > CANCELLED_MEMORY) {
-        const oldest = this.cancelled.values().next().value;
-        if (oldest !== undefined) this.cancelled.delete(oldest);
-      }
-      this.running.get(id)?.control.abort(new TaskCancelledError(id));
-    }
+    if (command.kind === "cancel") this.runs.cancel(command.taskIds);
   }
 
   private async announce(kind: WorkerEventKind): Promise<void> {

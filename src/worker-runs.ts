@@ -1,0 +1,263 @@
+/**
+ * The tasks a Worker is running: taking a delivery through decode, the cancel and poison checks,
+ * the handler and its outcome; counting them; aborting them. Split from worker.ts, which keeps the
+ * lifecycle, the consumer, heartbeats and control commands.
+ */
+import type { Delivery, Transport } from "../transports/transport.js";
+import type { Clock } from "./clock.js";
+import { decodeTask, type TaskEnvelope } from "./codec.js";
+import type { RetryBackoff, WorkerConfig } from "./config.js";
+import {
+  describeThrown,
+  MalformedMessageError,
+  TaskCancelledError,
+  TaskFailedError,
+  TaskTimeoutError,
+} from "./errors.js";
+import type { HandlerTable } from "./handlers.js";
+import { newId } from "./ids.js";
+import type { Logger } from "./logger.js";
+import { poisonError, publishTaskEvent, settleOutcome } from "./task-outcome.js";
+import { RunControl, runAttempt } from "./task-runner.js";
+import type { TaskHandler } from "./types.js";
+
+export interface WorkerRunsOptions {
+  workerId: string;
+  transport: Transport;
+  clock: Clock;
+  logger: Logger;
+  backoff: RetryBackoff;
+  config: WorkerConfig;
+  handlers: HandlerTable;
+  /** Called when the number of running tasks goes from 0 to 1 (true) or back to 0 (false). */
+  onBusyChange(busy: boolean): void;
+}
+
+export interface ExecuteOptions {
+  taskId?: string;
+  taskType: string;
+  data?: unknown;
+  timeoutMs?: number;
+  metadata?: Record<string, unknown>;
+  signal?: AbortSignal;
+}
+
+interface Running {
+  control: RunControl;
+  delivery?: Delivery;
+}
+
+const CANCELLED_MEMORY = 100_000;
+
+export class WorkerRuns {
+  /** Messages on a task queue that could not be decoded (dead-lettered). */
+  malformedMessages = 0;
+  totalCompleted = 0;
+  totalFailed = 0;
+
+  private readonly running = new Map<string, Running>();
+  private readonly cancelled = new Set<string>();
+  private idleWaiters: Array<() => void> = [];
+  private readonly id: string;
+  private readonly transport: Transport;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly backoff: RetryBackoff;
+  private readonly config: WorkerConfig;
+  private readonly handlers: HandlerTable;
+
+  constructor(private readonly options: WorkerRunsOptions) {
+    this.id = options.workerId;
+    this.transport = options.transport;
+    this.clock = options.clock;
+    this.logger = options.logger;
+    this.backoff = options.backoff;
+    this.config = options.config;
+    this.handlers = options.handlers;
+  }
+
+  get size(): number {
+    return this.running.size;
+  }
+
+  /** Runs a task directly (Worker.executeTask): the handler's result, or the typed error. */
+  async execute(handler: TaskHandler, options: ExecuteOptions): Promise<unknown> {
+    const taskId = options.taskId ?? newId("task");
+    const timeoutMs = options.timeoutMs ?? this.config.taskTimeoutMs;
+    const control = new RunControl();
+    options.signal?.addEventListener("abort", () => control.abort(new TaskCancelledError(taskId)), {
+      once: true,
+    });
+    this.begin(taskId, { control });
+    const outcome = await runAttempt({
+      handler,
+      data: options.data,
+      timeoutMs,
+      clock: this.clock,
+      control,
+      context: this.contextFor(taskId, options.taskType, 1, options.metadata ?? {}, [], {}),
+    });
+    this.end(taskId, outcome.kind === "completed" ? "completed" : "failed");
+    switch (outcome.kind) {
+      case "completed":
+        return outcome.result;
+      case "timeout":
+        throw new TaskTimeoutError(taskId, timeoutMs);
+      case "failed":
+        throw new TaskFailedError(taskId, outcome.error, 1);
+      default:
+        throw new TaskCancelledError(taskId);
+    }
+  }
+
+  /** Takes one delivery from the queue through to its settlement. */
+  async process(delivery: Delivery): Promise<void> {
+    let task: TaskEnvelope;
+    try {
+      task = decodeTask(delivery.body);
+    } catch (error) {
+      this.malformedMessages++;
+      const reason = error instanceof MalformedMessageError ? error.message : describeThrown(error);
+      this.logger.warn({ queue: delivery.queue, reason }, "malformed task message dead-lettered");
+      await delivery.deadLetter(reason);
+      return;
+    }
+    const handler = this.handlers.get(task.type);
+    if (!handler) {
+      // Not ours (a queue name shared with another application?): leave it for a worker that has one.
+      await delivery.nack({ delayMs: 1000 });
+      return;
+    }
+    const attempt = delivery.deliveryCount;
+    const at = this.clock.now();
+    const target = {
+      transport: this.transport,
+      backoff: this.backoff,
+      workerId: this.id,
+      now: () => this.clock.now(),
+    };
+    if (this.cancelled.has(task.id)) {
+      await publishTaskEvent(this.transport, task.queue, {
+        kind: "cancelled",
+        taskId: task.id,
+        at,
+        attempt,
+        workerId: this.id,
+      });
+      await delivery.ack();
+      return;
+    }
+    const poison = poisonError(attempt, task.retries, this.config.maxRedeliveries);
+    if (poison !== undefined) {
+      const event = {
+        kind: "failed",
+        taskId: task.id,
+        at,
+        attempt,
+        workerId: this.id,
+        error: poison,
+      } as const;
+      await publishTaskEvent(this.transport, task.queue, event);
+      await delivery.deadLetter(poison);
+      return;
+    }
+    const control = new RunControl();
+    this.begin(task.id, { control, delivery });
+    await publishTaskEvent(this.transport, task.queue, {
+      kind: "started",
+      taskId: task.id,
+      at,
+      attempt,
+      workerId: this.id,
+    });
+    const outcome = await runAttempt({
+      handler,
+      data: task.data,
+      timeoutMs: task.timeoutMs > 0 ? task.timeoutMs : this.config.taskTimeoutMs,
+      clock: this.clock,
+      control,
+      context: this.contextFor(task.id, task.type, attempt, task.metadata, task.tags, task.headers, delivery),
+    });
+    try {
+      const sent = await settleOutcome(target, delivery, task, attempt, outcome, this.clock.now() - at);
+      const kind = sent?.kind;
+      this.end(task.id, kind === "completed" ? "completed" : kind === undefined ? "abandoned" : "failed");
+    } catch (error) {
+      this.end(task.id, "abandoned");
+      await delivery.nack().catch(() => {});
+      throw error;
+    }
+  }
+
+  private contextFor(
+    taskId: string,
+    taskType: string,
+    attempt: number,
+    metadata: Record<string, unknown>,
+    tags: readonly string[],
+    headers: Record<string, string>,
+    delivery?: Delivery,
+  ) {
+    return {
+      taskId,
+      taskType,
+      attempt,
+      workerId: this.id,
+      metadata,
+      tags,
+      headers,
+      progress: async () => {
+        await delivery?.inProgress();
+      },
+    };
+  }
+
+  private begin(taskId: string, run: Running): void {
+    this.running.set(taskId, run);
+    if (this.running.size === 1) this.options.onBusyChange(true);
+  }
+
+  private end(taskId: string, how: "completed" | "failed" | "abandoned"): void {
+    if (!this.running.delete(taskId)) return;
+    if (how === "completed") this.totalCompleted++;
+    else if (how === "failed") this.totalFailed++;
+    if (this.running.size === 0) {
+      this.options.onBusyChange(false);
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /** Cancels tasks by id: those running are aborted, those delivered later are dropped. */
+  cancel(taskIds: readonly string[]): void {
+    for (const id of taskIds) {
+      this.cancelled.add(id);
+      if (this.cancelled.size > CANCELLED_MEMORY) {
+        const oldest = this.cancelled.values().next().value;
+        if (oldest !== undefined) this.cancelled.delete(oldest);
+      }
+      this.running.get(id)?.control.abort(new TaskCancelledError(id));
+    }
+  }
+
+  /** Aborts every running task (their deliveries are left for redelivery). */
+  abortAll(reason: Error): void {
+    for (const run of this.running.values()) run.control.abort(reason);
+  }
+
+  /** Tells the broker the running tasks are still in progress. */
+  touch(): void {
+    for (const run of this.running.values()) void run.delivery?.inProgress().catch(() => {});
+  }
+
+  /** Resolves when no task runs, or after timeoutMs. */
+  waitIdle(timeoutMs: number): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = this.clock.setTimeout(resolve, timeoutMs);
+      this.idleWaiters.push(() => {
+        this.clock.clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
