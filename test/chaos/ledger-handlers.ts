@@ -1,0 +1,70 @@
+/**
+ * The handlers module the chaos tests' worker processes load
+ * (`fastagentic worker --handlers test/chaos/ledger-handlers.ts`). Every handler start and end is
+ * appended to the ledger named by $CHAOS_LEDGER as one line, `start|end <taskId> <pid> <attempt>`,
+ * with one write(2) on a descriptor opened with O_APPEND: lines from several processes never
+ * interleave, and a line is in the file before the next statement runs (so a SIGKILL right after
+ * a `start` still leaves it there). Without $CHAOS_LEDGER nothing is recorded (the CLI tests).
+ */
+import { openSync, writeSync } from "node:fs";
+import type { TaskContext } from "fastagentic";
+
+const ledgerPath = process.env["CHAOS_LEDGER"];
+const ledger = ledgerPath === undefined ? undefined : openSync(ledgerPath, "a");
+
+function record(what: "start" | "end", ctx: TaskContext): void {
+  if (ledger !== undefined) writeSync(ledger, `${what} ${ctx.taskId} ${process.pid} ${ctx.attempt}\n`);
+}
+
+/** Resolves after `ms`, or at once when the task is aborted (cancelled, timed out, worker stopping). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
+
+export default {
+  /** Stands for real work: `ms` of waiting; returns which process ran it. */
+  async work(data: { n?: number; ms?: number }, ctx: TaskContext) {
+    record("start", ctx);
+    await sleep(data.ms ?? 50, ctx.signal);
+    if (ctx.signal.aborted) throw new Error("aborted");
+    record("end", ctx);
+    return { n: data.n ?? null, pid: process.pid, attempt: ctx.attempt };
+  },
+
+  /** A poison task: kills its own worker process on every delivery. */
+  async poison(_data: unknown, ctx: TaskContext) {
+    record("start", ctx);
+    process.kill(process.pid, "SIGKILL");
+    await sleep(60_000, ctx.signal); // never reached in practice: SIGKILL is not deferred
+    return null;
+  },
+
+  /** The CLI tests: a result computed from the data. */
+  async double(data: { x: number }) {
+    return { doubled: data.x * 2 };
+  },
+
+  /** The CLI tests: a task that fails. */
+  async explode(data: { message?: string }) {
+    throw new Error(data?.message ?? "boom");
+  },
+
+  /** The CLI tests: a task that runs until it is told to end (or `ms` pass), for the drain tests. */
+  async slow(data: { ms: number; tag?: string }, ctx: TaskContext) {
+    record("start", ctx);
+    await sleep(data.ms, ctx.signal);
+    record("end", ctx);
+    return { slept: data.ms, tag: data.tag ?? null, aborted: ctx.signal.aborted, pid: process.pid };
+  },
+};
