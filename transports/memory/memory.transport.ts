@@ -6,7 +6,6 @@ import {
   type ConsumeOptions,
   type Consumer,
   DEAD_LETTER_REASON_HEADER,
-  type Delivery,
   type DeliveryHandler,
   deadLetterQueueOf,
   type EnqueueOptions,
@@ -16,6 +15,7 @@ import {
   type TransportState,
   type TransportStatusEvent,
 } from "../transport.js";
+import { type MemoryBroker, MemoryConsumer, type MemoryQueue, type Message } from "./memory-consumer.js";
 import { before, PriorityHeap } from "./priority-heap.js";
 
 export interface InMemoryTransportOptions {
@@ -29,26 +29,11 @@ export interface InMemoryTransportOptions {
   maxDeadLetters?: number;
 }
 
-interface Message {
-  seq: number;
-  priority: number;
-  body: Bytes;
-  headers: Record<string, string>;
-  deliveries: number;
-}
-
-interface MemoryQueue {
-  name: string;
-  heap: PriorityHeap<Message>;
-  delayed: number;
-  consumers: Set<MemoryConsumer>;
-}
-
 /**
  * The embedded transport: one process, no broker, the same semantics as the brokers (priorities,
  * delayed redelivery, unsettled deliveries returned when their consumer stops, a byte limit).
  */
-export class InMemoryTransport implements Transport {
+export class InMemoryTransport implements Transport, MemoryBroker {
   readonly kind = "memory";
   readonly maxPayloadBytes: number;
   /** Dead letters dropped because a dead-letter queue was full. */
@@ -327,91 +312,5 @@ function safely(fn: () => void): void {
     queueMicrotask(() => {
       throw error;
     });
-  }
-}
-
-class MemoryConsumer implements Consumer {
-  private readonly unsettled = new Set<MemoryDelivery>();
-  private stopped = false;
-
-  constructor(
-    readonly transport: InMemoryTransport,
-    readonly queues: MemoryQueue[],
-    private readonly onDelivery: DeliveryHandler,
-    private concurrency: number,
-  ) {}
-
-  hasCapacity(): boolean {
-    return !this.stopped && this.unsettled.size < this.concurrency;
-  }
-
-  deliver(queue: MemoryQueue, message: Message): void {
-    message.deliveries++;
-    const delivery = new MemoryDelivery(this, queue, message);
-    this.unsettled.add(delivery);
-    try {
-      this.onDelivery(delivery);
-    } catch {
-      // A handler that throws synchronously has not processed the message: deliver it again.
-      void delivery.nack();
-    }
-  }
-
-  settle(delivery: MemoryDelivery): boolean {
-    if (!this.unsettled.delete(delivery)) return false;
-    if (!this.stopped) for (const q of this.queues) this.transport.markDirty(q);
-    return true;
-  }
-
-  setConcurrency(concurrency: number): void {
-    this.concurrency = Math.max(0, concurrency);
-    if (!this.stopped) for (const q of this.queues) this.transport.markDirty(q);
-  }
-
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.transport.forget(this);
-    const returned = [...this.unsettled];
-    this.unsettled.clear();
-    for (const d of returned) this.transport.requeue(d.source, d.message);
-  }
-}
-
-class MemoryDelivery implements Delivery {
-  readonly queue: string;
-  readonly body: Bytes;
-  readonly deliveryCount: number;
-  readonly priority: number;
-  readonly headers: Readonly<Record<string, string>>;
-
-  constructor(
-    private readonly consumer: MemoryConsumer,
-    readonly source: MemoryQueue,
-    readonly message: Message,
-  ) {
-    this.queue = source.name;
-    this.body = message.body;
-    this.deliveryCount = message.deliveries;
-    this.priority = message.priority;
-    this.headers = message.headers;
-  }
-
-  async ack(): Promise<void> {
-    this.consumer.settle(this);
-  }
-
-  async nack(options: { delayMs?: number } = {}): Promise<void> {
-    if (this.consumer.settle(this)) {
-      this.consumer.transport.requeue(this.source, this.message, options.delayMs ?? 0);
-    }
-  }
-
-  async inProgress(): Promise<void> {}
-
-  async deadLetter(reason: string): Promise<void> {
-    if (this.consumer.settle(this)) {
-      this.consumer.transport.deadLetter(this.source, this.message, reason);
-    }
   }
 }
