@@ -29,9 +29,10 @@ export function fastagenticBrokerPath(broker: Broker): BenchPath {
     baseline: broker === "nats" ? "raw-jetstream" : "raw-amqp",
 
     async probe(spec) {
-      const transport = transportFromUrl(urlOf(broker, spec), { namespace: spec.ns });
+      // The adapter's own timeout is shorter than the bound, so its reason is the one reported.
+      const transport = transportFromUrl(urlOf(broker, spec), { namespace: spec.ns, connectTimeoutMs: 4000 });
       try {
-        await within(transport.connect(), 5000, `connecting to ${broker}`);
+        await within(transport.connect(), 6000, `connecting to ${broker}`);
       } finally {
         await within(transport.close(), 5000, "closing the probe").catch(() => {});
       }

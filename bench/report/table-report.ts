@@ -20,7 +20,7 @@ function roundTripRows(results: BenchResults): string[][] {
   const bull = byId.get("bullmq");
   return results.roundTrips.map((r: RoundTripResult) => {
     if (r.status !== "ok") {
-      const reason = (r.reason ?? "").replace(/\s+/g, " ").slice(0, 140);
+      const reason = (r.reason ?? "").replace(/\s+/g, " ").slice(0, 90);
       return [r.label, `${r.status}: ${reason}`, "", "", "", "", "", "", "", ""];
     }
     const base = r.baseline ? byId.get(r.baseline) : undefined;
