@@ -29,8 +29,6 @@ export interface WorkerRunsOptions {
   backoff: RetryBackoff;
   config: WorkerConfig;
   handlers: HandlerTable;
-  /** Called when the number of running tasks goes from 0 to 1 (true) or back to 0 (false). */
-  onBusyChange(busy: boolean): void;
 }
 
 export interface ExecuteOptions {
@@ -66,7 +64,7 @@ export class WorkerRuns {
   private readonly config: WorkerConfig;
   private readonly handlers: HandlerTable;
 
-  constructor(private readonly options: WorkerRunsOptions) {
+  constructor(options: WorkerRunsOptions) {
     this.id = options.workerId;
     this.transport = options.transport;
     this.clock = options.clock;
@@ -163,13 +161,16 @@ export class WorkerRuns {
     }
     const control = new RunControl();
     this.begin(task.id, { control, delivery });
-    await publishTaskEvent(this.transport, task.queue, {
+    // Not awaited: the handler starts at once; the outcome event follows it in the same ordered stream.
+    publishTaskEvent(this.transport, task.queue, {
       kind: "started",
       taskId: task.id,
       at,
       attempt,
       workerId: this.id,
-    });
+    }).catch((error: unknown) =>
+      this.logger.warn({ err: describeThrown(error) }, "could not publish a started event"),
+    );
     const outcome = await runAttempt({
       handler,
       data: task.data,
@@ -214,7 +215,6 @@ export class WorkerRuns {
 
   private begin(taskId: string, run: Running): void {
     this.running.set(taskId, run);
-    if (this.running.size === 1) this.options.onBusyChange(true);
   }
 
   private end(taskId: string, how: "completed" | "failed" | "abandoned"): void {
@@ -222,7 +222,6 @@ export class WorkerRuns {
     if (how === "completed") this.totalCompleted++;
     else if (how === "failed") this.totalFailed++;
     if (this.running.size === 0) {
-      this.options.onBusyChange(false);
       for (const w of this.idleWaiters.splice(0)) w();
     }
   }

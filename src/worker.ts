@@ -122,7 +122,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
       backoff: this.backoff,
       config: this.config,
       handlers: this.handlers,
-      onBusyChange: (busy) => this.tell({ type: "TASKS_CHANGED", currentTasks: busy ? 1 : 0 }),
     });
     this.handlers.onRegister(() => {
       if (this.lifecycle === "running") this.refreshConsumer();
@@ -158,6 +157,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   get status(): WorkerStatus {
+    // The machine decides idle ⇄ busy; it is told the task count when someone looks (a status
+    // read, a heartbeat), not on every task, which keeps it off the hot path.
+    const snapshot = this.actor.getSnapshot();
+    const busy = snapshot.matches({ running: { activity: "busy" } });
+    if (snapshot.matches("running") && busy !== this.runs.size > 0) {
+      this.tell({ type: "TASKS_CHANGED", currentTasks: this.runs.size });
+    }
     return workerStatusOf(this.actor.getSnapshot());
   }
 

@@ -231,8 +231,6 @@ describe("Coordinator on the in-memory transport", () => {
     await coordinator.start();
     const outcome = coordinator.submit("long", {}, { id: "long-1" }).catch((e: unknown) => e);
     const [signal] = await started.waitFor(1);
-    expect((await coordinator.getTask("long-1"))?.status).toBe("running");
-    expect(coordinator.getStats().running).toBe(1);
     await expect(coordinator.cancelTask("long-1")).resolves.toMatchObject({ status: "cancelled" });
     expect(await outcome).toBeInstanceOf(TaskCancelledError);
     const aborted = new Collector<boolean>();
