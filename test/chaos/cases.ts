@@ -165,13 +165,14 @@ export function brokerRestart(target: BrokerTarget, broker: BrokerRestart, url =
     "broker restart mid-run",
     async (run) => {
       await run.start({}, target.restartClientOptions);
-      const states: TransportStatusEvent[] = [];
-      run.transport.onStatus((e) => states.push(e));
+      const states: Array<TransportStatusEvent & { at: number }> = [];
+      run.transport.onStatus((e) => states.push({ ...e, at: Date.now() }));
       const workers = await Promise.all([1, 2].map(() => run.startWorkers({ concurrency: 4 })));
       const acknowledged = await run.submit(150, "work", (n) => ({ n, ms: 60 }));
 
       await run.ledger.until((l) => l.count("end") >= 40, "40 tasks done before the restart");
       await broker.stop();
+      const stoppedAt = Date.now();
       // Submitted while the broker is down: they resolve once it is back (or are refused).
       const during = Array.from({ length: 150 }, (_, i) =>
         run.coordinator.submitAsync("work", { n: 150 + i, ms: 60 }).then(
@@ -180,6 +181,7 @@ export function brokerRestart(target: BrokerTarget, broker: BrokerRestart, url =
         ),
       );
       await broker.start();
+      const startedAt = Date.now();
       const settled = await guard(
         Promise.all(during),
         "the submits made during the outage to settle",
@@ -198,10 +200,16 @@ export function brokerRestart(target: BrokerTarget, broker: BrokerRestart, url =
       // A task with no outcome that did run (ledger) lost its outcome event, not its run.
       const noOutcome = acknowledged.filter((id) => results.get(id) === "lost");
       if (noOutcome.length > 0) {
-        const ran = noOutcome.filter((id) => run.ledger.ends(id).length > 0).length;
+        // The evidence: when each ran to its end, against when the coordinator's connection was back.
+        const t = (ms: number) => `${((ms - stoppedAt) / 1000).toFixed(2)} s`;
+        const ends = noOutcome.flatMap((id) => run.ledger.ends(id));
+        const ran = new Set(ends.map((l) => l.taskId)).size;
+        const coordinatorBack = states.find((s) => s.state === "connected" && s.at > stoppedAt)?.at;
         console.log(
           `[chaos ${target.name}]   ${noOutcome.length} task(s) without an outcome: ${ran} of them ran to the end ` +
-            `(ledger), ${noOutcome.length - ran} never did`,
+            `(ledger), ${noOutcome.length - ran} never did. Times from the broker stop: broker back at ` +
+            `${t(startedAt)}, coordinator reconnected at ${coordinatorBack ? t(coordinatorBack) : "never"}; ` +
+            `those tasks ended at ${ends.map((l) => `${t(l.at)} (pid ${l.pid})`).join(", ")}`,
         );
       }
       expect(await run.assertOneOutcomeEach(acknowledged, results)).toEqual([]);

@@ -129,6 +129,8 @@ export interface LedgerLine {
   taskId: string;
   pid: number;
   attempt: number;
+  /** Epoch milliseconds. */
+  at: number;
 }
 
 /**
@@ -162,9 +164,9 @@ export class Ledger {
     const parts = text.split("\n");
     this.partial = parts.pop() ?? "";
     for (const line of parts) {
-      const [kind, taskId, pid, attempt] = line.split(" ");
+      const [kind, taskId, pid, attempt, at] = line.split(" ");
       if ((kind !== "start" && kind !== "end") || taskId === undefined) continue;
-      this.lines.push({ kind, taskId, pid: Number(pid), attempt: Number(attempt) });
+      this.lines.push({ kind, taskId, pid: Number(pid), attempt: Number(attempt), at: Number(at) });
     }
     if (parts.length > 0) this.condition.changed();
   }

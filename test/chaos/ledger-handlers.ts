@@ -1,7 +1,8 @@
 /**
  * The handlers module the chaos tests' worker processes load
  * (`fastagentic worker --handlers test/chaos/ledger-handlers.ts`). Every handler start and end is
- * appended to the ledger named by $CHAOS_LEDGER as one line, `start|end <taskId> <pid> <attempt>`,
+ * appended to the ledger named by $CHAOS_LEDGER as one line, `start|end <taskId> <pid> <attempt> <ms>`
+ * (the last field: when, in epoch milliseconds, for the reports),
  * with one write(2) on a descriptor opened with O_APPEND: lines from several processes never
  * interleave, and a line is in the file before the next statement runs (so a SIGKILL right after
  * a `start` still leaves it there). Without $CHAOS_LEDGER nothing is recorded (the CLI tests).
@@ -13,7 +14,8 @@ const ledgerPath = process.env["CHAOS_LEDGER"];
 const ledger = ledgerPath === undefined ? undefined : openSync(ledgerPath, "a");
 
 function record(what: "start" | "end", ctx: TaskContext): void {
-  if (ledger !== undefined) writeSync(ledger, `${what} ${ctx.taskId} ${process.pid} ${ctx.attempt}\n`);
+  if (ledger !== undefined)
+    writeSync(ledger, `${what} ${ctx.taskId} ${process.pid} ${ctx.attempt} ${Date.now()}\n`);
 }
 
 /** Resolves after `ms`, or at once when the task is aborted (cancelled, timed out, worker stopping). */
