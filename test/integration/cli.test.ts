@@ -256,7 +256,8 @@ describe("fastagentic: clear errors, exit code 2", () => {
   ];
 
   for (const [what, args, message] of cases) {
-    it(
+    // Independent short processes: run side by side.
+    it.concurrent(
       `${what}`,
       async () => {
         const r = await runCli(args());
