@@ -42,7 +42,8 @@ export function sigkillMidTask(target: BrokerTarget): Promise<void> {
   return withRun(target, "SIGKILL mid-task", async (run) => {
     await run.start();
     const workers = await Promise.all([1, 2, 3].map(() => run.startWorkers({ concurrency: 4 })));
-    const ids = await run.submit(300, "work", (n) => ({ n, ms: 100 }));
+    // Durations spread out (60-180 ms), so a process's running tasks do not all end at once.
+    const ids = await run.submit(300, "work", (n) => ({ n, ms: 60 + (n % 5) * 30 }));
 
     await run.ledger.until(
       (l) => l.count("end") >= 30 && workers.some((w) => l.running(w.pid).length > 0),
@@ -89,7 +90,7 @@ export function sigstopPastTimeout(target: BrokerTarget): Promise<void> {
         }),
       ),
     );
-    const ids = await run.submit(300, "work", (n) => ({ n, ms: 150 }));
+    const ids = await run.submit(300, "work", (n) => ({ n, ms: 90 + (n % 5) * 30 }));
 
     await run.ledger.until(
       (l) => l.count("end") >= 24 && workers.some((w) => l.running(w.pid).length > 0),

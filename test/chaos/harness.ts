@@ -41,7 +41,7 @@ export const LEDGER_HANDLERS = "test/chaos/ledger-handlers.ts";
 
 /** Hang guards: generous, because a shared 2-core machine runs other test files meanwhile. */
 export const GUARD_MS = 60_000;
-export const RESULTS_GUARD_MS = 120_000;
+export const RESULTS_GUARD_MS = 90_000;
 
 export interface BrokerTarget {
   name: "NATS" | "RabbitMQ";
