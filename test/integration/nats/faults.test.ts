@@ -36,14 +36,21 @@ describe("NATS transport under faults", () => {
   });
 
   afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    // Every cleanup runs, in reverse order (the namespace sweeps last), even when one fails.
+    let failure: unknown;
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup().catch((error: unknown) => {
+        failure ??= error;
+      });
+    }
+    if (failure !== undefined) throw failure;
   });
 
   /** A transport of the test, closed (and its namespace swept) after it. */
   async function open(namespace: string, options: { ackWaitMs?: number } = {}): Promise<NatsTransport> {
     const t = new NatsTransport({ servers: [natsServer], namespace, ...options });
     cleanups.push(async () => {
-      await t.close();
+      await t.close().catch(() => {});
       await deleteNamespace(namespace);
     });
     await t.connect();

@@ -29,7 +29,7 @@ describe("the seed's examples on NATS", () => {
 
   afterEach(async () => {
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
-    for (const t of transports.splice(0)) await t.close();
+    for (const t of transports.splice(0)) await t.close().catch(() => {});
     if (ok && namespace) {
       await deleteNamespace(namespace);
       expect(await streamsOf(namespace)).toEqual([]);
