@@ -166,7 +166,11 @@ const pct = (values: number[], p: number) => {
     ? 0
     : (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0);
 };
-const byType = new Table({ head: ["task type", "tasks", "completed", "failed", "p50 ms", "p95 ms"] });
+const style = process.stdout.isTTY ? {} : { style: { head: [], border: [] } }; // no colour codes in logs
+const byType = new Table({
+  head: ["task type", "tasks", "completed", "failed", "p50 ms", "p95 ms"],
+  ...style,
+});
 for (const type of types) {
   const mine = rows.filter((r) => r.type === type);
   const lat = mine.map((r) => r.latencyMs ?? 0);
@@ -179,12 +183,12 @@ for (const type of types) {
     pct(lat, 95),
   ]);
 }
-const byPriority = new Table({ head: ["priority", "tasks", "p50 ms", "p95 ms"] });
+const byPriority = new Table({ head: ["priority", "tasks", "p50 ms", "p95 ms"], ...style });
 for (const p of [...priorities].reverse()) {
   const lat = rows.filter((r) => r.priority === p).map((r) => r.latencyMs ?? 0);
   byPriority.push([`${priorityName.get(p)} (${p})`, lat.length, pct(lat, 50), pct(lat, 95)]);
 }
-const totals = new Table();
+const totals = new Table(style);
 totals.push(
   { "tasks run": `${done} in ${elapsed.toFixed(1)} s (${Math.round(done / elapsed)} tasks/s)` },
   {

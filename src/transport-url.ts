@@ -39,7 +39,7 @@ const LOADERS: Record<string, () => Promise<Factory>> = {
 };
 
 export function transportFromUrl(url: string | undefined, options: TransportUrlOptions = {}): Transport {
-  const raw = (url ?? process.env["FASTAGENTIC_TRANSPORT"] ?? "memory://").trim();
+  const raw = (url || process.env["FASTAGENTIC_TRANSPORT"] || "memory://").trim();
   let parsed: URL;
   try {
     parsed = parseWithSeveralHosts(raw);

@@ -1,0 +1,50 @@
+/** The runnable examples run, as a user would start them, and print what they promise. */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AMQP_URL, brokerAvailable, NATS_URL } from "../helpers/brokers.js";
+import { lockBroker } from "./amqp/broker-lock.js";
+
+const exec = promisify(execFile);
+const tsx = (file: string, args: string[] = [], env: Record<string, string> = {}) =>
+  exec(process.execPath, ["--import", "tsx", file, ...args], {
+    timeout: 120_000,
+    env: { ...process.env, FASTAGENTIC_TRANSPORT: "", FASTAGENTIC_LOG_LEVEL: "error", ...env },
+  });
+
+describe("npm run demo (examples/quickstart.ts)", () => {
+  it("runs the quick start, then thousands of tasks with retries, failures and scaling, losing none", async () => {
+    const { stdout: out, stderr } = await tsx("examples/quickstart.ts", [], { DEMO_TASKS: "3000" });
+    const stdout = out + stderr; // the progress bar is on stderr
+    expect(stdout).toContain('submit(\'process_document\')        → {"processed":true,"pages":10}');
+    expect(stdout).toMatch(/3000\/3000 tasks/);
+    expect(stdout).toMatch(/lost \/ duplicated\s*│ 0 \/ 0/);
+    expect(stdout).toMatch(/scaling events\s*│ 2→/);
+    const retried = Number(/attempts retried\s*│ (\d+)/.exec(stdout)?.[1]);
+    expect(retried).toBeGreaterThan(0);
+  }, 150_000);
+});
+
+describe("examples/nats.ts", () => {
+  it("runs the quick start on NATS JetStream", async ({ skip }) => {
+    if (!(await brokerAvailable("NATS", "127.0.0.1", 4222))) skip();
+    const { stdout } = await tsx("examples/nats.ts", [NATS_URL]);
+    expect(stdout).toContain("processed: true, pages: 10");
+    expect(stdout).toContain("status: 'completed'");
+  }, 60_000);
+});
+
+describe("examples/amqp.ts", () => {
+  let release: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    if (await brokerAvailable("RabbitMQ", "127.0.0.1", 5672)) release = await lockBroker();
+  }, 300_000);
+  afterAll(async () => release?.());
+
+  it("runs the quick start on RabbitMQ", async ({ skip }) => {
+    if (!release) skip();
+    const { stdout } = await tsx("examples/amqp.ts", [AMQP_URL]);
+    expect(stdout).toContain("processed: true, pages: 10");
+    expect(stdout).toContain("status: 'completed'");
+  }, 60_000);
+});
