@@ -4,7 +4,7 @@
  * calls) plus those held (dequeued, not yet completed or failed).
  */
 import type { Consumer, Delivery, Transport } from "../transports/transport.js";
-import type { Clock } from "./clock.js";
+import { type Clock, every } from "./clock.js";
 import { decodeTask, type TaskEnvelope } from "./codec.js";
 import type { RetryBackoff } from "./config.js";
 import { describeThrown, StateError, UnknownTaskError } from "./errors.js";
@@ -52,12 +52,30 @@ export class TaskPuller {
   private puller?: Consumer;
   private pullerKey = "";
   private closed = false;
+  private stopTouching?: () => void;
 
   constructor(private readonly options: TaskPullerOptions) {
     this.transport = options.transport;
     this.clock = options.clock;
     this.store = options.store;
     this.backoff = options.backoff;
+  }
+
+  /**
+   * On a transport whose deliveries expire (JetStream's AckWait), tells it every third of that
+   * deadline that the tasks handed out by dequeue() are still being worked on.
+   */
+  private keepHeldAlive(): void {
+    const deadline = this.transport.ackDeadlineMs;
+    if (deadline === undefined || this.stopTouching || this.held.size === 0) return;
+    this.stopTouching = every(this.clock, Math.max(100, Math.floor(deadline / 3)), () => {
+      if (this.held.size === 0) {
+        this.stopTouching?.();
+        this.stopTouching = undefined;
+        return;
+      }
+      for (const h of this.held.values()) void h.delivery.inProgress().catch(() => {});
+    });
   }
 
   /** Resolves with the next task, or null after `timeoutMs`. */
@@ -99,6 +117,7 @@ export class TaskPuller {
       this.clock.clearTimeout(w.timer);
       w.resolve(null);
     }
+    this.stopTouching?.();
     await this.puller?.stop();
     this.held.clear();
   }
@@ -229,6 +248,7 @@ export class TaskPuller {
       return null;
     }
     this.held.set(task.id, { delivery, task, attempt, startedAt: at, workerId });
+    this.keepHeldAlive();
     const event = await publishTaskEvent(this.transport, task.queue, {
       kind: "started",
       taskId: task.id,
