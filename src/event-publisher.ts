@@ -10,7 +10,8 @@ import { describeThrown, PayloadTooLargeError } from "./errors.js";
 import { subjects } from "./names.js";
 
 interface Batch {
-  parts: Array<string | undefined>;
+  /** JSON of each event; "started" events stay objects until the flush (most are folded away). */
+  parts: Array<string | TaskEvent | undefined>;
   /** Index of each task's "started" part, dropped when its outcome joins the same batch. */
   started: Map<string, number>;
   bytes: number;
@@ -19,6 +20,8 @@ interface Batch {
 
 const encoder = new TextEncoder();
 const BATCH_OVERHEAD = 64;
+/** Room kept for a "started" event (ids and numbers only) before it is encoded. */
+const STARTED_SIZE = 256;
 
 export class TaskEventPublisher {
   private readonly batches = new Map<string, Batch>();
@@ -31,25 +34,28 @@ export class TaskEventPublisher {
   publish(queue: string, event: Omit<TaskEvent, "v">): Promise<TaskEvent> {
     const limit = this.transport.maxPayloadBytes - BATCH_OVERHEAD;
     let full = { v: 1, ...event } as TaskEvent;
-    let json: string;
-    try {
-      json = encodeJson(full, "task result");
-      const size = Buffer.byteLength(json);
-      if (size > limit) throw new PayloadTooLargeError(size, limit, "task result");
-    } catch (error) {
-      if (event.kind !== "completed") return Promise.reject(error);
-      // A result that cannot travel fails the task; retrying would produce the same result.
-      full = {
-        ...full,
-        kind: "failed",
-        result: undefined,
-        error: `The handler's result cannot be sent: ${describeThrown(error)}`,
-      };
-      json = encodeJson(full, "task event");
+    let json: string | undefined;
+    let size = STARTED_SIZE;
+    if (full.kind !== "started") {
+      try {
+        json = encodeJson(full, "task result");
+        size = Buffer.byteLength(json);
+        if (size > limit) throw new PayloadTooLargeError(size, limit, "task result");
+      } catch (error) {
+        if (event.kind !== "completed") return Promise.reject(error);
+        // A result that cannot travel fails the task; retrying would produce the same result.
+        full = {
+          ...full,
+          kind: "failed",
+          result: undefined,
+          error: `The handler's result cannot be sent: ${describeThrown(error)}`,
+        };
+        json = encodeJson(full, "task event");
+        size = Buffer.byteLength(json);
+      }
     }
     const subject = subjects.taskEvents(queue);
     let batch = this.batches.get(subject);
-    const size = Buffer.byteLength(json);
     if (batch && batch.bytes + size + 1 > limit) {
       this.flushSubject(subject);
       batch = undefined;
@@ -67,7 +73,7 @@ export class TaskEventPublisher {
         batch.started.delete(full.taskId);
       }
     }
-    batch.parts.push(json);
+    batch.parts.push(json ?? full);
     batch.bytes += size + 1;
     const sent = full;
     const promise = new Promise<TaskEvent>((resolve, reject) => {
@@ -89,7 +95,8 @@ export class TaskEventPublisher {
     const batch = this.batches.get(subject);
     if (!batch) return;
     this.batches.delete(subject);
-    const parts = batch.parts.filter((p): p is string => p !== undefined);
+    const parts: string[] = [];
+    for (const p of batch.parts) if (p !== undefined) parts.push(typeof p === "string" ? p : JSON.stringify(p));
     const body =
       parts.length === 1
         ? encoder.encode(parts[0])
