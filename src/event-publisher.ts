@@ -6,6 +6,10 @@
  */
 import type { Transport } from "../transports/transport.js";
 import { encodeJson, type TaskEvent } from "./codec.js";
+
+/** A task event, with or without its version field (added when missing). */
+export type TaskEventInput = Omit<TaskEvent, "v"> & { v?: 1 };
+
 import { describeThrown, PayloadTooLargeError } from "./errors.js";
 import { subjects } from "./names.js";
 
@@ -31,9 +35,9 @@ export class TaskEventPublisher {
   constructor(private readonly transport: Transport) {}
 
   /** Queues an event for the task's queue; resolves with the event as sent, once published. */
-  publish(queue: string, event: Omit<TaskEvent, "v">): Promise<TaskEvent> {
+  publish(queue: string, event: TaskEventInput): Promise<TaskEvent> {
     const limit = this.transport.maxPayloadBytes - BATCH_OVERHEAD;
-    let full = { v: 1, ...event } as TaskEvent;
+    let full = (event.v === 1 ? event : { ...event, v: 1 }) as TaskEvent;
     let json: string | undefined;
     let size = STARTED_SIZE;
     if (full.kind !== "started") {
@@ -96,7 +100,8 @@ export class TaskEventPublisher {
     if (!batch) return;
     this.batches.delete(subject);
     const parts: string[] = [];
-    for (const p of batch.parts) if (p !== undefined) parts.push(typeof p === "string" ? p : JSON.stringify(p));
+    for (const p of batch.parts)
+      if (p !== undefined) parts.push(typeof p === "string" ? p : JSON.stringify(p));
     const body =
       parts.length === 1
         ? encoder.encode(parts[0])

@@ -7,7 +7,7 @@ import { canRetry, nextTaskState } from "../actors/task.machine.js";
 import type { Delivery, Transport } from "../transports/transport.js";
 import type { TaskEnvelope, TaskEvent } from "./codec.js";
 import { backoffDelay, type RetryBackoff } from "./config.js";
-import { eventPublisherFor } from "./event-publisher.js";
+import { eventPublisherFor, type TaskEventInput } from "./event-publisher.js";
 import type { Outcome } from "./task-runner.js";
 
 export interface OutcomeTarget {
@@ -21,7 +21,7 @@ export interface OutcomeTarget {
 export function publishTaskEvent(
   transport: Transport,
   queue: string,
-  event: Omit<TaskEvent, "v">,
+  event: TaskEventInput,
 ): Promise<TaskEvent> {
   return eventPublisherFor(transport).publish(queue, event);
 }
@@ -39,43 +39,64 @@ export async function settleOutcome(
   durationMs: number,
 ): Promise<TaskEvent | undefined> {
   if (outcome.kind === "abandoned") return undefined; // left unsettled: the broker redelivers it
-  const base = { taskId: task.id, at: target.now(), attempt, workerId: target.workerId, durationMs };
+  const at = target.now();
+  const workerId = target.workerId;
+  const taskId = task.id;
   if (outcome.kind === "completed") {
-    const sent = await publishTaskEvent(target.transport, task.queue, {
-      ...base,
+    const event = {
+      v: 1,
       kind: "completed",
+      taskId,
+      at,
+      attempt,
+      workerId,
+      durationMs,
       result: outcome.result,
-    });
+    } as const;
+    const sent = await publishTaskEvent(target.transport, task.queue, event);
     if (sent.kind === "completed") await delivery.ack();
     else await delivery.deadLetter(sent.error ?? "result cannot be sent");
     return sent;
   }
+  const error = outcome.error;
   if (outcome.kind === "cancelled") {
-    const sent = await publishTaskEvent(target.transport, task.queue, {
-      ...base,
-      kind: "cancelled",
-      error: outcome.error,
-    });
+    const event = { v: 1, kind: "cancelled", taskId, at, attempt, workerId, durationMs, error } as const;
+    const sent = await publishTaskEvent(target.transport, task.queue, event);
     await delivery.ack();
     return sent;
   }
-  const event = outcome.kind === "timeout" ? "TIME_OUT" : "FAIL";
+  const machineEvent = outcome.kind === "timeout" ? "TIME_OUT" : "FAIL";
   const unrecoverable = outcome.kind === "failed" && outcome.unrecoverable === true;
   const retry = canRetry(attempt, task.retries, unrecoverable);
-  if (nextTaskState("running", event, retry) === "queued") {
+  if (nextTaskState("running", machineEvent, retry) === "queued") {
     const delayMs = backoffDelay(target.backoff, attempt);
-    const sent = await publishTaskEvent(target.transport, task.queue, {
-      ...base,
+    const event = {
+      v: 1,
       kind: "retrying",
-      error: outcome.error,
+      taskId,
+      at,
+      attempt,
+      workerId,
+      durationMs,
+      error,
       delayMs,
-    });
+    } as const;
+    const sent = await publishTaskEvent(target.transport, task.queue, event);
     await delivery.nack({ delayMs });
     return sent;
   }
   const kind = outcome.kind === "timeout" ? "timeout" : "failed";
-  const sent = await publishTaskEvent(target.transport, task.queue, { ...base, kind, error: outcome.error });
-  await delivery.deadLetter(outcome.error);
+  const sent = await publishTaskEvent(target.transport, task.queue, {
+    v: 1,
+    kind,
+    taskId,
+    at,
+    attempt,
+    workerId,
+    durationMs,
+    error,
+  });
+  await delivery.deadLetter(error);
   return sent;
 }
 
