@@ -25,13 +25,13 @@ async function withRun(
   target: BrokerTarget,
   label: string,
   body: (run: ChaosRun) => Promise<void>,
-  options: { url?: string; queues?: string[] } = {},
+  options: { url?: string } = {},
 ): Promise<void> {
   const run = new ChaosRun(target, label, options.url);
   try {
     await body(run);
   } finally {
-    await run.cleanup(options.queues);
+    await run.cleanup();
   }
 }
 
@@ -234,57 +234,52 @@ export function brokerRestart(target: BrokerTarget, broker: BrokerRestart, url =
  */
 export function poisonTask(target: BrokerTarget): Promise<void> {
   const deliveryLimit = 0 + 1 + 3; // retries 0, DEFAULT maxRedeliveries 3
-  return withRun(
-    target,
-    "poison task under --processes 2",
-    async (run) => {
-      await run.start();
-      // One task at a time per process, so the poison takes no innocent task down with it.
-      const supervisor = await run.startWorkers({
-        processes: 2,
-        concurrency: 1,
-        args: ["--max-restarts", "10", "--restart-period-ms", "120000"],
-      });
-      const first = await run.submit(60, "work", (n) => ({ n, ms: 30 }));
-      const [poison] = await run.submit(1, "poison", () => ({}));
-      const second = await run.submit(60, "work", (n) => ({ n: 60 + n, ms: 30 }));
-      const ids = [...first, ...second];
-      const poisonId = poison as string;
+  return withRun(target, "poison task under --processes 2", async (run) => {
+    await run.start();
+    // One task at a time per process, so the poison takes no innocent task down with it.
+    const supervisor = await run.startWorkers({
+      processes: 2,
+      concurrency: 1,
+      args: ["--max-restarts", "10", "--restart-period-ms", "120000"],
+    });
+    const first = await run.submit(60, "work", (n) => ({ n, ms: 30 }));
+    const [poison] = await run.submit(1, "poison", () => ({}));
+    const second = await run.submit(60, "work", (n) => ({ n: 60 + n, ms: 30 }));
+    const ids = [...first, ...second];
+    const poisonId = poison as string;
 
-      const results = await run.outcomes([...ids, poisonId]);
-      const figures = run.figures([...ids, poisonId], results);
-      const poisonResult = results.get(poisonId);
-      expect(poisonResult).not.toBe("lost");
-      expect((poisonResult as TaskResult).status).toBe("failed");
-      expect((poisonResult as TaskResult).error).toMatch(/poison/);
-      expect(await run.assertOneOutcomeEach([...ids, poisonId], results)).toEqual([]);
-      expect(figures.lost).toBe(0);
-      expect(notCompleted(ids, results)).toEqual([]);
-      await eventually(
-        () => run.depth(deadLetterQueueOf(POISON)),
-        (n) => n >= 1,
-        "the poison task in the dead-letter queue",
-      );
+    const results = await run.outcomes([...ids, poisonId]);
+    const figures = run.figures([...ids, poisonId], results);
+    const poisonResult = results.get(poisonId);
+    expect(poisonResult).not.toBe("lost");
+    expect((poisonResult as TaskResult).status).toBe("failed");
+    expect((poisonResult as TaskResult).error).toMatch(/poison/);
+    expect(await run.assertOneOutcomeEach([...ids, poisonId], results)).toEqual([]);
+    expect(figures.lost).toBe(0);
+    expect(notCompleted(ids, results)).toEqual([]);
+    await eventually(
+      () => run.depth(deadLetterQueueOf(POISON)),
+      (n) => n >= 1,
+      "the poison task in the dead-letter queue",
+    );
 
-      // No restart storm: one process death per delivery that reached the handler, at most.
-      const deaths = run.ledger.starts(poisonId).length;
-      const children = new Set(supervisor.servingPids()).size;
-      const died = supervisor.stderr.match(/worker process died/g)?.length ?? 0;
-      console.log(
-        `[chaos ${target.name}]   poison: ${deaths} deliveries reached its handler (limit ${deliveryLimit}); ` +
-          `${children} worker processes started in all (2 + ${children - 2} restarts); supervisor saw ${died} deaths`,
-      );
-      expect(deaths).toBeGreaterThanOrEqual(1);
-      expect(deaths).toBeLessThanOrEqual(deliveryLimit);
-      expect(children - 2).toBeLessThanOrEqual(deliveryLimit);
-      expect(died).toBeLessThanOrEqual(deliveryLimit);
-      expect(supervisor.exit).toBeUndefined(); // still supervising: no escalation
+    // No restart storm: one process death per delivery that reached the handler, at most.
+    const deaths = run.ledger.starts(poisonId).length;
+    const children = new Set(supervisor.servingPids()).size;
+    const died = supervisor.stderr.match(/worker process died/g)?.length ?? 0;
+    console.log(
+      `[chaos ${target.name}]   poison: ${deaths} deliveries reached its handler (limit ${deliveryLimit}); ` +
+        `${children} worker processes started in all (2 + ${children - 2} restarts); supervisor saw ${died} deaths`,
+    );
+    expect(deaths).toBeGreaterThanOrEqual(1);
+    expect(deaths).toBeLessThanOrEqual(deliveryLimit);
+    expect(children - 2).toBeLessThanOrEqual(deliveryLimit);
+    expect(died).toBeLessThanOrEqual(deliveryLimit);
+    expect(supervisor.exit).toBeUndefined(); // still supervising: no escalation
 
-      supervisor.signal("SIGTERM");
-      expect(await supervisor.waitExit()).toEqual({ code: 0, signal: null });
-    },
-    { queues: [WORK, POISON] },
-  );
+    supervisor.signal("SIGTERM");
+    expect(await supervisor.waitExit()).toEqual({ code: 0, signal: null });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ import { uniqueNamespace } from "../helpers/brokers.js";
 export const REPO_DIR = fileURLToPath(new URL("../../", import.meta.url));
 export const CLI = join(REPO_DIR, "src/cli/main.ts");
 export const LEDGER_HANDLERS = "test/chaos/ledger-handlers.ts";
+/** The task types of LEDGER_HANDLERS: a worker declares a queue (and its dead letters) for each. */
+export const HANDLER_TYPES = ["work", "poison", "double", "explode", "slow"] as const;
 
 /** Hang guards: generous, because a shared 2-core machine runs other test files meanwhile. */
 export const GUARD_MS = 60_000;
@@ -589,9 +591,9 @@ export class ChaosRun {
   /**
    * Ends everything: worker processes drained if they still can be (SIGTERM), killed otherwise;
    * the coordinator stopped; the broker objects of the namespace deleted (the transport touches
-   * every queue the run used, then closes with streamsOnClose "delete" / deleteOnClose).
+   * every queue the workers declared, then closes with streamsOnClose "delete" / deleteOnClose).
    */
-  async cleanup(queues: string[] = ["q.default.work"]): Promise<void> {
+  async cleanup(): Promise<void> {
     for (const p of this.processes) {
       if (p.exit === undefined) {
         try {
@@ -606,9 +608,9 @@ export class ChaosRun {
     await Promise.all(this.processes.map((p) => p.destroy()));
     if (this.coordinator) {
       await this.coordinator.stop().catch(() => {});
-      for (const q of queues) {
-        await this.transport.depth(q).catch(() => {});
-        await this.transport.depth(deadLetterQueueOf(q)).catch(() => {});
+      for (const type of HANDLER_TYPES) {
+        await this.transport.depth(`q.default.${type}`).catch(() => {});
+        await this.transport.depth(deadLetterQueueOf(`q.default.${type}`)).catch(() => {});
       }
       await this.transport.close().catch(() => {});
     }

@@ -10,7 +10,15 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { transportFromUrl } from "fastagentic";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { alive, CliProcess, GUARD_MS, LEDGER_HANDLERS, Ledger, runCli } from "../chaos/harness.js";
+import {
+  alive,
+  CliProcess,
+  GUARD_MS,
+  HANDLER_TYPES,
+  LEDGER_HANDLERS,
+  Ledger,
+  runCli,
+} from "../chaos/harness.js";
 import { brokerAvailable, NATS_URL, uniqueNamespace } from "../helpers/brokers.js";
 
 const natsUrl = new URL(NATS_URL);
@@ -36,7 +44,7 @@ afterEach(async () => {
     const t = transportFromUrl(NATS_URL, { namespace: ns, streamsOnClose: "delete" });
     try {
       await t.connect();
-      for (const type of ["double", "explode", "slow"]) {
+      for (const type of HANDLER_TYPES) {
         await t.depth(`q.default.${type}`);
         await t.depth(`q.default.${type}.dead`);
       }
