@@ -107,3 +107,4 @@ export {
 } from "./types.js";
 export { Worker, type WorkerExit, type WorkerOptions } from "./worker.js";
 export { WorkerPool, type WorkerPoolOptions, type WorkerPoolStats } from "./worker-pool.js";
+export type { ExecuteOptions } from "./worker-runs.js";

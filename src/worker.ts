@@ -27,7 +27,7 @@ import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { assertQueueName, queuesServedBy, subjects } from "./names.js";
 import { AbandonedRun } from "./task-runner.js";
 import type { TaskHandler, WorkerInfo, WorkerStatus } from "./types.js";
-import { WorkerRuns } from "./worker-runs.js";
+import { type ExecuteOptions, WorkerRuns } from "./worker-runs.js";
 
 export interface WorkerOptions {
   id?: string;
@@ -230,14 +230,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * Runs a task here and now, without a queue. Resolves with the handler's result; rejects with
    * TaskFailedError, TaskTimeoutError or TaskCancelledError (when the worker stops under it).
    */
-  async executeTask(options: {
-    taskId?: string;
-    taskType: string;
-    data?: unknown;
-    timeoutMs?: number;
-    metadata?: Record<string, unknown>;
-    signal?: AbortSignal;
-  }): Promise<unknown> {
+  async executeTask(options: ExecuteOptions): Promise<unknown> {
     const handler = this.handlers.get(options.taskType);
     if (!handler) throw new NoHandlerError(options.taskType, this.handlers.types);
     if (this.lifecycle !== "running" || this.status === "draining") {
