@@ -25,6 +25,8 @@ export interface InMemoryTransportOptions {
   maxPayloadBytes?: number;
   /** How long a dedupId is remembered (JetStream's default duplicate window is 2 minutes). */
   dedupWindowMs?: number;
+  /** At most this many dedupIds are remembered (the oldest are forgotten first). Default 100,000. */
+  dedupMaxEntries?: number;
   /** Dead-letter queues keep at most this many messages; later ones are dropped and counted. */
   maxDeadLetters?: number;
 }
@@ -41,6 +43,7 @@ export class InMemoryTransport implements Transport, MemoryBroker {
 
   private readonly clock: Clock;
   private readonly dedupWindowMs: number;
+  private readonly dedupMaxEntries: number;
   private readonly maxDeadLetters: number;
   private readonly queues = new Map<string, MemoryQueue>();
   private readonly exactSubs = new Map<string, Set<(m: FanoutMessage) => void>>();
@@ -58,6 +61,7 @@ export class InMemoryTransport implements Transport, MemoryBroker {
     this.clock = options.clock ?? systemClock;
     this.maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
     this.dedupWindowMs = options.dedupWindowMs ?? 120_000;
+    this.dedupMaxEntries = options.dedupMaxEntries ?? 100_000;
     this.maxDeadLetters = options.maxDeadLetters ?? 10_000;
   }
 
@@ -259,16 +263,16 @@ export class InMemoryTransport implements Transport, MemoryBroker {
     return q;
   }
 
+  /** The de-duplication window: dedupWindowMs long, and at most dedupMaxEntries ids (oldest forgotten). */
   private isDuplicate(id: string): boolean {
     const now = this.clock.now();
     const seen = this.dedup.get(id);
     if (seen !== undefined && now - seen < this.dedupWindowMs) return true;
+    if (seen !== undefined) this.dedup.delete(id); // re-inserted below, at the end of the window
     this.dedup.set(id, now);
-    if (this.dedup.size > 100_000) {
-      for (const [key, at] of this.dedup) {
-        if (now - at >= this.dedupWindowMs) this.dedup.delete(key);
-        else break;
-      }
+    for (const [key, at] of this.dedup) {
+      if (this.dedup.size > this.dedupMaxEntries || now - at >= this.dedupWindowMs) this.dedup.delete(key);
+      else break;
     }
     return false;
   }
