@@ -9,12 +9,14 @@ import type { Consumer, DeliveryHandler } from "../transport.js";
 import { type AckInfo, type DeliveryCorrections, NatsDelivery } from "./nats-delivery.js";
 import { NOT_BEFORE_HEADER } from "./nats-headers.js";
 import type { ResolvedNatsOptions } from "./nats-options.js";
+import type { Outbox } from "./nats-outbox.js";
 import { LevelPuller, type PullOwner, type Source } from "./nats-pull.js";
 import type { QueueTopology } from "./nats-topology.js";
 
 /** What a consumer needs from its transport. */
 export interface ConsumerLink {
   readonly nc: PullOwner["nc"];
+  readonly outbox: Outbox;
   readonly options: ResolvedNatsOptions;
   readonly corrections: DeliveryCorrections;
   connected(): boolean;
@@ -49,6 +51,10 @@ export class NatsConsumer implements Consumer, PullOwner {
 
   get nc(): PullOwner["nc"] {
     return this.link.nc;
+  }
+
+  get outbox(): Outbox {
+    return this.link.outbox;
   }
 
   get idlePullMs(): number {
@@ -140,19 +146,22 @@ export class NatsConsumer implements Consumer, PullOwner {
 
   receive(msg: Msg, source: Source | undefined, info: AckInfo): void {
     if (!source || this.stopped) {
-      respondQuietly(msg, encoder.encode("-NAK"));
+      this.answer(msg, NAK);
       return;
     }
-    const key = `${info.stream}.${info.streamSeq}`;
     const early = Number(msg.headers?.get(NOT_BEFORE_HEADER) || 0) - Date.now();
     if (early > EARLY_TOLERANCE_MS) {
       // Delayed enqueue: send it back for the time that remains, without blocking what follows.
-      this.link.corrections.add(key);
-      respondQuietly(msg, encoder.encode(`-NAK ${JSON.stringify({ delay: Math.ceil(early) * 1_000_000 })}`));
+      this.link.corrections.add(`${info.stream}.${info.streamSeq}`);
+      this.answer(msg, encoder.encode(`-NAK ${JSON.stringify({ delay: Math.ceil(early) * 1_000_000 })}`));
       this.changed();
       return;
     }
-    const count = Math.max(1, info.deliveryCount - this.link.corrections.get(key));
+    // Only a redelivery can follow a message sent back early.
+    const count =
+      info.deliveryCount <= 1
+        ? 1
+        : Math.max(1, info.deliveryCount - this.link.corrections.get(`${info.stream}.${info.streamSeq}`));
     const d = new NatsDelivery(this, source.queue, source.level, msg, info, count);
     const max = this.link.options.maxDeliveries;
     if (count > max) {
@@ -215,6 +224,11 @@ export class NatsConsumer implements Consumer, PullOwner {
     }
   }
 
+  /** Answers a message not handed to the handler (closed: JetStream redelivers it after AckWait). */
+  private answer(msg: Msg, payload: Uint8Array): void {
+    if (msg.reply && this.link.outbox.open) this.link.outbox.send(msg.reply, payload);
+  }
+
   private pump(): void {
     this.scheduled = false;
     if (this.stopped || this.needsEnsure || !this.puller || !this.link.connected()) return;
@@ -238,10 +252,4 @@ export class NatsConsumer implements Consumer, PullOwner {
   }
 }
 
-function respondQuietly(msg: Msg, payload: Uint8Array): void {
-  try {
-    msg.respond(payload);
-  } catch {
-    // Closed: JetStream redelivers it after AckWait.
-  }
-}
+const NAK = Uint8Array.of(45, 78, 65, 75); // -NAK

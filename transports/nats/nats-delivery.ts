@@ -1,11 +1,14 @@
 /**
  * One JetStream message handed to a consumer's handler. Settling it answers on the message's ack
- * subject with a plain publish (no round trip): +ACK, -NAK (with a delay), +WPI (in progress).
+ * subject with a plain publish (no round trip): +ACK, -NAK (with a delay), +WPI (in progress). The
+ * answer goes through the transport's outbox, so it shares a socket write with the task event
+ * published just before it.
  */
 import type { Msg } from "@nats-io/transport-node";
-import { ConnectionError, describeThrown } from "../../src/errors.js";
+import { ConnectionError } from "../../src/errors.js";
 import type { Bytes, Delivery } from "../transport.js";
 import { readHeaders } from "./nats-headers.js";
+import type { Outbox } from "./nats-outbox.js";
 
 const ACK = Uint8Array.of(43, 65, 67, 75); // +ACK
 const NAK = Uint8Array.of(45, 78, 65, 75); // -NAK
@@ -39,6 +42,7 @@ export function parseAckSubject(reply: string): AckInfo | undefined {
 
 /** The consumer that received the message. */
 export interface DeliveryOwner {
+  readonly outbox: Outbox;
   /** Marks it settled; false when it already was (e.g. returned when its consumer stopped). */
   settle(delivery: NatsDelivery): boolean;
   deadLetter(delivery: NatsDelivery, reason: string): Promise<void>;
@@ -96,15 +100,14 @@ export class NatsDelivery implements Delivery {
   }
 
   private send(payload: Uint8Array): void {
-    try {
-      this.msg.respond(payload);
-    } catch (error) {
+    const outbox = this.owner.outbox;
+    if (!outbox.open) {
       throw new ConnectionError(
-        `Cannot settle a message of queue "${this.queue}": the NATS connection is closed ` +
-          `(${describeThrown(error)}). JetStream delivers it again after AckWait.`,
-        { cause: error },
+        `Cannot settle a message of queue "${this.queue}": the NATS connection is closed. ` +
+          "JetStream delivers it again after AckWait.",
       );
     }
+    if (this.msg.reply) outbox.send(this.msg.reply, payload);
   }
 }
 

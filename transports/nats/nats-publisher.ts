@@ -1,7 +1,8 @@
 /**
- * JetStream publishes, pipelined: every publish goes out at once with a reply subject under one
- * shared inbox subscription, and its PubAck resolves it. No per-message timer and no
- * `nc.request()`: the transport's tick (a few times a second) times out unanswered publishes.
+ * JetStream publishes, pipelined: every publish goes out at once (through the transport's outbox,
+ * so the enqueues of one turn share a socket write) with a reply subject under one shared inbox
+ * subscription, and its PubAck resolves it. No per-message timer and no `nc.request()`: the
+ * transport's tick (a few times a second) times out unanswered publishes.
  * A publish that was not acknowledged (timeout, disconnect, no stream answering) is sent again
  * with the same Nats-Msg-Id, so JetStream stores it once; after `attempts` sends it fails with a
  * PublishError. It never hangs.
@@ -14,6 +15,7 @@ import {
   type Subscription,
 } from "@nats-io/transport-node";
 import { describeThrown, PublishError, StateError } from "../../src/errors.js";
+import type { Outbox } from "./nats-outbox.js";
 
 export interface PublisherOptions {
   timeoutMs: number;
@@ -38,6 +40,8 @@ interface PendingPublish {
 }
 
 const decoder = new TextDecoder();
+/** `"error"`: a PubAck without it is a success, and is not parsed. */
+const ERROR_KEY = Uint8Array.of(34, 101, 114, 114, 111, 114, 34);
 
 export class JetStreamPublisher {
   private readonly pending = new Map<string, PendingPublish>();
@@ -48,6 +52,7 @@ export class JetStreamPublisher {
 
   constructor(
     private readonly nc: NatsConnection,
+    private readonly outbox: Outbox,
     private readonly options: PublisherOptions,
   ) {
     this.prefix = `${createInbox()}.`;
@@ -129,18 +134,22 @@ export class JetStreamPublisher {
     p.attempt++;
     p.retryAt = 0;
     p.deadline = Date.now() + this.options.timeoutMs;
-    try {
-      this.nc.publish(p.subject, p.data, { reply: `${this.prefix}${token}`, headers: p.headers });
-    } catch (error) {
-      if (this.nc.isClosed()) {
-        this.forget(token);
-        p.reject(
-          new StateError(`The NATS connection closed before the message was sent: ${describeThrown(error)}`),
-        );
-        return;
-      }
-      this.retryOrFail(token, p, describeThrown(error));
+    if (!this.outbox.open) {
+      this.closed(token, p, "the connection is closed");
+      return;
     }
+    const attempt = p.attempt;
+    this.outbox.send(p.subject, p.data, `${this.prefix}${token}`, p.headers, (error) => {
+      // Refused when the outbox flushed (closed meanwhile): unless something else already moved on.
+      if (this.pending.get(token) !== p || p.attempt !== attempt || p.retryAt !== 0) return;
+      if (this.nc.isClosed()) this.closed(token, p, describeThrown(error));
+      else this.retryOrFail(token, p, describeThrown(error));
+    });
+  }
+
+  private closed(token: string, p: PendingPublish, reason: string): void {
+    this.forget(token);
+    p.reject(new StateError(`The NATS connection closed before the message was sent: ${reason}`));
   }
 
   private onReply(msg: Msg): void {
@@ -151,6 +160,12 @@ export class JetStreamPublisher {
     if (status === 503) {
       this.options.onMissingStream(p.queue);
       this.retryOrFail(token, p, `no JetStream stream answered on "${p.subject}"`);
+      return;
+    }
+    if (msg.data.length > 0 && indexOf(msg.data, ERROR_KEY) < 0 && msg.data[0] === 123) {
+      // `{"stream":…,"seq":…}`: stored (or a duplicate of what is stored).
+      this.forget(token);
+      p.resolve();
       return;
     }
     let ack: { error?: { code?: number; err_code?: number; description?: string }; stream?: string };
@@ -201,4 +216,15 @@ export class JetStreamPublisher {
       ),
     );
   }
+}
+
+function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
+  const first = needle[0];
+  const last = haystack.length - needle.length;
+  outer: for (let i = 0; i <= last; i++) {
+    if (haystack[i] !== first) continue;
+    for (let j = 1; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
 }

@@ -7,16 +7,25 @@
  *   slots; lower levels wait for the answer. Every delivered message says in its ack subject how
  *   many more wait behind it, so a busy level is drained batch after batch with no probing in
  *   between, with several pulls in flight at once.
- * - A source found empty while slots are free gets an idle pull: a long-poll for one message,
- *   renewed every `idlePullMs`. It brings a new message the moment it is stored and marks the
- *   level busy again. Idle pulls are speculative: placed only while slots are free, so at most one
- *   message per source can arrive while every slot is taken (the consumer holds it, ahead of
- *   anything lower, until a slot frees).
- * - Never more messages are requested than there are free slots.
+ * - A source found empty gets a standing pull: a long-poll, renewed every `idlePullMs`, answered
+ *   on a subscription of the source's own that lasts across renewals. It brings a new message the
+ *   moment it is stored. Usually it asks for one message, speculatively: it is placed while a slot
+ *   is free but not counted against the free slots, so at most one message per source can arrive
+ *   while every slot is taken (the consumer holds it, ahead of anything lower, until a slot frees).
+ * - A source that delivered within the last `idlePullMs`, while no other source has messages
+ *   waiting, asks for every free slot at once ("wide"): a stream of tasks arriving one at a time
+ *   does not renew the pull after each of them. All it asks for beyond the first message is counted
+ *   against the free slots; when another source then needs them (messages waiting, or a level to
+ *   probe), the wide pull is cancelled (its subscription drained, a one-message pull put in its
+ *   place) and the slots go where the messages are.
+ * - Never more messages are requested than there are free slots, plus one per standing pull.
+ * Pull requests leave through the outbox lazily: a renewal rides along with the settlement of the
+ * message that ended its predecessor instead of costing a socket write of its own.
  */
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { type AckInfo, parseAckSubject } from "./nats-delivery.js";
 import { LEVELS_HIGH_FIRST, PRIORITY_LEVELS } from "./nats-names.js";
+import type { Outbox } from "./nats-outbox.js";
 import type { QueueTopology } from "./nats-topology.js";
 
 export interface Source {
@@ -24,19 +33,35 @@ export interface Source {
   readonly level: number;
   /** $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer> */
   readonly next: string;
-  arm?: Arm;
+  /** The subscription its standing pulls answer on (replaced after a cancel). */
+  line?: Line;
   /** In-flight no_wait pulls, oldest first (JetStream answers them in order). */
   open: Fetch[];
   /** Messages those pulls may still bring. */
   requested: number;
   /** Messages known to wait behind the last one delivered; undefined: unknown. */
   pending: number | undefined;
+  /** When a message last came from it (0: never). */
+  lastMessageAt: number;
+}
+
+interface Line {
+  source: Source;
+  sub: Subscription;
+  subject: string;
+  /** The standing pull outstanding on it. */
+  arm?: Arm;
+  /** Cancelled: draining (a message already on its way is still taken) or gone. */
+  closed: boolean;
 }
 
 interface Arm {
-  source: Source;
-  sub: Subscription;
+  line: Line;
+  /** Messages it may still bring. */
+  remaining: number;
   expiresAt: number;
+  /** What it holds of the free slots: all it may still bring but one. */
+  charge: number;
 }
 
 interface Fetch {
@@ -50,10 +75,11 @@ interface Fetch {
 /** What the puller needs from its consumer. */
 export interface PullOwner {
   readonly nc: NatsConnection;
+  readonly outbox: Outbox;
   readonly idlePullMs: number;
   /** Slots not taken by unsettled or held messages (requested ones are counted here). */
   slotsFree(): number;
-  /** Whether idle pulls may be placed (not paused, not stopped). */
+  /** Whether standing pulls may be placed (not paused, not stopped). */
   mayArm(): boolean;
   /** A message arrived (source undefined: from a consumer this puller does not know). */
   receive(msg: Msg, source: Source | undefined, info: AckInfo): void;
@@ -69,11 +95,13 @@ const FETCH_TIMEOUT_MS = 5000;
 
 export class LevelPuller {
   private readonly byLevel: Source[][] = PRIORITY_LEVELS.map(() => []);
+  private readonly all: Source[] = [];
   private readonly roundRobin: number[] = PRIORITY_LEVELS.map(() => 0);
   private readonly byConsumer = new Map<string, Source>();
   private readonly fetches = new Map<string, Fetch>();
   private readonly inbox = createInbox();
   private readonly fetchSub: Subscription;
+  /** Messages the pulls in flight may bring, counted against the free slots. */
   private requested = 0;
   private seq = 0;
 
@@ -91,8 +119,10 @@ export class LevelPuller {
           open: [],
           requested: 0,
           pending: undefined,
+          lastMessageAt: 0,
         };
         this.byLevel[level]!.push(source);
+        this.all.push(source);
         this.byConsumer.set(`${t.stream}.${consumer}`, source);
       }
     }
@@ -108,35 +138,41 @@ export class LevelPuller {
   /** Requests messages for the free slots, from the highest level that may hold some. */
   pull(): void {
     let free = this.free();
+    let short = free < 0;
     for (const level of LEVELS_HIGH_FIRST) {
-      if (free <= 0) return;
       const group = this.byLevel[level]!;
       // The unknown sources of one level share the free slots among their probes (their order
       // does not matter: same level); lower levels wait for the answers.
       let unknown = 0;
-      for (const s of group) if (!s.arm && s.open.length === 0 && !(s.pending! > 0)) unknown++;
-      const share = Math.max(1, Math.floor(free / Math.max(1, unknown)));
+      for (const s of group) if (!s.line?.arm && s.open.length === 0 && !(s.pending! > 0)) unknown++;
+      const share = Math.max(1, Math.floor(Math.max(0, free) / Math.max(1, unknown)));
       let waiting = false;
-      for (let i = 0; i < group.length && free > 0; i++) {
+      for (let i = 0; i < group.length; i++) {
         const index = (this.roundRobin[level]! + i) % group.length;
         const s = group[index]!;
-        if (s.arm) continue; // known empty: its idle pull brings what arrives
-        const known = (s.pending ?? 0) - s.requested;
-        let n: number;
-        if (known > 0) n = Math.min(free, known);
-        else if (s.open.length > 0) {
+        const arm = s.line?.arm;
+        const known = (s.pending ?? 0) - s.requested - (arm?.remaining ?? 0);
+        let want: number;
+        if (known > 0) want = known;
+        else if (arm) {
+          continue; // empty as far as known: its standing pull brings what arrives
+        } else if (s.open.length > 0) {
           waiting = true; // its answer will say whether more wait there
           continue;
         } else {
-          n = Math.min(free, share);
+          want = share;
           waiting = true;
         }
+        const n = Math.min(free, want);
+        if (n < want) short = true;
+        if (n <= 0) continue;
         this.fetch(s, n);
         this.roundRobin[level] = (index + 1) % group.length;
         free -= n;
       }
-      if (waiting) return;
+      if (waiting) break;
     }
+    if (short) this.reclaim();
   }
 
   /** The connection dropped: every pull in flight is lost. */
@@ -144,22 +180,22 @@ export class LevelPuller {
     this.disarm(false);
     this.fetches.clear();
     this.requested = 0;
-    for (const s of this.sources()) {
+    for (const s of this.all) {
       s.open = [];
       s.requested = 0;
       s.pending = undefined;
     }
   }
 
-  /** Ends pulls that got no answer and idle pulls long past their expiry. */
+  /** Ends pulls that got no answer and standing pulls long past their expiry. */
   expire(now: number): void {
     for (const f of this.fetches.values()) {
       if (now - f.sentAt > FETCH_TIMEOUT_MS) this.endFetch(f, 0);
     }
-    for (const s of this.sources()) {
-      if (s.arm && now > s.arm.expiresAt + FETCH_TIMEOUT_MS) {
-        s.arm.sub.unsubscribe();
-        s.arm = undefined;
+    for (const s of this.all) {
+      const line = s.line;
+      if (line?.arm && now > line.arm.expiresAt + FETCH_TIMEOUT_MS) {
+        this.cancel(line, false);
         s.pending = undefined;
         this.owner.changed();
       }
@@ -167,18 +203,17 @@ export class LevelPuller {
   }
 
   /**
-   * Cancels the idle pulls (the server drops a pull whose reply subject lost its subscriber).
+   * Cancels the standing pulls (the server drops a pull whose reply subject lost its subscriber).
    * `catchLate`: drain instead, still receiving a message sent before the server saw it.
    */
   disarm(catchLate: boolean): Promise<unknown>[] {
     const drains: Promise<unknown>[] = [];
-    for (const s of this.sources()) {
-      const arm = s.arm;
-      if (!arm) continue;
-      s.arm = undefined;
+    for (const s of this.all) {
+      const line = s.line;
+      if (!line) continue;
       s.pending = undefined;
-      if (catchLate) drains.push(drain(arm.sub));
-      else arm.sub.unsubscribe();
+      const drained = this.cancel(line, catchLate);
+      if (drained) drains.push(drained);
     }
     return drains;
   }
@@ -188,10 +223,6 @@ export class LevelPuller {
     return [...this.disarm(true), drain(this.fetchSub)];
   }
 
-  private *sources(): Generator<Source> {
-    for (const level of this.byLevel) yield* level;
-  }
-
   private fetch(s: Source, batch: number): void {
     const id = (++this.seq).toString(36);
     const f: Fetch = { id, source: s, batch, received: 0, sentAt: Date.now() };
@@ -199,7 +230,7 @@ export class LevelPuller {
     s.open.push(f);
     s.requested += batch;
     this.requested += batch;
-    this.request(s.next, { batch, no_wait: true }, `${this.inbox}.f.${id}`);
+    this.request(s.next, `{"batch":${batch},"no_wait":true}`, `${this.inbox}.f.${id}`);
   }
 
   private onFetchReply(msg: Msg): void {
@@ -219,7 +250,10 @@ export class LevelPuller {
       f.source.requested--;
       this.requested--;
     }
-    if (source) source.pending = info.pending;
+    if (source) {
+      source.pending = info.pending;
+      source.lastMessageAt = Date.now();
+    }
     this.owner.receive(msg, source, info);
     if (f && f.received >= f.batch) this.endFetch(f, 200);
   }
@@ -237,32 +271,45 @@ export class LevelPuller {
       s.pending = undefined;
       this.owner.recheck();
     }
-    if (s.pending === 0 && s.open.length === 0 && !s.arm) this.arm(s);
+    if (s.pending === 0 && s.open.length === 0 && !s.line?.arm) this.arm(s);
     this.owner.changed();
   }
 
+  /** Places the source's standing pull: one message, or every free slot for a source in use. */
   private arm(s: Source): void {
-    if (!this.owner.mayArm() || this.free() <= 0) return;
-    const subject = `${this.inbox}.a.${++this.seq}`;
+    if (!this.owner.mayArm() || this.owner.slotsFree() <= 0) return;
+    const now = Date.now();
     const idle = this.owner.idlePullMs;
-    const arm: Arm = {
-      source: s,
-      expiresAt: Date.now() + idle,
-      sub: this.owner.nc.subscribe(subject, { callback: (_err, msg) => this.onArmReply(arm, msg) }),
-    };
-    s.arm = arm;
-    this.request(s.next, { batch: 1, expires: idle * 1_000_000 }, subject);
+    let batch = 1;
+    if (now - s.lastMessageAt < idle && !this.waitingElsewhere(s)) batch += Math.max(0, this.free());
+    const line = s.line ?? this.openLine(s);
+    const arm: Arm = { line, remaining: batch, expiresAt: now + idle, charge: 0 };
+    line.arm = arm;
+    this.recharge(arm);
+    this.request(s.next, `{"batch":${batch},"expires":${idle * 1_000_000}}`, line.subject);
   }
 
-  private onArmReply(arm: Arm, msg: Msg): void {
-    const s = arm.source;
-    const current = s.arm === arm;
-    if (current) s.arm = undefined;
-    if (!arm.sub.isDraining()) arm.sub.unsubscribe();
+  private openLine(s: Source): Line {
+    const subject = `${this.inbox}.a.${++this.seq}`;
+    const line: Line = {
+      source: s,
+      subject,
+      closed: false,
+      sub: this.owner.nc.subscribe(subject, { callback: (_err, msg) => this.onArmReply(line, msg) }),
+    };
+    s.line = line;
+    return line;
+  }
+
+  private onArmReply(line: Line, msg: Msg): void {
+    const s = line.source;
+    const arm = line.arm;
     if (!msg.reply) {
-      if (!current) return;
+      // A status: the pull is over. 408: expired with nothing new, the level is still empty.
+      if (!arm) return;
+      this.endArm(arm);
+      if (line.closed) return;
       if ((msg.headers?.code ?? 0) === 408) {
-        // Expired with nothing new: the level is still empty.
         s.pending = 0;
         if (s.open.length === 0) this.arm(s);
       } else {
@@ -275,18 +322,76 @@ export class LevelPuller {
     }
     const info = parseAckSubject(msg.reply);
     if (!info) return;
+    if (arm) {
+      arm.remaining--;
+      if (arm.remaining <= 0) this.endArm(arm);
+      else this.recharge(arm);
+    }
     s.pending = info.pending;
+    s.lastMessageAt = Date.now();
     this.owner.receive(msg, s, info);
-    if (current && s.pending === 0 && s.open.length === 0 && !s.arm) this.arm(s);
+    if (!line.closed && !line.arm && s.pending === 0 && s.open.length === 0) this.arm(s);
     this.owner.changed();
   }
 
-  private request(subject: string, body: object, reply: string): void {
-    try {
-      this.owner.nc.publish(subject, encoder.encode(JSON.stringify(body)), { reply });
-    } catch {
-      // Closed or closing: the pull never left; the watchdog or the reconnect takes it from here.
+  /** Whether another source may have messages waiting (so a wide standing pull would hold its slots). */
+  private waitingElsewhere(s: Source): boolean {
+    for (const x of this.all) {
+      if (x === s) continue;
+      if (x.pending === undefined) return true;
+      if (x.pending - x.requested - (x.line?.arm?.remaining ?? 0) > 0) return true;
     }
+    return false;
+  }
+
+  /**
+   * Some source needs more slots than are free: cancel the wide standing pulls of sources known
+   * empty, releasing what they hold once their subscriptions have drained; a one-message pull
+   * takes each one's place at once, so the level stays watched.
+   */
+  private reclaim(): void {
+    for (const s of this.all) {
+      const line = s.line;
+      const arm = line?.arm;
+      if (!line || !arm || arm.charge <= 0 || (s.pending ?? 0) > arm.remaining) continue;
+      this.cancel(line, true);
+      this.arm(s);
+    }
+  }
+
+  /** Cancels a line; with `catchLate` its charge is released once the drain is over. */
+  private cancel(line: Line, catchLate: boolean): Promise<unknown> | undefined {
+    line.closed = true;
+    if (line.source.line === line) line.source.line = undefined;
+    if (catchLate) {
+      return drain(line.sub).then(() => {
+        if (line.arm) {
+          this.endArm(line.arm);
+          this.owner.changed();
+        }
+      });
+    }
+    if (!line.sub.isClosed()) line.sub.unsubscribe();
+    if (line.arm) this.endArm(line.arm);
+    return undefined;
+  }
+
+  /** The pull is over: it brings nothing more and holds no slot. */
+  private endArm(arm: Arm): void {
+    arm.remaining = 0;
+    this.recharge(arm);
+    if (arm.line.arm === arm) arm.line.arm = undefined;
+  }
+
+  private recharge(arm: Arm): void {
+    const charge = Math.max(0, arm.remaining - 1);
+    this.requested += charge - arm.charge;
+    arm.charge = charge;
+  }
+
+  private request(subject: string, body: string, reply: string): void {
+    // Closed or closing: the pull never leaves; the watchdog or the reconnect takes it from here.
+    if (this.owner.outbox.open) this.owner.outbox.sendLazily(subject, encoder.encode(body), reply);
   }
 }
 

@@ -13,7 +13,6 @@ import {
 import {
   ConfigError,
   ConnectionError,
-  describeThrown,
   PayloadTooLargeError,
   StateError,
   ValidationError,
@@ -42,13 +41,14 @@ import {
   PRIORITY_HEADER,
   setUserHeaders,
 } from "./nats-headers.js";
-import { levelOf, NatsNames } from "./nats-names.js";
+import { levelOf, NatsNames, PRIORITY_LEVELS } from "./nats-names.js";
 import {
   HEADER_ROOM_BYTES,
   type NatsTransportOptions,
   type ResolvedNatsOptions,
   resolveNatsOptions,
 } from "./nats-options.js";
+import { Outbox } from "./nats-outbox.js";
 import { JetStreamPublisher } from "./nats-publisher.js";
 import { NatsTopology } from "./nats-topology.js";
 
@@ -56,6 +56,7 @@ const TICK_MS = 250;
 
 interface Connected {
   nc: NatsConnection;
+  outbox: Outbox;
   jsm: JetStreamManager;
   publisher: JetStreamPublisher;
   topology: NatsTopology;
@@ -132,15 +133,17 @@ export class NatsTransport implements Transport {
         `Invalid priority ${JSON.stringify(priority)}: use an integer from 0 to 255.`,
       );
     }
+    const level = levelOf(priority);
     const h = natsHeaders();
     h.set(MSG_ID_HEADER, options.dedupId ?? nuid.next());
-    h.set(PRIORITY_HEADER, String(priority));
+    // A priority at the bottom of its level (every TaskPriority) is what the level says already.
+    if (priority !== PRIORITY_LEVELS[level]) h.set(PRIORITY_HEADER, String(priority));
     if (options.delayMs !== undefined && options.delayMs > 0) {
       h.set(NOT_BEFORE_HEADER, String(Date.now() + Math.round(options.delayMs)));
     }
     if (options.headers) setUserHeaders(h, options.headers);
     await conn.topology.ensure(queue);
-    await conn.publisher.publish(queue, this.names.workSubject(queue, levelOf(priority)), body, h);
+    await conn.publisher.publish(queue, this.names.workSubject(queue, level), body, h);
   }
 
   async consume(
@@ -176,13 +179,11 @@ export class NatsTransport implements Transport {
     const conn = this.live();
     assertLogicalName(subject, "subject");
     this.assertSize(body);
-    try {
-      conn.nc.publish(this.names.fanSubject(subject), body);
-    } catch (error) {
-      throw new ConnectionError(`Could not publish on "${subject}": ${describeThrown(error)}`, {
-        cause: error,
-      });
+    if (!conn.outbox.open) {
+      throw new ConnectionError(`Could not publish on "${subject}": the NATS connection is closed.`);
     }
+    // Leaves with whatever else this turn sends (e.g. the ack that follows a task's outcome).
+    conn.outbox.send(this.names.fanSubject(subject), body);
   }
 
   async subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription> {
@@ -202,6 +203,7 @@ export class NatsTransport implements Transport {
     });
     this.subscriptions.add(sub);
     // Once the server has it, a publish from any process reaches it.
+    conn.outbox.flush();
     await conn.nc.flush().catch(() => {});
     return {
       unsubscribe: async () => {
@@ -233,7 +235,8 @@ export class NatsTransport implements Transport {
     }
     this.serverMaxPayload = serverMaxPayload;
     const topology = new NatsTopology(jsm, this.names, this.options);
-    const publisher = new JetStreamPublisher(nc, {
+    const outbox = new Outbox(nc);
+    const publisher = new JetStreamPublisher(nc, outbox, {
       timeoutMs: this.options.publishTimeoutMs,
       attempts: this.options.publishAttempts,
       // No stream answered (deleted, or the server lost its store): create it before the re-send.
@@ -244,7 +247,7 @@ export class NatsTransport implements Transport {
     });
     const ticker = setInterval(() => this.tick(), TICK_MS);
     ticker.unref();
-    this.conn = { nc, jsm, publisher, topology, ticker };
+    this.conn = { nc, outbox, jsm, publisher, topology, ticker };
     void this.watch(nc);
     this.setState("connected");
   }
@@ -291,6 +294,7 @@ export class NatsTransport implements Transport {
       conn.publisher.stop();
       clearInterval(conn.ticker);
       // Settlements (the naks of stopped consumers) leave before the socket closes.
+      conn.outbox.flush();
       if (this._state === "connected") await withTimeout(conn.nc.flush(), 2000).catch(() => {});
       await conn.nc.close().catch(() => {});
     }
@@ -300,6 +304,7 @@ export class NatsTransport implements Transport {
   private link(conn: Connected): ConsumerLink {
     return {
       nc: conn.nc,
+      outbox: conn.outbox,
       options: this.options,
       corrections: this.corrections,
       connected: () => this._state === "connected",
@@ -315,10 +320,11 @@ export class NatsTransport implements Transport {
     const h = natsHeaders();
     setUserHeaders(h, d.headers, true);
     h.set(DEAD_LETTER_REASON_HEADER, oneLine(reason, 2000));
-    h.set(PRIORITY_HEADER, String(d.priority));
+    const level = levelOf(d.priority);
+    if (d.priority !== PRIORITY_LEVELS[level]) h.set(PRIORITY_HEADER, String(d.priority));
     h.set(MSG_ID_HEADER, `dl-${d.info.stream}-${d.info.streamSeq}`);
     await conn.topology.ensure(dlq);
-    await conn.publisher.publish(dlq, this.names.workSubject(dlq, levelOf(d.priority)), d.body, h);
+    await conn.publisher.publish(dlq, this.names.workSubject(dlq, level), d.body, h);
   }
 
   // ---- helpers ----------------------------------------------------------------------------------
