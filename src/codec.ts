@@ -60,7 +60,9 @@ export type ControlCommand =
   | { v: 1; kind: "scale"; poolId?: string; workers: number }
   | { v: 1; kind: "drain"; poolId?: string }
   /** Asks every worker to heartbeat now (the CLI's status). */
-  | { v: 1; kind: "ping" };
+  | { v: 1; kind: "ping" }
+  /** Asks the workers to send again the outcomes they know of these tasks (a client that reconnected). */
+  | { v: 1; kind: "resync"; requestId: string; queue: string; taskIds: string[] };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -243,6 +245,13 @@ export function decodeControl(bytes: Uint8Array): ControlCommand {
       break;
     case "drain":
     case "ping":
+      break;
+    case "resync":
+      expect(
+        isString(r["requestId"]) && isString(r["queue"]) && isStringArray(r["taskIds"]),
+        what,
+        "taskIds",
+      );
       break;
     default:
       expect(false, what, "kind");

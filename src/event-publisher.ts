@@ -5,13 +5,19 @@
  * published, so "publish the outcome, then ack" keeps holding. One publisher per transport.
  */
 import type { Transport } from "../transports/transport.js";
-import { encodeJson, type TaskEvent } from "./codec.js";
+import type { ControlCommand, TaskEvent } from "./codec.js";
+import { encodeJson } from "./codec.js";
+import { describeThrown, PayloadTooLargeError } from "./errors.js";
+import { subjects } from "./names.js";
+import { RecentOutcomes } from "./recent-outcomes.js";
 
 /** A task event, with or without its version field (added when missing). */
 export type TaskEventInput = Omit<TaskEvent, "v"> & { v?: 1 };
 
-import { describeThrown, PayloadTooLargeError } from "./errors.js";
-import { subjects } from "./names.js";
+type ResyncCommand = Extract<ControlCommand, { kind: "resync" }>;
+
+/** How far back outcomes are sent again after this process reconnects to the broker. */
+const REPUBLISH_WINDOW_MS = 5 * 60_000;
 
 interface Batch {
   /** JSON of each event; "started" events stay objects until the flush (most are folded away). */
@@ -31,8 +37,34 @@ export class TaskEventPublisher {
   private readonly batches = new Map<string, Batch>();
   private readonly chains = new Map<string, Promise<void>>();
   private scheduled = false;
+  private readonly recent = new RecentOutcomes(() => Date.now());
+  private readonly answered = new Set<string>();
+  private wasDown = false;
 
-  constructor(private readonly transport: Transport) {}
+  constructor(private readonly transport: Transport) {
+    // After a reconnect, send the recent outcomes again: a client may have missed them meanwhile.
+    transport.onStatus((e) => {
+      if (e.state === "reconnecting") this.wasDown = true;
+      else if (e.state === "connected" && this.wasDown) {
+        this.wasDown = false;
+        for (const [queue, events] of this.recent.since(REPUBLISH_WINDOW_MS)) this.resend(queue, events);
+      }
+    });
+  }
+
+  /** Answers a client's resync request (once per request, however many workers share this process). */
+  answerResync(command: ResyncCommand): void {
+    if (this.answered.has(command.requestId)) return;
+    this.answered.add(command.requestId);
+    if (this.answered.size > 1000) this.answered.delete(this.answered.values().next().value as string);
+    const found = this.recent.find(command.queue, command.taskIds);
+    if (found.length > 0) this.resend(command.queue, found);
+  }
+
+  /** Outcome events kept for resending. */
+  get recentOutcomes(): number {
+    return this.recent.size;
+  }
 
   /** Queues an event for the task's queue; resolves with the event as sent, once published. */
   publish(queue: string, event: TaskEventInput): Promise<TaskEvent> {
@@ -58,6 +90,7 @@ export class TaskEventPublisher {
         size = Buffer.byteLength(json);
       }
     }
+    if (json !== undefined && full.kind !== "retrying") this.recent.add(queue, full.taskId, json);
     const subject = subjects.taskEvents(queue);
     let batch = this.batches.get(subject);
     if (batch && batch.bytes + size + 1 > limit) {
@@ -88,6 +121,25 @@ export class TaskEventPublisher {
       setImmediate(() => this.flushAll());
     }
     return promise;
+  }
+
+  /** Queues already-encoded events again (no caller waits for them). */
+  private resend(queue: string, events: readonly string[]): void {
+    const subject = subjects.taskEvents(queue);
+    for (const json of events) {
+      let batch = this.batches.get(subject);
+      if (!batch) {
+        batch = { parts: [], started: new Map(), bytes: 0, waiters: [] };
+        this.batches.set(subject, batch);
+      }
+      batch.parts.push(json);
+      batch.bytes += json.length + 1;
+      if (batch.bytes > this.transport.maxPayloadBytes / 2) this.flushSubject(subject);
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flushAll());
+    }
   }
 
   private flushAll(): void {

@@ -64,6 +64,8 @@ export interface DequeueOptions {
 }
 
 const PRIORITIES = new Set<number>(Object.values(TaskPriority));
+/** When, after a reconnect, to ask workers for missed outcomes (subscriptions come back over time). */
+const RESYNC_DELAYS_MS = [250, 1000, 3000, 10_000];
 const ENQUEUE_KEYS = [
   "taskType",
   "data",
@@ -90,6 +92,8 @@ export class TaskQueue {
   private readonly queuesSeen = new Set<string>();
   private readonly puller: TaskPuller;
   private subscription?: Subscription;
+  private stopWatching?: () => void;
+  private resyncTimers: Array<ReturnType<Clock["setTimeout"]>> = [];
   private starting?: Promise<void>;
   private closed = false;
 
@@ -127,6 +131,7 @@ export class TaskQueue {
     if (this.closed) return Promise.reject(new StateError(`TaskQueue "${this.name}" is closed.`));
     this.starting ??= (async () => {
       await this.transport.connect();
+      this.stopWatching = this.watchReconnects();
       this.subscription = await this.transport.subscribe(subjects.taskEvents(this.name), (m) => {
         let events: TaskEvent[];
         try {
@@ -281,11 +286,51 @@ export class TaskQueue {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stopWatching?.();
+    for (const t of this.resyncTimers.splice(0)) this.clock.clearTimeout(t);
     await this.puller.close();
     await this.subscription?.unsubscribe();
     this.store.rejectAll(
       new StateError(`TaskQueue "${this.name}" was closed while a caller waited for a task.`),
     );
+  }
+
+  /**
+   * Task events are at most once: while this client's connection was down, outcomes may have been
+   * published that it never got. After a reconnect it asks the workers, a few times as the
+   * subscriptions come back, to send again the outcomes of its open tasks.
+   */
+  private watchReconnects(): () => void {
+    let wasDown = false;
+    return this.transport.onStatus((e) => {
+      if (e.state === "reconnecting") wasDown = true;
+      else if (e.state === "connected" && wasDown) {
+        wasDown = false;
+        for (const t of this.resyncTimers.splice(0)) this.clock.clearTimeout(t);
+        for (const delay of RESYNC_DELAYS_MS) {
+          this.resyncTimers.push(this.clock.setTimeout(() => void this.requestResync(), delay));
+        }
+      }
+    });
+  }
+
+  /** Asks the workers for the outcomes of this queue's open tasks (in messages that fit the transport). */
+  async requestResync(): Promise<void> {
+    if (this.closed) return;
+    const open = [...this.store.open()].map((t) => t.id);
+    const perMessage = Math.max(1, Math.floor(this.transport.maxPayloadBytes / 2 / 64));
+    for (let i = 0; i < open.length; i += perMessage) {
+      const command = {
+        v: 1,
+        kind: "resync",
+        requestId: newId("resync"),
+        queue: this.name,
+        taskIds: open.slice(i, i + perMessage),
+      };
+      await this.transport
+        .publish(subjects.control, encode(command, this.transport.maxPayloadBytes))
+        .catch(() => {}); // still down: a later round asks again
+    }
   }
 
   /** Validates enqueue options into a new Task record (status pending). */

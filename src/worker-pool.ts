@@ -338,7 +338,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     } catch {
       return;
     }
-    if (command.kind === "cancel" || command.kind === "ping") return;
+    if (command.kind === "cancel" || command.kind === "ping" || command.kind === "resync") return;
     if (command.poolId !== undefined && command.poolId !== this.id) return;
     if (command.kind === "scale") {
       const target = Math.max(this.minWorkers, Math.min(this.maxWorkers, command.workers));

@@ -21,6 +21,7 @@ import {
 } from "./config.js";
 import { registerActor, runActorHooks } from "./decorators/actor-explorer.js";
 import { ConnectionError, describeThrown, LifecycleHookError, NoHandlerError, StateError } from "./errors.js";
+import { eventPublisherFor } from "./event-publisher.js";
 import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
@@ -338,6 +339,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return;
     }
     if (command.kind === "cancel") this.runs.cancel(command.taskIds);
+    else if (command.kind === "resync") eventPublisherFor(this.transport).answerResync(command);
   }
 
   private async announce(kind: WorkerEventKind): Promise<void> {
