@@ -10,6 +10,7 @@ import { ConnectionError, StateError } from "../../src/errors.js";
 import type { Logger } from "../../src/logger.js";
 import type { TransportState, TransportStatusEvent } from "../transport.js";
 import type { ResolvedAmqpOptions } from "./amqp-options.js";
+import { coalesceWrites } from "./amqp-socket.js";
 
 type Waiter = { resolve: (model: ChannelModel) => void; reject: (error: Error) => void };
 
@@ -104,6 +105,8 @@ export class AmqpConnection {
       await model.close().catch(() => {});
       throw new StateError("The transport was closed while connecting.");
     }
+    if (!coalesceWrites(model))
+      this.logger.debug({}, "amqplib's writer has an unknown shape: frames are written one by one");
     model.on("error", (error: Error) => {
       this.logger.warn({ err: error.message }, "AMQP connection error");
     });
