@@ -142,11 +142,11 @@ class LazyTransport implements Transport {
     return this.inner;
   }
 
-  enqueue(queue: string, body: Bytes, options: EnqueueOptions): Promise<void> {
+  async enqueue(queue: string, body: Bytes, options: EnqueueOptions): Promise<void> {
     return this.connected.enqueue(queue, body, options);
   }
 
-  consume(
+  async consume(
     queues: readonly string[],
     onDelivery: DeliveryHandler,
     options: ConsumeOptions,
@@ -154,15 +154,15 @@ class LazyTransport implements Transport {
     return this.connected.consume(queues, onDelivery, options);
   }
 
-  depth(queue: string): Promise<number> {
+  async depth(queue: string): Promise<number> {
     return this.connected.depth(queue);
   }
 
-  publish(subject: string, body: Bytes): Promise<void> {
+  async publish(subject: string, body: Bytes): Promise<void> {
     return this.connected.publish(subject, body);
   }
 
-  subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription> {
+  async subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription> {
     return this.connected.subscribe(subject, onMessage);
   }
 }
