@@ -76,7 +76,9 @@ export function describeTransportConformance(target: ConformanceTarget): void {
       await expect(t.enqueue("q.closed", enc("x"), { priority: 5 })).rejects.toBeInstanceOf(FastAgenticError);
     });
 
-    it("delivers the bytes, headers and priority it was given, first delivery counted 1", async ({ skip }) => {
+    it("delivers the bytes, headers and priority it was given, first delivery counted 1", async ({
+      skip,
+    }) => {
       if (!ok) skip();
       const t = await transport();
       const got = new Collector<Delivery>();
@@ -96,7 +98,15 @@ export function describeTransportConformance(target: ConformanceTarget): void {
     it("delivers higher priority first, first in first out within a priority", async ({ skip }) => {
       if (!ok) skip();
       const t = await transport();
-      const order = ["low-1:0", "normal-1:5", "high-1:10", "critical:20", "normal-2:5", "high-2:10", "low-2:0"];
+      const order = [
+        "low-1:0",
+        "normal-1:5",
+        "high-1:10",
+        "critical:20",
+        "normal-2:5",
+        "high-2:10",
+        "low-2:0",
+      ];
       for (const item of order) {
         await t.enqueue("q.prio", enc(item), { priority: Number(item.split(":")[1]) });
       }
@@ -111,7 +121,15 @@ export function describeTransportConformance(target: ConformanceTarget): void {
         { concurrency: 1 },
       );
       const seen = await got.waitFor(order.length);
-      expect(seen).toEqual(["critical:20", "high-1:10", "high-2:10", "normal-1:5", "normal-2:5", "low-1:0", "low-2:0"]);
+      expect(seen).toEqual([
+        "critical:20",
+        "high-1:10",
+        "high-2:10",
+        "normal-1:5",
+        "normal-2:5",
+        "low-1:0",
+        "low-2:0",
+      ]);
     });
 
     it("keeps priority across the queues of one consumer where the broker allows it", async ({ skip }) => {
@@ -133,7 +151,9 @@ export function describeTransportConformance(target: ConformanceTarget): void {
       expect(await got.waitFor(3)).toEqual(["b-critical", "a-high", "a-low"]);
     });
 
-    it("never has more unsettled deliveries than the concurrency; settling lets the next one in", async ({ skip }) => {
+    it("never has more unsettled deliveries than the concurrency; settling lets the next one in", async ({
+      skip,
+    }) => {
       if (!ok) skip();
       const t = await transport();
       for (let i = 0; i < 5; i++) await t.enqueue("q.conc", enc(`m${i}`), { priority: 5 });
