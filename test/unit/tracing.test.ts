@@ -51,10 +51,7 @@ describe("trace context", () => {
       logger: silentLogger,
       config: { minWorkers: 1, autoScale: false },
     });
-    coordinator.handler(
-      "traced",
-      async (_: unknown, ctx: TaskContext) => trace.getSpanContext(context.active())?.traceId,
-    );
+    coordinator.handler("traced", async () => trace.getSpanContext(context.active())?.traceId);
     await coordinator.start();
     const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     expect(await coordinator.submit("traced", {}, { headers: { traceparent } })).toBe(
