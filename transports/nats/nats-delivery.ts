@@ -25,19 +25,43 @@ export interface AckInfo {
   pending: number;
 }
 
+const DOT = 46;
+const ZERO = 48;
+/** Where the dots of the subject being parsed are (reused: parsing is synchronous). */
+const dots = new Int32Array(16);
+
 export function parseAckSubject(reply: string): AckInfo | undefined {
-  const t = reply.split(".");
-  if (t[0] !== "$JS" || t[1] !== "ACK") return undefined;
-  const base = t.length === 9 ? 2 : t.length >= 11 ? 4 : -1;
-  if (base < 0) return undefined;
-  const info = {
-    stream: t[base] as string,
-    consumer: t[base + 1] as string,
-    deliveryCount: Number(t[base + 2]),
-    streamSeq: Number(t[base + 3]),
-    pending: Number(t[base + 6]),
-  };
-  return Number.isFinite(info.deliveryCount) && Number.isFinite(info.pending) ? info : undefined;
+  if (!reply.startsWith("$JS.ACK.")) return undefined;
+  let n = 0;
+  for (let i = 8; i < reply.length; i++) {
+    if (reply.charCodeAt(i) !== DOT) continue;
+    if (n === dots.length) return undefined;
+    dots[n++] = i;
+  }
+  // Tokens after "$JS.ACK": 7 (<stream>…<pending>), or ≥ 9 with a domain and an account hash first.
+  const base = n === 6 ? -1 : n >= 8 ? 1 : -2;
+  if (base < -1) return undefined;
+  const start = (k: number) => (k < 0 ? 8 : (dots[k] as number) + 1);
+  const end = (k: number) => (k < n ? (dots[k] as number) : reply.length);
+  const stream = reply.slice(start(base), end(base + 1));
+  const consumer = reply.slice(start(base + 1), end(base + 2));
+  const deliveryCount = digits(reply, start(base + 2), end(base + 3));
+  const streamSeq = digits(reply, start(base + 3), end(base + 4));
+  const pending = digits(reply, start(base + 6), end(base + 7));
+  if (deliveryCount < 0 || streamSeq < 0 || pending < 0) return undefined;
+  return { stream, consumer, deliveryCount, streamSeq, pending };
+}
+
+/** The decimal number between `from` and `to`, or -1 when it is not one. */
+function digits(text: string, from: number, to: number): number {
+  if (to <= from || to - from > 15) return -1;
+  let value = 0;
+  for (let i = from; i < to; i++) {
+    const d = text.charCodeAt(i) - ZERO;
+    if (d < 0 || d > 9) return -1;
+    value = value * 10 + d;
+  }
+  return value;
 }
 
 /** The consumer that received the message. */
@@ -50,8 +74,6 @@ export interface DeliveryOwner {
 
 export class NatsDelivery implements Delivery {
   readonly body: Bytes;
-  readonly priority: number;
-  readonly headers: Readonly<Record<string, string>>;
   settled = false;
   deadLettering = false;
   /** Last time JetStream heard about it (for messages held while every slot is taken). */
@@ -66,9 +88,19 @@ export class NatsDelivery implements Delivery {
     readonly deliveryCount: number,
   ) {
     this.body = msg.data;
-    const { priority, headers } = readHeaders(msg.headers, level);
-    this.priority = priority;
-    this.headers = headers;
+  }
+
+  // Read on first use: the worker itself needs neither (the task's own headers travel in its body).
+  private read?: { priority: number; headers: Record<string, string> };
+
+  get priority(): number {
+    this.read ??= readHeaders(this.msg.headers, this.level);
+    return this.read.priority;
+  }
+
+  get headers(): Readonly<Record<string, string>> {
+    this.read ??= readHeaders(this.msg.headers, this.level);
+    return this.read.headers;
   }
 
   async ack(): Promise<void> {

@@ -55,12 +55,13 @@ export function readHeaders(
   const headers: Record<string, string> = {};
   let priority = PRIORITY_LEVELS[level] as number;
   if (!h) return { priority, headers };
-  for (const key of h.keys()) {
+  for (const [key, values] of h) {
+    const value = values[0] ?? "";
     if (key === PRIORITY_HEADER) {
-      const p = Number(h.get(key));
+      const p = Number(value);
       if (Number.isInteger(p) && p >= 0 && p <= 255) priority = p;
     } else if (!isReservedHeader(key) && key !== "__proto__") {
-      headers[key] = h.get(key);
+      headers[key] = value;
     }
   }
   return { priority, headers };
