@@ -1,9 +1,16 @@
 /**
  * A competing consumer over one or more work queues, on a channel of its own. Its concurrency
- * is the channel's prefetch (global, so it holds across its queues); 0 cancels the broker
- * consumers, raising it consumes again. After a lost channel or connection it re-opens a
- * channel, re-declares its queues and consumes again; deliveries of the dead channel become
- * stale, and settling them is a no-op (the broker has put them back already).
+ * is the broker's prefetch: per consumer when it reads one queue (the cheap kind of limit for
+ * RabbitMQ), channel-wide (`global`) when it reads several, so the limit holds across them, or
+ * once its concurrency changed while consuming (a channel-wide limit changes at once; a
+ * per-consumer one only for consumers started afterwards). 0 cancels the broker consumers,
+ * raising it consumes again. After a lost channel or connection it re-opens a channel,
+ * re-declares its queues and consumes again; deliveries of the dead channel become stale, and
+ * settling them is a no-op (the broker has put them back already).
+ *
+ * Acks leave together at the end of a tick (see ChannelAcks). The channel also carries fan-out
+ * publishes when the transport chooses it (see `publishFanout`): an outcome published there
+ * reaches the broker before the ack that follows it, in the order AMQP keeps within a channel.
  *
  * Delivery counting: classic queues do not count redeliveries, so the transport records the
  * count in a header whenever it sends a message again (nack, delay). A message the broker
@@ -13,6 +20,7 @@
 import type { Channel, ConsumeMessage } from "amqplib";
 import type { Logger } from "../../src/logger.js";
 import type { Consumer, DeliveryHandler } from "../transport.js";
+import { ChannelAcks } from "./amqp-acks.js";
 import type { AmqpConnection } from "./amqp-connection.js";
 import { AmqpDelivery, type DeliverySettler, type Settlement } from "./amqp-delivery.js";
 import { type MessageMeta, readMeta, taskTimeoutOver } from "./amqp-messages.js";
@@ -47,9 +55,14 @@ interface Held {
 
 export class AmqpConsumer implements Consumer, DeliverySettler {
   private channel?: Channel;
+  /** The acks of the current channel. */
+  private acks?: ChannelAcks;
   /** Broker consumer tag per queue, on the current channel. */
   private readonly tags = new Map<string, string>();
+  /** The limit set on the current channel (per consumer or channel-wide, see `channelWide`). */
   private prefetch = 0;
+  /** Whether the prefetch is channel-wide (several queues, or a concurrency that changes). */
+  private channelWide: boolean;
   private readonly unsettled = new Set<AmqpDelivery>();
   /** Received while at the concurrency limit (after it was lowered): handed over when a slot frees. */
   private overflow: Held[] = [];
@@ -68,6 +81,39 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     private concurrency: number,
   ) {
     this.concurrency = normalize(concurrency);
+    this.channelWide = queues.length > 1;
+  }
+
+  /** Whether this consumer has an open channel (and so may carry fan-out publishes). */
+  get open(): boolean {
+    return this.channel !== undefined;
+  }
+
+  /**
+   * Publishes a fan-out message on this consumer's channel, without a publisher confirm: it
+   * goes out ahead of every ack asked for afterwards on this channel. Resolves once it is handed
+   * to the channel (after the channel's buffer drains, if it is full); undefined when the
+   * channel is gone (publish elsewhere).
+   */
+  publishFanout(exchange: string, routingKey: string, content: Buffer): Promise<void> | undefined {
+    const channel = this.channel;
+    if (!channel) return undefined;
+    let writable: boolean;
+    try {
+      writable = channel.publish(exchange, routingKey, content, FANOUT_PROPERTIES);
+    } catch {
+      return undefined; // closed between the check and the publish
+    }
+    if (writable) return RESOLVED;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        channel.off("drain", done);
+        channel.off("close", done);
+        resolve();
+      };
+      channel.on("drain", done);
+      channel.on("close", done);
+    });
   }
 
   /** Declares the queues and starts consuming (unless paused); fails if that cannot be done in time. */
@@ -92,6 +138,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     // Let re-publishes under way finish, so a nack is not also returned to the queue by the close.
     await bounded(Promise.allSettled([...this.inFlight]), Math.min(this.host.operationTimeoutMs, 5000));
     const channel = this.channel;
+    this.acks?.flush(); // acks asked for before the stop leave before the channel closes
     this.detach();
     this.unsettled.clear();
     // Closing the channel returns every unacked message (handed over or not) to its queue.
@@ -113,7 +160,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     };
     if (how.kind === "ack" || this.channel !== channel) {
       // A stale delivery (its channel died) is not acked: the broker has requeued it already.
-      if (this.channel === channel) ack(channel, delivery.message);
+      if (this.channel === channel) this.acks?.ack(delivery.message);
       release();
       return;
     }
@@ -128,10 +175,10 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     this.track(resent);
     try {
       await resent;
-      if (this.channel === channel) ack(channel, delivery.message);
+      if (this.channel === channel) this.acks?.ack(delivery.message);
     } catch (error) {
       // Could not send the copy: give the message back to the queue as it is.
-      if (this.channel === channel) nack(channel, delivery.message);
+      if (this.channel === channel) this.acks?.nack(delivery.message);
       throw error;
     } finally {
       release();
@@ -163,10 +210,13 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
       }
       channel = opened;
       this.channel = channel;
+      this.acks = new ChannelAcks(opened);
       this.tags.clear();
       this.prefetch = 0;
       opened.on("close", () => this.onChannelClosed(opened));
-      opened.on("error", (error: Error) => {
+      opened.on("error", (error: Error & { code?: number }) => {
+        // 404: a fan-out publish on this channel found its exchange deleted; declare it again.
+        if (error.code === 404) this.host.topology.forgetDeclarations();
         this.host.logger.warn(
           { err: error.message, queues: this.queues },
           "RabbitMQ closed a consumer's channel: its unsettled tasks go back to the queue; consuming again",
@@ -174,14 +224,24 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
       });
     }
     if (this.concurrency === 0) {
-      for (const [queue, tag] of [...this.tags]) {
-        this.tags.delete(queue);
-        await channel.cancel(tag);
-      }
+      await this.cancelAll(channel);
       return;
     }
+    if (!this.channelWide) {
+      // A per-consumer limit is exact only for a consumer started with nothing in hand, and it
+      // cannot change once started. Otherwise, from now on, a channel-wide limit: it changes at
+      // once, and RabbitMQ counts the deliveries already in hand against it.
+      const consuming = this.tags.size > 0;
+      const changed = this.prefetch !== this.concurrency;
+      if (consuming ? changed : (this.acks?.size ?? 0) > 0) {
+        this.channelWide = true;
+        await this.cancelAll(channel);
+        if (this.prefetch !== 0) await channel.prefetch(0, false);
+        this.prefetch = 0;
+      }
+    }
     if (this.prefetch !== this.concurrency) {
-      await channel.prefetch(this.concurrency, true);
+      await channel.prefetch(this.concurrency, this.channelWide);
       this.prefetch = this.concurrency;
     }
     for (const queue of this.queues) {
@@ -195,6 +255,13 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     }
   }
 
+  private async cancelAll(channel: Channel): Promise<void> {
+    for (const [queue, tag] of [...this.tags]) {
+      this.tags.delete(queue);
+      await channel.cancel(tag);
+    }
+  }
+
   private onChannelClosed(channel: Channel): void {
     if (this.channel !== channel) return;
     this.detach();
@@ -203,6 +270,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
 
   private detach(): void {
     this.channel = undefined;
+    this.acks = undefined;
     this.tags.clear();
     this.prefetch = 0;
     this.overflow = [];
@@ -246,6 +314,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
       this.recoverLater();
       return;
     }
+    this.acks?.received(message);
     const meta = readMeta(message);
     if (message.fields.redelivered) {
       // A consumer died holding it: count that delivery, then take the re-stamped copy.
@@ -268,7 +337,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     const { channel, message } = held;
     const done = this.host.resend(message, held.queue, target, deliveries).then(
       () => {
-        if (this.channel === channel) ack(channel, message);
+        if (this.channel === channel) this.acks?.ack(message);
       },
       (error: Error) => {
         this.host.logger.warn(
@@ -327,21 +396,9 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
   }
 }
 
-function ack(channel: Channel, message: ConsumeMessage): void {
-  try {
-    channel.ack(message);
-  } catch {
-    // The channel closed meanwhile: the broker returns the message to its queue.
-  }
-}
-
-function nack(channel: Channel, message: ConsumeMessage): void {
-  try {
-    channel.nack(message, false, true);
-  } catch {
-    // As above.
-  }
-}
+/** Fan-out messages are transient (at most once, like the subscriber queues they go to). */
+const FANOUT_PROPERTIES = { persistent: false };
+const RESOLVED = Promise.resolve();
 
 function normalize(concurrency: number): number {
   return Number.isFinite(concurrency) && concurrency > 0 ? Math.floor(concurrency) : 0;

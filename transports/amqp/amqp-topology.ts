@@ -17,6 +17,8 @@ export class AmqpTopology {
   private channel?: Channel;
   private opening?: Promise<Channel>;
   private readonly declared = new Map<string, Promise<void>>();
+  /** The declarations of `declared` that completed (checked without awaiting). */
+  private readonly done = new Set<string>();
   private readonly waitDeclaredAt = new Map<number, number>();
   private readonly queues = new Set<string>();
   private readonly exchanges = new Set<string>();
@@ -85,13 +87,20 @@ export class AmqpTopology {
     return this.run(deadline, async (ch) => (await ch.assertQueue(name, options)).queue);
   }
 
+  /** Whether the exchange was declared on this connection already (a check that does not wait). */
+  hasExchange(name: string): boolean {
+    return this.done.has(`x:${name}`);
+  }
+
   /** Forgets one declaration (the entity vanished), or all (a new connection). */
   forget(key: string): void {
     this.declared.delete(key);
+    this.done.delete(key);
   }
 
   forgetDeclarations(): void {
     this.declared.clear();
+    this.done.clear();
   }
 
   keyOfQueue(logical: string): string {
@@ -105,11 +114,17 @@ export class AmqpTopology {
   private once(key: string, deadline: number, declare: (ch: Channel) => Promise<void>): Promise<void> {
     let done = this.declared.get(key);
     if (!done) {
-      done = this.run(deadline, declare);
-      this.declared.set(key, done);
-      done.catch(() => {
-        if (this.declared.get(key) === done) this.declared.delete(key);
-      });
+      const declaring = this.run(deadline, declare);
+      done = declaring;
+      this.declared.set(key, declaring);
+      declaring.then(
+        () => {
+          if (this.declared.get(key) === declaring) this.done.add(key);
+        },
+        () => {
+          if (this.declared.get(key) === declaring) this.declared.delete(key);
+        },
+      );
     }
     return done;
   }
@@ -168,7 +183,7 @@ export class AmqpTopology {
     }
     this.queues.clear();
     this.exchanges.clear();
-    this.declared.clear();
+    this.forgetDeclarations();
   }
 
   async close(): Promise<void> {

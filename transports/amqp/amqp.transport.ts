@@ -176,13 +176,26 @@ export class AmqpTransport implements Transport, ConsumerHost {
     return ready + this.delayed.count(queue);
   }
 
+  /**
+   * Fan-out. In a process whose transport has one consumer channel open (a worker), the message
+   * goes on that channel without a publisher confirm: task outcomes are published there and the
+   * ack that follows each one leaves after it on the same channel, so the broker never takes the
+   * ack without the outcome, and nothing waits for a confirm round trip. Otherwise (no consumer,
+   * several, flow control, the exchange not declared yet) it goes through the confirm channel
+   * and resolves once the broker confirmed it, so an ack on any channel can follow it.
+   */
   async publish(subject: string, body: Bytes): Promise<void> {
     this.assertOpen();
     assertLogicalName(subject, "subject");
     this.assertSize(body);
+    const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const consumer = this.soleOpenConsumer();
+    if (consumer && !this.connection.blocked && this.topology.hasExchange(this.names.events)) {
+      const sent = consumer.publishFanout(this.names.events, subject, content);
+      if (sent) return sent;
+    }
     await this.ready();
     const deadline = Date.now() + this.options.publishTimeoutMs;
-    const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     for (let attempt = 1; ; attempt++) {
       await this.topology.ensureExchange(this.names.events, "topic", deadline).catch(asPublishError);
       try {
@@ -231,6 +244,17 @@ export class AmqpTransport implements Transport, ConsumerHost {
   }
 
   // ---- internals ------------------------------------------------------------------------------
+
+  /** The one consumer with an open channel, if exactly one has (every ack then goes on its channel). */
+  private soleOpenConsumer(): AmqpConsumer | undefined {
+    let found: AmqpConsumer | undefined;
+    for (const consumer of this.consumers) {
+      if (!consumer.open) continue;
+      if (found) return undefined;
+      found = consumer;
+    }
+    return found;
+  }
 
   /**
    * Publishes to a work queue (declared first), now or through the wait queue of a delay bucket.

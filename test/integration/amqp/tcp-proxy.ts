@@ -10,6 +10,8 @@ export class TcpProxy {
   private down = false;
   /** Connections accepted so far (a reconnection shows as one more). */
   accepted = 0;
+  /** Sees every chunk a client sends to the broker, with the number of its connection (1, 2, …). */
+  onClientData?: (connection: number, chunk: Buffer) => void;
 
   private constructor(
     private readonly server: Server,
@@ -39,7 +41,8 @@ export class TcpProxy {
       client.destroy();
       return;
     }
-    this.accepted++;
+    const connection = ++this.accepted;
+    client.on("data", (chunk: Buffer) => this.onClientData?.(connection, chunk));
     const upstream = createConnection(target);
     client.setNoDelay(true);
     upstream.setNoDelay(true);
