@@ -62,8 +62,12 @@ export class AmqpNames {
     this.delayExchange = `${namespace}:delay`;
   }
 
+  private readonly queueNames = new Map<string, string>();
+
   /** The RabbitMQ queue of a (validated) logical queue name. */
   queue(logical: string): string {
+    const known = this.queueNames.get(logical);
+    if (known !== undefined) return known;
     const name = `${this.namespace}.${logical}`;
     if (Buffer.byteLength(name) + SUFFIX_ROOM > MAX_NAME_BYTES) {
       throw new InvalidNameError(
@@ -71,6 +75,8 @@ export class AmqpNames {
           `names are limited to ${MAX_NAME_BYTES} bytes, including the namespace and a ".${DEAD_LETTER_SUFFIX}" suffix.`,
       );
     }
+    if (this.queueNames.size >= 10_000) this.queueNames.clear();
+    this.queueNames.set(logical, name);
     return name;
   }
 

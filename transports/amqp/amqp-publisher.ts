@@ -15,6 +15,7 @@ export interface OutgoingMessage {
   exchange: string;
   routingKey: string;
   content: Buffer;
+  /** This message's own properties object: the publisher adds `mandatory` and `messageId` to it. */
   properties: Options.Publish;
   /** Ask the broker to return the message if no queue takes it. */
   mandatory?: boolean;
@@ -60,85 +61,123 @@ export class AmqpPublisher {
     return this.inFlight.size;
   }
 
-  /** Resolves once the broker confirmed the message; retries across reconnections until `deadline`. */
-  async send(message: OutgoingMessage, deadline: number): Promise<void> {
-    for (;;) {
-      const channel = await this.ready(deadline);
-      const outcome = await this.sendOn(channel, message, deadline);
-      if (outcome === "sent") return;
-      // "lost": the channel closed before the confirm; send again on the next one.
-      if (Date.now() >= deadline) throw this.timeout(deadline);
+  /**
+   * Resolves once the broker confirmed the message; retries across reconnections until
+   * `deadline`. When the channel is open and has room, the message is published at once (no
+   * await before it): one promise and one record per message, nothing else.
+   */
+  send(message: OutgoingMessage, deadline: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.attempt(message, deadline, resolve, reject));
+  }
+
+  private attempt(
+    message: OutgoingMessage,
+    deadline: number,
+    resolve: () => void,
+    reject: (error: Error) => void,
+  ): void {
+    const channel = this.channel;
+    if (channel && !this.closed && !this.drain && !this.connection.blocked) {
+      this.sendOn(channel, message, deadline, resolve, reject);
+      return;
     }
+    this.ready(deadline).then(
+      (ready) => this.sendOn(ready, message, deadline, resolve, reject),
+      (error: Error) => reject(error),
+    );
+  }
+
+  /** "Lost": the channel closed before the confirm; send again on the next one, within the deadline. */
+  private retry(
+    lost: ConfirmChannel,
+    message: OutgoingMessage,
+    deadline: number,
+    resolve: () => void,
+    reject: (error: Error) => void,
+  ): void {
+    // amqplib fails the confirms of a closing channel before its "close" listeners run: never reuse it.
+    if (this.channel === lost) {
+      this.channel = undefined;
+      try {
+        lost.close().catch(() => {});
+      } catch {
+        // closing or closed already
+      }
+    }
+    if (Date.now() >= deadline) reject(this.timeout(deadline));
+    else this.attempt(message, deadline, resolve, reject);
   }
 
   private sendOn(
     channel: ConfirmChannel,
     message: OutgoingMessage,
     deadline: number,
-  ): Promise<"sent" | "lost"> {
-    return new Promise((resolve, reject) => {
-      const id = `${++this.seq}`;
-      const record: InFlight = { id, deadline, returned: false, fail: reject };
-      this.inFlight.set(id, record);
-      this.startSweeper();
-      const properties = message.mandatory
-        ? { ...message.properties, mandatory: true, messageId: id }
-        : message.properties;
-      let writable: boolean;
-      try {
-        writable = channel.publish(
-          message.exchange,
-          message.routingKey,
-          message.content,
-          properties,
-          (error) => {
-            if (!this.forget(id)) return; // already failed by the sweeper
-            if (error === null || error === undefined) {
-              if (!record.returned) resolve("sent");
-              else {
-                const e = new PublishError(`No queue took the message routed to "${message.routingKey}".`);
-                unroutable.add(e);
-                reject(e);
-              }
-            } else if (String((error as Error).message).includes("nacked")) {
-              reject(
-                new PublishError(`RabbitMQ refused the message for "${message.routingKey}" (basic.nack).`, {
-                  retryable: true,
-                }),
-              );
-            } else if (this.refusedBy.get(channel) === 404) {
-              // The broker closed the channel because the exchange does not exist (deleted by hand).
-              const e = new PublishError(`The exchange "${message.exchange}" does not exist.`, {
-                retryable: true,
-              });
+    resolve: () => void,
+    reject: (error: Error) => void,
+  ): void {
+    const id = `${++this.seq}`;
+    const record: InFlight = { id, deadline, returned: false, fail: reject };
+    this.inFlight.set(id, record);
+    this.startSweeper();
+    const properties = message.properties;
+    if (message.mandatory) {
+      properties.mandatory = true;
+      properties.messageId = id;
+    }
+    let writable: boolean;
+    try {
+      writable = channel.publish(
+        message.exchange,
+        message.routingKey,
+        message.content,
+        properties,
+        (error) => {
+          if (!this.forget(id)) return; // already failed by the sweeper
+          if (error === null || error === undefined) {
+            if (!record.returned) resolve();
+            else {
+              const e = new PublishError(`No queue took the message routed to "${message.routingKey}".`);
               unroutable.add(e);
               reject(e);
-            } else {
-              resolve("lost");
             }
-          },
-        );
-      } catch (error) {
-        // The channel closed between ready() and publish(): try again on the next one.
-        this.forget(id);
-        if (error instanceof RangeError) {
-          reject(new PublishError(`The message headers are too large: ${error.message}`, { cause: error }));
-        } else resolve("lost");
-        return;
-      }
-      if (!writable && !this.drain) {
-        this.drain = new Promise<void>((done) => {
-          const finish = () => {
-            channel.off("drain", finish);
-            channel.off("close", finish);
-            this.drain = undefined;
-            done();
-          };
-          channel.on("drain", finish);
-          channel.on("close", finish);
-        });
-      }
-    });
+          } else if (String((error as Error).message).includes("nacked")) {
+            reject(
+              new PublishError(`RabbitMQ refused the message for "${message.routingKey}" (basic.nack).`, {
+                retryable: true,
+              }),
+            );
+          } else if (this.refusedBy.get(channel) === 404) {
+            // The broker closed the channel because the exchange does not exist (deleted by hand).
+            const e = new PublishError(`The exchange "${message.exchange}" does not exist.`, {
+              retryable: true,
+            });
+            unroutable.add(e);
+            reject(e);
+          } else {
+            this.retry(channel, message, deadline, resolve, reject);
+          }
+        },
+      );
+    } catch (error) {
+      // The channel closed between ready() and publish(): try again on the next one.
+      this.forget(id);
+      if (error instanceof RangeError) {
+        reject(new PublishError(`The message headers are too large: ${error.message}`, { cause: error }));
+      } else this.retry(channel, message, deadline, resolve, reject);
+      return;
+    }
+    if (!writable && !this.drain) {
+      this.drain = new Promise<void>((done) => {
+        const finish = () => {
+          channel.off("drain", finish);
+          channel.off("close", finish);
+          this.drain = undefined;
+          done();
+        };
+        channel.on("drain", finish);
+        channel.on("close", finish);
+      });
+    }
   }
 
   /** The open confirm channel, once connected, not flow-controlled and with room in its buffer. */
@@ -195,10 +234,19 @@ export class AmqpPublisher {
     );
   }
 
-  /** One timer for every in-flight publish: fails those past their deadline. */
+  /**
+   * One timer for every in-flight publish: fails those past their deadline. It stops itself when
+   * it finds nothing in flight, rather than with the last confirm, so a steady trickle of
+   * publishes does not start and stop a timer for each message.
+   */
   private startSweeper(): void {
     if (this.sweeper) return;
     this.sweeper = setInterval(() => {
+      if (this.inFlight.size === 0) {
+        clearInterval(this.sweeper);
+        this.sweeper = undefined;
+        return;
+      }
       const now = Date.now();
       for (const record of this.inFlight.values()) {
         if (record.deadline <= now && this.forget(record.id)) record.fail(this.timeout(record.deadline));
@@ -209,9 +257,7 @@ export class AmqpPublisher {
 
   private forget(id: string): boolean {
     if (!this.inFlight.delete(id)) return false;
-    if (this.inFlight.size === 0) {
-      if (this.sweeper) clearInterval(this.sweeper);
-      this.sweeper = undefined;
+    if (this.inFlight.size === 0 && this.idleWaiters.length > 0) {
       for (const w of this.idleWaiters.splice(0)) w();
     }
     return true;
@@ -233,6 +279,7 @@ export class AmqpPublisher {
     }
     this.inFlight.clear();
     if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
     const channel = this.channel;
     this.channel = undefined;
     await channel?.close().catch(() => {});

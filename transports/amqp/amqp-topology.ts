@@ -87,6 +87,11 @@ export class AmqpTopology {
     return this.run(deadline, async (ch) => (await ch.assertQueue(name, options)).queue);
   }
 
+  /** Whether the work queue was declared on this connection already (a check that does not wait). */
+  hasQueue(logical: string): boolean {
+    return this.done.has(this.keyOfQueue(logical));
+  }
+
   /** Whether the exchange was declared on this connection already (a check that does not wait). */
   hasExchange(name: string): boolean {
     return this.done.has(`x:${name}`);

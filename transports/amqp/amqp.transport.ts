@@ -130,17 +130,14 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.assertSize(body);
     const properties = newMessageProperties(options.priority, options.headers);
     const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    await this.ready();
-    const send = () =>
-      this.sendTo(
-        queue,
-        content,
-        properties,
-        options.delayMs ?? 0,
-        Date.now() + this.options.publishTimeoutMs,
-      );
-    if (options.dedupId === undefined) return send();
-    return this.dedup.run(`${queue}\u0000${options.dedupId}`, send);
+    if (this.connection.state === "idle") await this.connect();
+    const delayMs = options.delayMs ?? 0;
+    if (options.dedupId === undefined) {
+      return this.sendTo(queue, content, properties, delayMs, Date.now() + this.options.publishTimeoutMs);
+    }
+    return this.dedup.run(`${queue}\u0000${options.dedupId}`, () =>
+      this.sendTo(queue, content, properties, delayMs, Date.now() + this.options.publishTimeoutMs),
+    );
   }
 
   async consume(
@@ -259,16 +256,38 @@ export class AmqpTransport implements Transport, ConsumerHost {
   /**
    * Publishes to a work queue (declared first), now or through the wait queue of a delay bucket.
    * Mandatory: if the broker finds no queue (deleted, or an expired wait queue), declare again and retry.
+   * A queue this connection declared already is published to at once (no await before the publish).
    */
-  private async sendTo(
+  private sendTo(
     queue: string,
     content: Buffer,
     properties: Options.Publish,
     delayMs: number,
     deadline: number,
   ): Promise<void> {
+    if (delayMs > 0 || !this.topology.hasQueue(queue)) {
+      return this.sendDeclared(queue, content, properties, delayMs, deadline);
+    }
     const routingKey = this.names.queue(queue);
-    for (let attempt = 1; ; attempt++) {
+    return this.publisher
+      .send({ exchange: "", routingKey, content, properties, mandatory: true }, deadline)
+      .catch((error: unknown) => {
+        if (!isUnroutable(error)) throw error;
+        this.topology.forget(this.topology.keyOfQueue(queue));
+        return this.sendDeclared(queue, content, properties, 0, deadline, 2);
+      });
+  }
+
+  private async sendDeclared(
+    queue: string,
+    content: Buffer,
+    properties: Options.Publish,
+    delayMs: number,
+    deadline: number,
+    firstAttempt = 1,
+  ): Promise<void> {
+    const routingKey = this.names.queue(queue);
+    for (let attempt = firstAttempt; ; attempt++) {
       await this.topology.ensureQueue(queue, deadline).catch(asPublishError);
       let exchange = "";
       let props = properties;

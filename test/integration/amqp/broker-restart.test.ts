@@ -107,6 +107,12 @@ describe("RabbitMQ restarts, consumer timeouts and flow control", () => {
     const total = 3000;
     const confirmed = new Set<number>();
     const refused: unknown[] = [];
+    // The second half is submitted once the broker is down (however fast the first half went), so
+    // the outage always hits the producer and the workers mid-run.
+    let brokerDown: () => void = () => {};
+    const outage = new Promise<void>((resolve) => {
+      brokerDown = resolve;
+    });
     try {
       await pool.start();
       await client.start();
@@ -114,6 +120,7 @@ describe("RabbitMQ restarts, consumer timeouts and flow control", () => {
       const lead = 300;
       const producing = (async () => {
         for (let from = 0; from < total; from += 50) {
+          if (from === total / 2) await outage;
           if (confirmed.size - handled.size > lead) {
             await progress.waitFor(confirmed.size - lead, "the workers catching up", 30_000);
           }
@@ -133,6 +140,7 @@ describe("RabbitMQ restarts, consumer timeouts and flow control", () => {
       await rabbitmqctl("stop_app");
       const handledAtStop = handled.size;
       const confirmedAtStop = confirmed.size;
+      brokerDown();
       await rabbitmqctl("start_app");
       await producing;
       // The outage hit in the middle of the run: tasks were still to be submitted and handled.
