@@ -149,21 +149,30 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
       );
   }
 
-  async settle(delivery: AmqpDelivery, how: Settlement): Promise<void> {
-    if (delivery.settled) return;
+  settle(delivery: AmqpDelivery, how: Settlement): Promise<void> {
+    if (delivery.settled) return RESOLVED;
     delivery.settled = true;
-    if (!this.unsettled.has(delivery)) return; // its consumer stopped: the message went back already
-    const channel = delivery.channel;
-    const release = () => {
-      this.unsettled.delete(delivery);
-      this.pump();
-    };
-    if (how.kind === "ack" || this.channel !== channel) {
+    if (!this.unsettled.has(delivery)) return RESOLVED; // its consumer stopped: the message went back already
+    if (how.kind === "ack" || this.channel !== delivery.channel) {
       // A stale delivery (its channel died) is not acked: the broker has requeued it already.
-      if (this.channel === channel) this.acks?.ack(delivery.message);
-      release();
-      return;
+      if (this.channel === delivery.channel) this.acks?.ack(delivery.message);
+      this.release(delivery);
+      return RESOLVED;
     }
+    return this.resendAndSettle(delivery, how);
+  }
+
+  private release(delivery: AmqpDelivery): void {
+    this.unsettled.delete(delivery);
+    if (this.overflow.length > 0) this.pump();
+  }
+
+  /** A nack or a dead letter: a copy goes to its queue, a wait queue or the dead letters, then the ack. */
+  private async resendAndSettle(
+    delivery: AmqpDelivery,
+    how: Exclude<Settlement, { kind: "ack" }>,
+  ): Promise<void> {
+    const channel = delivery.channel;
     const target: ResendTarget =
       how.kind === "dead"
         ? { to: "dead", reason: how.reason }
@@ -181,7 +190,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
       if (this.channel === channel) this.acks?.nack(delivery.message);
       throw error;
     } finally {
-      release();
+      this.release(delivery);
     }
   }
 
@@ -305,7 +314,11 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
   // ---- deliveries -----------------------------------------------------------------------------
 
   private onMessage(channel: Channel, queue: string, message: ConsumeMessage | null): void {
-    if (this.channel !== channel || this.stopped) return;
+    if (this.channel !== channel) return;
+    // Every delivery of the channel is registered, even one arriving while stopping: a
+    // `multiple` ack must know it is there (unsettled) so as never to cover it.
+    if (message !== null) this.acks?.received(message);
+    if (this.stopped) return;
     if (message === null) {
       // The broker cancelled the consumer (its queue was deleted): declare it again and consume.
       this.host.logger.warn({ queue }, "RabbitMQ cancelled a consumer (queue deleted?): re-declaring it");
@@ -314,22 +327,23 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
       this.recoverLater();
       return;
     }
-    this.acks?.received(message);
     const meta = readMeta(message);
     if (message.fields.redelivered) {
       // A consumer died holding it: count that delivery, then take the re-stamped copy.
       this.internal({ channel, queue, message, meta }, { to: "queue" }, meta.deliveries + 1);
       return;
     }
-    const wait = meta.notBefore - Date.now();
-    if (wait > 0) {
-      this.internal({ channel, queue, message, meta }, { to: "delay", delayMs: wait }, meta.deliveries);
-      return;
+    if (meta.notBefore > 0) {
+      const wait = meta.notBefore - Date.now();
+      if (wait > 0) {
+        this.internal({ channel, queue, message, meta }, { to: "delay", delayMs: wait }, meta.deliveries);
+        return;
+      }
     }
     this.warnLongTimeout(queue, message.content);
-    const held: Held = { channel, queue, message, meta };
-    if (this.overflow.length === 0 && this.unsettled.size < this.concurrency) this.handOver(held);
-    else this.overflow.push(held);
+    if (this.overflow.length === 0 && this.unsettled.size < this.concurrency) {
+      this.handOver(channel, queue, message, meta);
+    } else this.overflow.push({ channel, queue, message, meta });
   }
 
   /** Sends a copy of a message on (re-stamped or delayed again) without handing it over. */
@@ -356,12 +370,12 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
   private pump(): void {
     while (this.overflow.length > 0 && this.unsettled.size < this.concurrency) {
       const held = this.overflow.shift() as Held;
-      if (held.channel === this.channel) this.handOver(held);
+      if (held.channel === this.channel) this.handOver(held.channel, held.queue, held.message, held.meta);
     }
   }
 
-  private handOver(held: Held): void {
-    const delivery = new AmqpDelivery(this, held.channel, held.message, held.queue, held.meta);
+  private handOver(channel: Channel, queue: string, message: ConsumeMessage, meta: MessageMeta): void {
+    const delivery = new AmqpDelivery(this, channel, message, queue, meta);
     this.unsettled.add(delivery);
     try {
       this.onDelivery(delivery);

@@ -17,6 +17,8 @@ export interface DeliverySettler {
   settle(delivery: AmqpDelivery, how: Settlement): Promise<void>;
 }
 
+const ACK: Settlement = Object.freeze({ kind: "ack" });
+
 /** Dead-letter reasons travel in a header; AMQP header tables are limited to 64 KiB. */
 const MAX_REASON_CHARS = 4096;
 
@@ -42,7 +44,7 @@ export class AmqpDelivery implements Delivery {
   }
 
   ack(): Promise<void> {
-    return this.settler.settle(this, { kind: "ack" });
+    return this.settler.settle(this, ACK);
   }
 
   nack(options: { delayMs?: number } = {}): Promise<void> {
