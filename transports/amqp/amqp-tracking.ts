@@ -12,6 +12,8 @@ interface Seen {
 /** RabbitMQ has no de-duplication: a bounded, time-limited window of the ids sent from here. */
 export class DedupWindow {
   private readonly seen = new Map<string, Seen>();
+  /** When expired entries were last dropped: at most once a second, or when over the size limit. */
+  private evictedAt = 0;
 
   constructor(
     private readonly windowMs: number,
@@ -36,12 +38,14 @@ export class DedupWindow {
       },
     );
     this.seen.set(key, entry);
-    this.evict(now);
+    if (this.seen.size > this.maxEntries || now - this.evictedAt >= 1000) this.evict(now);
     return entry.pending;
   }
 
   private evict(now: number): void {
-    // Insertion order is time order: the oldest entries are first.
+    this.evictedAt = now;
+    // Insertion order is time order: the oldest entries are first. An expired entry left a
+    // little longer is harmless: run() treats it as absent.
     for (const [key, entry] of this.seen) {
       if (this.seen.size <= this.maxEntries && now - entry.at < this.windowMs) break;
       if (entry.pending) continue;
