@@ -37,6 +37,8 @@ export class NatsConsumer implements Consumer, PullOwner {
   /** Received while every slot was taken (from idle pulls), highest level first. */
   private held: NatsDelivery[] = [];
   private scheduled = false;
+  /** Held messages wait for the settlements that freed their slots to be on the wire. */
+  private releasing = false;
   private stopped = false;
   private needsEnsure = true;
   private ensuring = false;
@@ -232,8 +234,21 @@ export class NatsConsumer implements Consumer, PullOwner {
   private pump(): void {
     this.scheduled = false;
     if (this.stopped || this.needsEnsure || !this.puller || !this.link.connected()) return;
-    while (this.held.length > 0 && this.active.size < this.concurrency) this.dispatch(this.held.shift()!);
+    if (this.held.length > 0 && this.active.size < this.concurrency && !this.releasing) {
+      // A held task starts once the ack that freed its slot (and the outcome event before it) is
+      // on the wire, in this same turn: a handler that kills its process at once must not take
+      // the previous task's settlement with it (it would run again, counted as a crash).
+      this.releasing = true;
+      this.link.outbox.whenSent(() => this.release());
+    }
     this.puller.pull();
+  }
+
+  private release(): void {
+    this.releasing = false;
+    // Disconnected meanwhile: the next pump after the reconnect releases them.
+    if (this.stopped || this.needsEnsure || !this.link.connected()) return;
+    while (this.held.length > 0 && this.active.size < this.concurrency) this.dispatch(this.held.shift()!);
   }
 
   private reensure(): void {

@@ -28,6 +28,7 @@ interface Outgoing {
 
 export class Outbox {
   private queue: Outgoing[] = [];
+  private sentWaiters: Array<() => void> = [];
   private eager = false;
   private lazy = false;
   private readonly flushTick = (): void => {
@@ -73,22 +74,43 @@ export class Outbox {
     }
   }
 
+  /**
+   * Calls `callback` once everything given so far has been handed to the socket, still in this
+   * turn: after the flush and after the client's write, which a publish queues as a microtask.
+   */
+  whenSent(callback: () => void): void {
+    this.sentWaiters.push(callback);
+    if (!this.eager) {
+      this.eager = true;
+      queueMicrotask(this.flushTick);
+    }
+  }
+
   /** Hands everything waiting to the client now (before a flush() round trip or a close). */
   flush(): void {
-    if (this.queue.length === 0) return;
-    const batch = this.queue;
-    this.queue = [];
-    for (const m of batch) {
-      try {
-        if (m.headers !== undefined)
-          this.nc.publish(m.subject, m.data, { reply: m.reply ?? "", headers: m.headers });
-        else if (m.reply !== undefined) this.nc.publish(m.subject, m.data, { reply: m.reply });
-        else this.nc.publish(m.subject, m.data);
-      } catch (error) {
-        // Closed meanwhile. Settlements are redelivered after AckWait, events are at most once,
-        // pulls are placed again after the reconnect; a JetStream publish hears about it here.
-        m.onError?.(error);
+    if (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      for (const m of batch) {
+        try {
+          if (m.headers !== undefined)
+            this.nc.publish(m.subject, m.data, { reply: m.reply ?? "", headers: m.headers });
+          else if (m.reply !== undefined) this.nc.publish(m.subject, m.data, { reply: m.reply });
+          else this.nc.publish(m.subject, m.data);
+        } catch (error) {
+          // Closed meanwhile. Settlements are redelivered after AckWait, events are at most once,
+          // pulls are placed again after the reconnect; a JetStream publish hears about it here.
+          m.onError?.(error);
+        }
       }
+    }
+    if (this.sentWaiters.length > 0) {
+      const waiters = this.sentWaiters;
+      this.sentWaiters = [];
+      // After the client's write: a publish above (or an earlier one) queued it as a microtask.
+      queueMicrotask(() => {
+        for (const w of waiters) w();
+      });
     }
   }
 }

@@ -7,17 +7,17 @@
  *   slots; lower levels wait for the answer. Every delivered message says in its ack subject how
  *   many more wait behind it, so a busy level is drained batch after batch with no probing in
  *   between, with several pulls in flight at once.
- * - A source found empty gets a standing pull: a long-poll, renewed every `idlePullMs`, answered
- *   on a subscription of the source's own that lasts across renewals. It brings a new message the
- *   moment it is stored. Usually it asks for one message, speculatively: it is placed while a slot
- *   is free but not counted against the free slots, so at most one message per source can arrive
- *   while every slot is taken (the consumer holds it, ahead of anything lower, until a slot frees).
+ * - A source found empty while slots are free gets a standing pull: a long-poll, renewed every
+ *   `idlePullMs`, answered on a subscription of the source's own that lasts across renewals. It
+ *   brings a new message the moment it is stored. Usually it asks for one message, speculatively:
+ *   not counted against the free slots, so at most one message per source can arrive while every
+ *   slot is taken (the consumer holds it, ahead of anything lower, until a slot frees).
  * - A source that delivered within the last `idlePullMs`, while no other source has messages
- *   waiting, asks for every free slot at once ("wide"): a stream of tasks arriving one at a time
- *   does not renew the pull after each of them. All it asks for beyond the first message is counted
- *   against the free slots; when another source then needs them (messages waiting, or a level to
- *   probe), the wide pull is cancelled (its subscription drained, a one-message pull put in its
- *   place) and the slots go where the messages are.
+ *   waiting, asks for exactly the free slots at once ("wide"): a stream of tasks arriving one at a
+ *   time does not renew the pull after each of them. All it asks for but one is counted against
+ *   the free slots; when another source then needs them (messages waiting, or a level to probe),
+ *   the wide pull is cancelled (its subscription drained, a one-message pull put in its place if a
+ *   slot is free) and the slots go where the messages are.
  * - Never more messages are requested than there are free slots, plus one per standing pull.
  * Pull requests leave through the outbox lazily: a renewal rides along with the settlement of the
  * message that ended its predecessor instead of costing a socket write of its own.
@@ -275,13 +275,18 @@ export class LevelPuller {
     this.owner.changed();
   }
 
-  /** Places the source's standing pull: one message, or every free slot for a source in use. */
+  /**
+   * Places the source's standing pull, only while a slot is free (not taken, not requested): one
+   * message, or exactly the free slots for a source in use (never one more: at concurrency 1 a
+   * wide pull is a one-message pull, and a worker running one task holds no second one).
+   */
   private arm(s: Source): void {
-    if (!this.owner.mayArm() || this.owner.slotsFree() <= 0) return;
+    const free = this.free();
+    if (!this.owner.mayArm() || free <= 0) return;
     const now = Date.now();
     const idle = this.owner.idlePullMs;
     let batch = 1;
-    if (now - s.lastMessageAt < idle && !this.waitingElsewhere(s)) batch += Math.max(0, this.free());
+    if (now - s.lastMessageAt < idle && !this.waitingElsewhere(s)) batch = free;
     const line = s.line ?? this.openLine(s);
     const arm: Arm = { line, remaining: batch, expiresAt: now + idle, charge: 0 };
     line.arm = arm;

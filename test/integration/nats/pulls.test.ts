@@ -175,6 +175,37 @@ describe("NATS transport pulls", () => {
     ]);
   });
 
+  it("puts a task's ack on the wire before it starts a task held behind it", async ({ skip }) => {
+    if (!ok) skip();
+    const t = await open();
+    const writes = vi.spyOn(net.Socket.prototype, "write");
+    const acked = () =>
+      writes.mock.calls.some(([chunk]) =>
+        (typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("latin1")).includes(
+          "+ACK",
+        ),
+      );
+    const started = new Collector<{ d: Delivery; ackedBefore: boolean }>();
+    await t.consume(["q.first", "q.second"], (d) => started.push({ d, ackedBefore: acked() }), {
+      concurrency: 2,
+    });
+    await t.enqueue("q.first", enc("a1"), { priority: 5 });
+    await started.waitFor(1);
+    await t.enqueue("q.first", enc("a2"), { priority: 5 });
+    const [a] = await started.waitFor(2);
+    // "b" arrives on the standing pull of the other queue while both slots are taken: held.
+    await t.enqueue("q.second", enc("b"), { priority: 5 });
+    await settle(t, "q.second");
+    expect(await t.depth("q.second")).toBe(0);
+    expect(started.items).toHaveLength(2);
+
+    writes.mockClear();
+    await a!.d.ack(); // a handler that kills its process at once must not take this ack with it
+    const [, , b] = await started.waitFor(3);
+    expect(dec(b!.d.body)).toBe("b");
+    expect(b!.ackedBefore).toBe(true);
+  });
+
   it("sends a task event and the ack that follows it in one socket write", async ({ skip }) => {
     if (!ok) skip();
     const t = await open();
