@@ -89,6 +89,11 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     return this.channel !== undefined;
   }
 
+  /** Deliveries of the current channel not settled yet (handed over, held back, or being re-sent). */
+  get inHand(): number {
+    return this.acks?.size ?? 0;
+  }
+
   /**
    * Publishes a fan-out message on this consumer's channel, without a publisher confirm: it
    * goes out ahead of every ack asked for afterwards on this channel. Resolves once it is handed

@@ -174,19 +174,20 @@ export class AmqpTransport implements Transport, ConsumerHost {
   }
 
   /**
-   * Fan-out. In a process whose transport has one consumer channel open (a worker), the message
-   * goes on that channel without a publisher confirm: task outcomes are published there and the
-   * ack that follows each one leaves after it on the same channel, so the broker never takes the
-   * ack without the outcome, and nothing waits for a confirm round trip. Otherwise (no consumer,
-   * several, flow control, the exchange not declared yet) it goes through the confirm channel
-   * and resolves once the broker confirmed it, so an ack on any channel can follow it.
+   * Fan-out. In a worker (a transport with consumers), when at most one consumer holds
+   * deliveries, the message goes on that consumer's channel without a publisher confirm: task
+   * outcomes are published there and the ack that follows each one leaves after it on the same
+   * channel, so the broker never takes the ack without the outcome, and nothing waits for a
+   * confirm round trip. Otherwise (no consumer, several holding deliveries, flow control, the
+   * exchange not declared yet) it goes through the confirm channel and resolves once the broker
+   * confirmed it, so an ack on any channel can follow it.
    */
   async publish(subject: string, body: Bytes): Promise<void> {
     this.assertOpen();
     assertLogicalName(subject, "subject");
     this.assertSize(body);
     const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    const consumer = this.soleOpenConsumer();
+    const consumer = this.fanoutConsumer();
     if (consumer && !this.connection.blocked && this.topology.hasExchange(this.names.events)) {
       const sent = consumer.publishFanout(this.names.events, subject, content);
       if (sent) return sent;
@@ -243,14 +244,23 @@ export class AmqpTransport implements Transport, ConsumerHost {
   // ---- internals ------------------------------------------------------------------------------
 
   /** The one consumer with an open channel, if exactly one has (every ack then goes on its channel). */
-  private soleOpenConsumer(): AmqpConsumer | undefined {
-    let found: AmqpConsumer | undefined;
+  /**
+   * The consumer whose channel may carry a fan-out message without a confirm: the one holding
+   * deliveries when no other consumer of this transport holds any (or any open one when none
+   * does). An ack that will follow this message in program order is for a delivery in hand now,
+   * so it goes on that channel, after it; a delivery received later has its own outcome
+   * published later. Undefined when two consumers hold deliveries: publish with a confirm.
+   */
+  private fanoutConsumer(): AmqpConsumer | undefined {
+    let holding: AmqpConsumer | undefined;
+    let open: AmqpConsumer | undefined;
     for (const consumer of this.consumers) {
-      if (!consumer.open) continue;
-      if (found) return undefined;
-      found = consumer;
+      if (consumer.inHand > 0) {
+        if (holding) return undefined;
+        holding = consumer;
+      } else if (!open && consumer.open) open = consumer;
     }
-    return found;
+    return holding ?? open;
   }
 
   /**

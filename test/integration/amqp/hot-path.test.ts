@@ -174,7 +174,35 @@ describe("AMQP fast paths", () => {
     expect(await producer.depth("jobs")).toBe(0);
   });
 
-  it("publishes through the confirm channel while two consumers share the transport", async ({ skip }) => {
+  it("publishes on the channel of the one consumer holding deliveries when several share the transport", async ({
+    skip,
+  }) => {
+    if (!ok) skip();
+    const { t, frames } = await tapped();
+    const producer = await peer(t);
+    const events = new Collector<FanoutMessage>();
+    await producer.subscribe("ev.jobs.>", events.push);
+    const busy = new Collector<Delivery>();
+    await t.consume(["jobs"], busy.push, { concurrency: 1 });
+    await t.consume(["idle"], () => {}, { concurrency: 1 }); // holds nothing
+    await t.publish("ev.jobs.warmup", enc("declares the exchange"));
+    await events.waitFor(1);
+    await producer.enqueue("jobs", enc("a"), { priority: 5 });
+    const [d] = await busy.waitFor(1);
+    const before = frames().length;
+    await t.publish("ev.jobs.task", enc("outcome of a"));
+    await d!.ack();
+    await flushed(t, "jobs");
+    const sent = frames().slice(before);
+    const publish = sent.findIndex((f) => f.kind === "publish");
+    const ack = sent.findIndex((f) => f.kind === "ack");
+    expect(publish).toBeGreaterThanOrEqual(0);
+    expect(ack).toBeGreaterThan(publish);
+    expect(sent[ack]!.channel).toBe(sent[publish]!.channel);
+    expect(dec((await events.waitFor(2))[1]!.body)).toBe("outcome of a");
+  });
+
+  it("publishes through the confirm channel while two consumers hold deliveries", async ({ skip }) => {
     if (!ok) skip();
     const { t, frames } = await tapped();
     const producer = await peer(t);
