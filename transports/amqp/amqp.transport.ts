@@ -243,7 +243,6 @@ export class AmqpTransport implements Transport, ConsumerHost {
 
   // ---- internals ------------------------------------------------------------------------------
 
-  /** The one consumer with an open channel, if exactly one has (every ack then goes on its channel). */
   /**
    * The consumer whose channel may carry a fan-out message without a confirm: the one holding
    * deliveries when no other consumer of this transport holds any (or any open one when none
