@@ -25,7 +25,9 @@ interface Batch {
   /** Index of each task's "started" part, dropped when its outcome joins the same batch. */
   started: Map<string, number>;
   bytes: number;
-  waiters: Array<{ resolve(): void; reject(error: unknown): void }>;
+  /** Settled once the batch is published (or failed): one promise for all its events. */
+  done: Promise<void>;
+  settle(error?: unknown): void;
 }
 
 const encoder = new TextEncoder();
@@ -67,7 +69,17 @@ export class TaskEventPublisher {
   }
 
   /** Queues an event for the task's queue; resolves with the event as sent, once published. */
-  publish(queue: string, event: TaskEventInput): Promise<TaskEvent> {
+  async publish(queue: string, event: TaskEventInput): Promise<TaskEvent> {
+    const { sent, done } = this.queue(queue, event);
+    await done;
+    return sent;
+  }
+
+  /**
+   * Queues an event: `sent` is the event as it will go out (an unsendable result turns it into a
+   * failure), `done` settles when its batch is published. Throws if the event cannot be sent at all.
+   */
+  queue(queue: string, event: TaskEventInput): { sent: TaskEvent; done: Promise<void> } {
     const limit = this.transport.maxPayloadBytes - BATCH_OVERHEAD;
     let full = (event.v === 1 ? event : { ...event, v: 1 }) as TaskEvent;
     let json: string | undefined;
@@ -78,7 +90,7 @@ export class TaskEventPublisher {
         size = Buffer.byteLength(json);
         if (size > limit) throw new PayloadTooLargeError(size, limit, "task result");
       } catch (error) {
-        if (event.kind !== "completed") return Promise.reject(error);
+        if (event.kind !== "completed") throw error;
         // A result that cannot travel fails the task; retrying would produce the same result.
         full = {
           ...full,
@@ -90,7 +102,9 @@ export class TaskEventPublisher {
         size = Buffer.byteLength(json);
       }
     }
-    if (json !== undefined && full.kind !== "retrying") this.recent.add(queue, full.taskId, json);
+    if (json !== undefined && full.kind !== "retrying" && !this.transport.reliableFanout) {
+      this.recent.add(queue, full.taskId, json);
+    }
     const subject = subjects.taskEvents(queue);
     let batch = this.batches.get(subject);
     if (batch && batch.bytes + size + 1 > limit) {
@@ -98,7 +112,7 @@ export class TaskEventPublisher {
       batch = undefined;
     }
     if (!batch) {
-      batch = { parts: [], started: new Map(), bytes: 0, waiters: [] };
+      batch = newBatch();
       this.batches.set(subject, batch);
     }
     if (full.kind === "started") batch.started.set(full.taskId, batch.parts.length);
@@ -112,15 +126,11 @@ export class TaskEventPublisher {
     }
     batch.parts.push(json ?? full);
     batch.bytes += size + 1;
-    const sent = full;
-    const promise = new Promise<TaskEvent>((resolve, reject) => {
-      (batch as Batch).waiters.push({ resolve: () => resolve(sent), reject });
-    });
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flushAll());
     }
-    return promise;
+    return { sent: full, done: batch.done };
   }
 
   /** Queues already-encoded events again (no caller waits for them). */
@@ -129,7 +139,7 @@ export class TaskEventPublisher {
     for (const json of events) {
       let batch = this.batches.get(subject);
       if (!batch) {
-        batch = { parts: [], started: new Map(), bytes: 0, waiters: [] };
+        batch = newBatch();
         this.batches.set(subject, batch);
       }
       batch.parts.push(json);
@@ -162,18 +172,23 @@ export class TaskEventPublisher {
     const next = previous
       .then(() => this.transport.publish(subject, body))
       .then(
-        () => {
-          for (const w of batch.waiters) w.resolve();
-        },
-        (error: unknown) => {
-          for (const w of batch.waiters) w.reject(error);
-        },
+        () => batch.settle(),
+        (error: unknown) => batch.settle(error),
       );
     this.chains.set(subject, next);
     void next.then(() => {
       if (this.chains.get(subject) === next) this.chains.delete(subject);
     });
   }
+}
+
+function newBatch(): Batch {
+  let settle!: (error?: unknown) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    settle = (error) => (error === undefined ? resolve() : reject(error));
+  });
+  done.catch(() => {}); // a failure is reported to whoever awaits it; nobody has to
+  return { parts: [], started: new Map(), bytes: 0, done, settle };
 }
 
 const publishers = new WeakMap<Transport, TaskEventPublisher>();

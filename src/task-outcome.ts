@@ -18,6 +18,15 @@ export interface OutcomeTarget {
 }
 
 /** Publishes a task event on the task's queue subject (batched); resolves with the event as sent. */
+/** Queues a task event without waiting: `done` settles when it is published. */
+export function queueTaskEvent(
+  transport: Transport,
+  queue: string,
+  event: TaskEventInput,
+): { sent: TaskEvent; done: Promise<void> } {
+  return eventPublisherFor(transport).queue(queue, event);
+}
+
 export function publishTaskEvent(
   transport: Transport,
   queue: string,
@@ -53,7 +62,8 @@ export async function settleOutcome(
       durationMs,
       result: outcome.result,
     } as const;
-    const sent = await publishTaskEvent(target.transport, task.queue, event);
+    const { sent, done } = queueTaskEvent(target.transport, task.queue, event);
+    await done;
     if (sent.kind === "completed") await delivery.ack();
     else await delivery.deadLetter(sent.error ?? "result cannot be sent");
     return sent;
@@ -61,7 +71,8 @@ export async function settleOutcome(
   const error = outcome.error;
   if (outcome.kind === "cancelled") {
     const event = { v: 1, kind: "cancelled", taskId, at, attempt, workerId, durationMs, error } as const;
-    const sent = await publishTaskEvent(target.transport, task.queue, event);
+    const { sent, done } = queueTaskEvent(target.transport, task.queue, event);
+    await done;
     await delivery.ack();
     return sent;
   }
@@ -81,7 +92,8 @@ export async function settleOutcome(
       error,
       delayMs,
     } as const;
-    const sent = await publishTaskEvent(target.transport, task.queue, event);
+    const { sent, done } = queueTaskEvent(target.transport, task.queue, event);
+    await done;
     await delivery.nack({ delayMs });
     return sent;
   }

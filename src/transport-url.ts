@@ -107,6 +107,10 @@ class LazyTransport implements Transport {
     return this.inner?.ackDeadlineMs;
   }
 
+  get reliableFanout(): boolean | undefined {
+    return this.inner?.reliableFanout;
+  }
+
   get state(): TransportState {
     return this.inner?.state ?? "idle";
   }

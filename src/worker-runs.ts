@@ -17,7 +17,7 @@ import {
 import type { HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
 import type { Logger } from "./logger.js";
-import { poisonError, publishTaskEvent, settleOutcome } from "./task-outcome.js";
+import { poisonError, publishTaskEvent, queueTaskEvent, settleOutcome } from "./task-outcome.js";
 import { RunControl, runAttempt } from "./task-runner.js";
 import type { TaskHandler } from "./types.js";
 
@@ -162,15 +162,15 @@ export class WorkerRuns {
     const control = new RunControl();
     this.begin(task.id, { control, delivery });
     // Not awaited: the handler starts at once; the outcome event follows it in the same ordered stream.
-    publishTaskEvent(this.transport, task.queue, {
+    // (A failure to send it shows up on the outcome's event, which goes out in the same stream.)
+    queueTaskEvent(this.transport, task.queue, {
+      v: 1,
       kind: "started",
       taskId: task.id,
       at,
       attempt,
       workerId: this.id,
-    }).catch((error: unknown) =>
-      this.logger.warn({ err: describeThrown(error) }, "could not publish a started event"),
-    );
+    });
     const outcome = await runAttempt({
       handler,
       data: task.data,

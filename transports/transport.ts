@@ -84,6 +84,12 @@ export interface Transport {
    * call `inProgress()` on long tasks well within it. Undefined: deliveries never expire.
    */
   readonly ackDeadlineMs?: number;
+  /**
+   * True when fan-out messages always reach the subscribers there were when they were published
+   * (an in-process transport): senders then need not keep recent outcomes for clients that missed
+   * them. Broker transports leave it undefined (at most once: a reconnecting client can miss some).
+   */
+  readonly reliableFanout?: boolean;
 
   /** Idempotent; concurrent calls share one connection attempt. */
   connect(): Promise<void>;

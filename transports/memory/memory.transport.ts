@@ -65,6 +65,11 @@ export class InMemoryTransport implements Transport, MemoryBroker {
     this.maxDeadLetters = options.maxDeadLetters ?? 10_000;
   }
 
+  /** Fan-out always arrives here, unless a test injected a fault with dropPublishes(). */
+  get reliableFanout(): boolean {
+    return this.dropFilters.size === 0;
+  }
+
   get state(): TransportState {
     return this._state;
   }
