@@ -10,6 +10,8 @@ import type { NatsTransport } from "fastagentic/transports/nats";
 import { describe, expect, it } from "vitest";
 import { deferred, HANG_GUARD_MS } from "../helpers/async.js";
 import { AMQP_URL, brokerAvailable, NATS_URL, uniqueNamespace } from "../helpers/brokers.js";
+import { deleteNamespace } from "./amqp/amqp-helpers.js";
+import { lockBroker } from "./amqp/broker-lock.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -109,9 +111,27 @@ describe("examples", () => {
     ],
   ];
 
-  it.each(transports)("examples/http-app.ts serves on %s and exits 0 on SIGINT", async (_name, url) => {
-    const transport = await url();
-    if (transport === undefined) return;
+  it.each(transports)(
+    "examples/http-app.ts serves on %s and exits 0 on SIGINT",
+    async (name, url) => {
+      const transport = await url();
+      if (transport === undefined) return;
+      // RabbitMQ tests run one file at a time (some stop the broker); then this one cleans up after itself.
+      const release = name === "amqp" ? await lockBroker() : undefined;
+      try {
+        await serveAndStop(transport);
+      } finally {
+        if (name === "amqp")
+          await deleteNamespace(new URL(transport).searchParams.get("namespace") as string);
+        await release?.();
+      }
+    },
+    300_000,
+  );
+});
+
+async function serveAndStop(transport: string): Promise<void> {
+  {
     const r = run("examples/http-app.ts", { PORT: "0", FASTAGENTIC_TRANSPORT: transport });
     try {
       const [, base] = await r.waitFor(/listening on (http:\/\/\S+) /);
@@ -132,5 +152,5 @@ describe("examples", () => {
     if (transport.startsWith("nats:")) await deleteNatsStreams(transport);
     expect(code, r.output()).toBe(0);
     expect(r.output()).toContain("Distributed Agent stopped");
-  });
-});
+  }
+}
