@@ -7,6 +7,9 @@
  * `[A-Za-z0-9_-]` (see `assertLogicalName`). An adapter prefixes its namespace and maps them onto
  * what its broker allows.
  *
+ * Bodies: a transport may keep the bytes it is given (the in-memory one does, without copying):
+ * callers must not modify a body after enqueue() or publish().
+ *
  * Delivery: work queues are at-least-once with competing consumers. A delivery stays unsettled
  * (counted against the consumer's concurrency) until `ack`, `nack` or `deadLetter` is called.
  * When a consumer stops, or its connection dies, its unsettled deliveries go back to the queue.

@@ -49,6 +49,7 @@ export class InMemoryTransport implements Transport, MemoryBroker {
   private readonly exactSubs = new Map<string, Set<(m: FanoutMessage) => void>>();
   private readonly prefixSubs = new Map<string, Set<(m: FanoutMessage) => void>>();
   private readonly dedup = new Map<string, number>();
+  private readonly dedupFifo = { ids: [] as string[], at: [] as number[], head: 0, base: 0 };
   private readonly listeners = new Set<(e: TransportStatusEvent) => void>();
   private readonly consumers = new Set<MemoryConsumer>();
   private readonly dropFilters = new Set<(m: FanoutMessage) => boolean>();
@@ -102,8 +103,8 @@ export class InMemoryTransport implements Transport, MemoryBroker {
     const message: Message = {
       seq: ++this.seq,
       priority: options.priority,
-      body: body.slice(),
-      headers: { ...options.headers },
+      body, // taken as is: the contract says callers do not modify a body after sending it
+      headers: options.headers === undefined ? NO_HEADERS : { ...options.headers },
       deliveries: 0,
     };
     this.put(this.queue(queue), message, options.delayMs ?? 0);
@@ -140,7 +141,7 @@ export class InMemoryTransport implements Transport, MemoryBroker {
     this.assertOpen();
     assertLogicalName(subject, "subject");
     this.assertSize(body);
-    const message: FanoutMessage = { subject, body: body.slice() };
+    const message: FanoutMessage = { subject, body };
     for (const drop of this.dropFilters) if (drop(message)) return;
     const targets: Array<(m: FanoutMessage) => void> = [];
     const exact = this.exactSubs.get(subject);
@@ -268,16 +269,31 @@ export class InMemoryTransport implements Transport, MemoryBroker {
     return q;
   }
 
-  /** The de-duplication window: dedupWindowMs long, and at most dedupMaxEntries ids (oldest forgotten). */
+  /**
+   * The de-duplication window: dedupWindowMs long, and at most dedupMaxEntries ids. The map gives
+   * each id the absolute position of its latest entry in a FIFO of (id, time), which is forgotten
+   * from its oldest end (iterating a map from its start after many deletions would be slow).
+   */
   private isDuplicate(id: string): boolean {
     const now = this.clock.now();
-    const seen = this.dedup.get(id);
-    if (seen !== undefined && now - seen < this.dedupWindowMs) return true;
-    if (seen !== undefined) this.dedup.delete(id); // re-inserted below, at the end of the window
-    this.dedup.set(id, now);
-    for (const [key, at] of this.dedup) {
-      if (this.dedup.size > this.dedupMaxEntries || now - at >= this.dedupWindowMs) this.dedup.delete(key);
-      else break;
+    const d = this.dedupFifo;
+    const pos = this.dedup.get(id);
+    if (pos !== undefined && now - (d.at[pos - d.base] as number) < this.dedupWindowMs) return true;
+    d.ids.push(id);
+    d.at.push(now);
+    this.dedup.set(id, d.base + d.ids.length - 1);
+    while (d.head < d.ids.length) {
+      const expired = now - (d.at[d.head] as number) >= this.dedupWindowMs;
+      if (!expired && this.dedup.size <= this.dedupMaxEntries) break;
+      const oldest = d.ids[d.head] as string;
+      if (this.dedup.get(oldest) === d.base + d.head) this.dedup.delete(oldest);
+      d.head++;
+    }
+    if (d.head > 65_536 && d.head * 2 > d.ids.length) {
+      d.ids.splice(0, d.head);
+      d.at.splice(0, d.head);
+      d.base += d.head;
+      d.head = 0;
     }
     return false;
   }
@@ -300,6 +316,8 @@ export class InMemoryTransport implements Transport, MemoryBroker {
     for (const l of this.listeners) safely(() => l({ state }));
   }
 }
+
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 function bestQueue(queues: readonly MemoryQueue[]): MemoryQueue | undefined {
   let best: MemoryQueue | undefined;

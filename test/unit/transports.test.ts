@@ -60,6 +60,26 @@ describe("InMemoryTransport specifics", () => {
     expect(got.items).toEqual(["now", "later"]);
   });
 
+  it("remembers dedupIds for dedupWindowMs, and at most dedupMaxEntries of them", async () => {
+    const clock = new SimulatedClock();
+    const t = new InMemoryTransport({ clock, dedupWindowMs: 1000, dedupMaxEntries: 3 });
+    const send = (id: string) => t.enqueue("q.dd", new Uint8Array([1]), { priority: 5, dedupId: id });
+    await send("a");
+    await send("a");
+    expect(await t.depth("q.dd")).toBe(1);
+    await clock.advance(999);
+    await send("a"); // still inside the window of the first
+    expect(await t.depth("q.dd")).toBe(1);
+    await clock.advance(1);
+    await send("a"); // the window has passed: a new message
+    expect(await t.depth("q.dd")).toBe(2);
+    for (const id of ["b", "c", "d"]) await send(id); // "a" is now the oldest of four: forgotten
+    await send("a");
+    expect(await t.depth("q.dd")).toBe(6);
+    await send("d");
+    expect(await t.depth("q.dd")).toBe(6);
+  });
+
   it("bounds dead-letter queues and counts what it dropped", async () => {
     const t = new InMemoryTransport({ maxDeadLetters: 2 });
     const seen = new Collector<number>();
