@@ -4,15 +4,13 @@
  * what each case asserts. Holds the RabbitMQ test lock (one RabbitMQ test file at a time), and
  * always leaves the broker running.
  */
-import { afterAll, beforeAll, describe, it } from "vitest";
 import { silentLogger } from "../../src/logger.js";
 import { AMQP_URL } from "../helpers/brokers.js";
 import { amqpAvailable, ensureBrokerRunning, rabbitmqctl } from "../integration/amqp/amqp-helpers.js";
-import { BROKER_LOCK_WAIT_MS, lockBroker } from "../integration/amqp/broker-lock.js";
-import { brokerRestart, malformedMessages, poisonTask, sigkillMidTask, sigstopPastTimeout } from "./cases.js";
+import { lockBroker } from "../integration/amqp/broker-lock.js";
+import { brokerRestart } from "./cases.js";
+import { describeChaos } from "./chaos-suite.js";
 import type { BrokerTarget } from "./harness.js";
-
-const CASE_MS = 240_000;
 
 const target: BrokerTarget = {
   name: "RabbitMQ",
@@ -25,45 +23,14 @@ const target: BrokerTarget = {
   restartClientOptions: { publishTimeoutMs: 90_000 },
 };
 
-describe("chaos on RabbitMQ (worker processes from the CLI)", () => {
-  let ok = false;
-  let release: (() => Promise<void>) | undefined;
-
-  beforeAll(async () => {
-    ok = await amqpAvailable();
-    if (ok) release = await lockBroker();
-  }, BROKER_LOCK_WAIT_MS + 10_000);
-
-  afterAll(async () => {
-    try {
-      if (ok) await ensureBrokerRunning();
-    } finally {
-      await release?.();
-    }
-  }, 120_000);
-
-  it(
-    "SIGKILL of a worker process mid-task: its tasks run elsewhere, none lost",
-    async ({ skip }) => {
-      if (!ok) skip();
-      await sigkillMidTask(target);
-    },
-    CASE_MS,
-  );
-
-  it(
-    "SIGSTOP past workerTimeoutMs then SIGCONT: declared dead, tasks run elsewhere, one outcome each, it rejoins",
-    async ({ skip }) => {
-      if (!ok) skip();
-      await sigstopPastTimeout(target);
-    },
-    CASE_MS,
-  );
-
-  it(
-    "stop_app / start_app mid-run: no acknowledged task lost, workers resume",
-    async ({ skip }) => {
-      if (!ok) skip();
+describeChaos({
+  target,
+  available: amqpAvailable,
+  lock: () => lockBroker(),
+  restore: ensureBrokerRunning,
+  restart: {
+    title: "stop_app / start_app mid-run: no acknowledged task lost, workers resume",
+    run: async () => {
       try {
         await brokerRestart(target, {
           stop: async () => void (await rabbitmqctl("stop_app")),
@@ -76,24 +43,5 @@ describe("chaos on RabbitMQ (worker processes from the CLI)", () => {
         await ensureBrokerRunning();
       }
     },
-    CASE_MS,
-  );
-
-  it(
-    "a poison task that kills its process every time: dead-lettered at its delivery limit, no restart storm",
-    async ({ skip }) => {
-      if (!ok) skip();
-      await poisonTask(target);
-    },
-    CASE_MS,
-  );
-
-  it(
-    "malformed bytes on a task queue: dead-lettered, the workers go on",
-    async ({ skip }) => {
-      if (!ok) skip();
-      await malformedMessages(target);
-    },
-    CASE_MS,
-  );
+  },
 });
