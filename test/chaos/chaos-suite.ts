@@ -3,7 +3,7 @@
  * brokers — how to reach it, how to restart it, whether to hold a lock — given by the caller.
  */
 import { afterAll, beforeAll, describe, it } from "vitest";
-import { brokerRestart, malformedMessages, poisonTask, sigkillMidTask, sigstopPastTimeout } from "./cases.js";
+import { malformedMessages, poisonTask, sigkillMidTask, sigstopPastTimeout } from "./cases.js";
 import type { BrokerTarget } from "./harness.js";
 
 const CASE_MS = 240_000;
