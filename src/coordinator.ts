@@ -354,7 +354,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private assertServed(taskType: string): void {
     assertTaskType(taskType);
     if (this.pool.handlerTable.has(taskType)) return;
-    if (this.registry.list({ type: taskType }).length > 0) return;
+    if (this.registry.serves(taskType)) return;
     if (this.transport.kind === "memory") throw new NoHandlerError(taskType, this.pool.handlerTable.types);
     if (this.registry.size > 0 && !this.warnedTypes.has(taskType)) {
       this.warnedTypes.add(taskType);

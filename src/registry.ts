@@ -47,6 +47,12 @@ export class InMemoryWorkerRegistry {
     return this.list(query);
   }
 
+  /** Whether a known worker has a handler for `type` (no copies: used on every submit). */
+  serves(type: string): boolean {
+    for (const info of this.workers.values()) if (info.types.includes(type)) return true;
+    return false;
+  }
+
   /** Synchronous listing (for stats). */
   list(query: WorkerQuery = {}): WorkerInfo[] {
     const out: WorkerInfo[] = [];

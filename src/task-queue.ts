@@ -96,6 +96,7 @@ export class TaskQueue {
   private resyncTimers: Array<ReturnType<Clock["setTimeout"]>> = [];
   private starting?: Promise<void>;
   private closed = false;
+  private started = false;
 
   constructor(options: TaskQueueOptions = {}) {
     validateKeys("TaskQueueOptions", options, [
@@ -142,6 +143,7 @@ export class TaskQueue {
         }
         for (const event of events) this.store.apply(event);
       });
+      this.started = true;
     })().catch((error) => {
       this.starting = undefined;
       throw error;
@@ -200,7 +202,7 @@ export class TaskQueue {
     if (hasKeys(headers)) wire.headers = headers;
     const body = encode(wire, this.transport.maxPayloadBytes, "task data");
     const queue = workQueueName(this.name, task.type, task.tags);
-    await this.start();
+    if (!this.started) await this.start();
     this.store.add(task);
     this.store.transition(task.id, "ENQUEUE");
     try {

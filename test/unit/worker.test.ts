@@ -187,6 +187,8 @@ describe("InMemoryWorkerRegistry", () => {
     expect(
       (await registry.getWorkers({ status: WorkerStatus.IDLE, tags: ["gpu"] })).map((w) => w.id),
     ).toEqual(["gpu-1"]);
+    expect(registry.serves("x")).toBe(true);
+    expect(registry.serves("y")).toBe(false);
     await clock.advance(10_000);
     await registry.heartbeat("gpu-1");
     expect(
