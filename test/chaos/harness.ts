@@ -269,6 +269,7 @@ export class CliProcess {
   stderr = "";
   exit?: Exit;
   readonly exited: Promise<Exit>;
+  private readonly closed: Promise<void>;
   private readonly condition = new Condition();
 
   constructor(
@@ -299,12 +300,23 @@ export class CliProcess {
         this.condition.changed();
       });
     });
-    // Closing stdio can come after "exit": settle the group bookkeeping on "close".
-    this.child.once("close", () => this.condition.changed());
+    // Closing stdio can come after "exit" (the output may still be in flight then): "close" is when
+    // all of it has been read.
+    this.closed = new Promise<void>((resolve) => {
+      this.child.once("close", () => {
+        resolve();
+        this.condition.changed();
+      });
+    });
   }
 
   get output(): string {
     return this.stdout + this.stderr;
+  }
+
+  /** Resolves once the process exited and its output was read to the end (bounded). */
+  async waitClosed(guardMs = 10_000): Promise<void> {
+    await guard(this.closed, `end of the output of ${this.pid}`, guardMs).catch(() => {});
   }
 
   /** Resolves once the output matches (`pattern` with the g flag: at least `times` matches). */
@@ -363,6 +375,7 @@ export async function runCli(
   const p = new CliProcess(args, env);
   try {
     const exit = await p.waitExit(`fastagentic ${args.join(" ")}`, guardMs);
+    await p.waitClosed(); // "exit" can come before the last of stdout/stderr is read
     return { ...exit, stdout: p.stdout, stderr: p.stderr, ms: Date.now() - started };
   } finally {
     await p.destroy();

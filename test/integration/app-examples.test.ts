@@ -40,7 +40,8 @@ function run(example: string, env: Record<string, string> = {}): Run {
     stderr += chunk.toString();
   });
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })),
+    // "close", not "exit": the last of the output has been read by then.
+    child.once("close", (code, signal) => resolve({ code, signal })),
   );
   return {
     child,
