@@ -201,10 +201,6 @@ export function decodeTask(bytes: Uint8Array): TaskEnvelope {
 
 const EVENT_KINDS = new Set(["queued", "started", "completed", "failed", "retrying", "cancelled", "timeout"]);
 
-export function decodeTaskEvent(bytes: Uint8Array): TaskEvent {
-  return checkTaskEvent(parse(bytes, "task event"));
-}
-
 /** Decodes a task event message: one event, or a batch of them. */
 export function decodeTaskEvents(bytes: Uint8Array): TaskEvent[] {
   const r = parse(bytes, "task event");

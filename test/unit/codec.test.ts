@@ -1,12 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  decodeControl,
-  decodeTask,
-  decodeTaskEvent,
-  decodeTaskEvents,
-  decodeWorkerEvent,
-  encode,
-} from "../../src/codec.js";
+import { decodeControl, decodeTask, decodeTaskEvents, decodeWorkerEvent, encode } from "../../src/codec.js";
 import { MalformedMessageError, NotSerializableError, PayloadTooLargeError } from "../../src/errors.js";
 
 const enc = (v: unknown) => new TextEncoder().encode(typeof v === "string" ? v : JSON.stringify(v));
@@ -95,7 +88,7 @@ describe("codec", () => {
       enc({ v: 1 }),
     ];
     for (const bytes of bad) expect(() => decodeTask(bytes)).toThrow(MalformedMessageError);
-    expect(() => decodeTaskEvent(enc({ v: 1, kind: "exploded", taskId: "t", at: 1 }))).toThrow(
+    expect(() => decodeTaskEvents(enc({ v: 1, kind: "exploded", taskId: "t", at: 1 }))).toThrow(
       MalformedMessageError,
     );
     expect(() => decodeWorkerEvent(enc({ v: 1, kind: "heartbeat", info: {} }))).toThrow(
