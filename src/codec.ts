@@ -4,7 +4,7 @@
  * fails the same way on every transport, and nothing from the wire is trusted unchecked.
  */
 import { MalformedMessageError, NotSerializableError, PayloadTooLargeError } from "./errors.js";
-import type { TaskStatus, WorkerInfo } from "./types.js";
+import type { WorkerInfo } from "./types.js";
 
 export const ENVELOPE_VERSION = 1;
 
@@ -253,9 +253,4 @@ export function decodeControl(bytes: Uint8Array): ControlCommand {
       expect(false, what, "kind");
   }
   return r as unknown as ControlCommand;
-}
-
-/** The status a terminal task event puts a task in. */
-export function statusOfEvent(kind: TaskEventKind): TaskStatus {
-  return kind === "retrying" ? "queued" : kind === "started" ? "running" : kind;
 }

@@ -232,11 +232,6 @@ export function assertMinMax(what: string, minWorkers: number, maxWorkers: numbe
   }
 }
 
-export interface PoolOptionsShape {
-  minWorkers: number;
-  maxWorkers: number;
-}
-
 export function validatePoolOptions(input: unknown): void {
   validate("WorkerPoolOptions", input, {
     minWorkers: int(0),
