@@ -6,7 +6,8 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type BenchConfig, parseBenchConfig, UsageError } from "./bench-config.js";
 import { bestOf } from "./harness/best-round.js";
 import { measureFailover } from "./harness/failover.js";
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
       cpuModel: cpus()[0]?.model ?? "unknown",
       node: process.version,
       loadAverageAtStart: loadavg()[0] ?? 0,
+      codeUnderTest: relative(process.cwd(), fileURLToPath(import.meta.resolve("fastagentic"))),
     },
     config: { ...config },
     roundTrips: [],

@@ -1,7 +1,7 @@
 /**
  * Task events leave in batches: every event published during one turn of the event loop goes out
- * as one message per subject (flushed on setImmediate, or earlier when a batch nears the
- * transport's size limit). Callers still get a promise per event, resolved once its batch is
+ * as one message per subject (flushed once the turn's microtasks have run, or earlier when a batch
+ * nears the transport's size limit). Callers still get a promise per event, resolved once its batch is
  * published, so "publish the outcome, then ack" keeps holding. One publisher per transport.
  */
 import type { Transport } from "../transports/transport.js";
@@ -126,10 +126,7 @@ export class TaskEventPublisher {
     }
     batch.parts.push(json ?? full);
     batch.bytes += size + 1;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flushAll());
-    }
+    this.schedule();
     return { sent: full, done: batch.done };
   }
 
@@ -146,16 +143,29 @@ export class TaskEventPublisher {
       batch.bytes += json.length + 1;
       if (batch.bytes > this.transport.maxPayloadBytes / 2) this.flushSubject(subject);
     }
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flushAll());
-    }
+    this.schedule();
   }
 
-  private flushAll(): void {
+  /**
+   * Flushes once the microtasks queued so far have run (a `process.nextTick` scheduled from a
+   * microtask runs after the microtask queue drains): every outcome reached in this turn of the
+   * event loop (the deliveries of one socket read and the handlers that finish without I/O) joins
+   * the batch, and nothing waits for the next phase of the loop.
+   */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(this.flushTick);
+  }
+
+  private readonly flushTick = (): void => {
+    process.nextTick(this.flushAll);
+  };
+
+  private readonly flushAll = (): void => {
     this.scheduled = false;
     for (const subject of [...this.batches.keys()]) this.flushSubject(subject);
-  }
+  };
 
   private flushSubject(subject: string): void {
     const batch = this.batches.get(subject);
@@ -168,17 +178,29 @@ export class TaskEventPublisher {
       parts.length === 1
         ? encoder.encode(parts[0])
         : encoder.encode(`{"v":1,"kind":"batch","events":[${parts.join(",")}]}`);
-    const previous = this.chains.get(subject) ?? Promise.resolve();
-    const next = previous
-      .then(() => this.transport.publish(subject, body))
-      .then(
-        () => batch.settle(),
-        (error: unknown) => batch.settle(error),
-      );
+    // In order per subject: a batch waits for the one before it (only when that one is still
+    // being published, e.g. a broker applying backpressure).
+    const previous = this.chains.get(subject);
+    const published =
+      previous === undefined
+        ? this.publishNow(subject, body)
+        : previous.then(() => this.transport.publish(subject, body));
+    const next = published.then(
+      () => batch.settle(),
+      (error: unknown) => batch.settle(error),
+    );
     this.chains.set(subject, next);
     void next.then(() => {
       if (this.chains.get(subject) === next) this.chains.delete(subject);
     });
+  }
+
+  private publishNow(subject: string, body: Uint8Array): Promise<void> {
+    try {
+      return this.transport.publish(subject, body);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 }
 

@@ -72,6 +72,8 @@ export interface BenchResults {
     /** 1-minute load average: this machine is shared; above its core count, other work competed. */
     loadAverageAtStart: number;
     loadAverageAtEnd?: number;
+    /** The fastagentic code measured: the build (dist/) unless run without `npm run bench`. */
+    codeUnderTest: string;
   };
   config: BenchConfig;
   roundTrips: CombinedResult[];

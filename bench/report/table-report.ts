@@ -68,7 +68,8 @@ export function formatReport(results: BenchResults): string {
       `load average ${results.machine.loadAverageAtStart.toFixed(1)} at start` +
       (results.machine.loadAverageAtEnd === undefined
         ? ""
-        : `, ${results.machine.loadAverageAtEnd.toFixed(1)} at end`),
+        : `, ${results.machine.loadAverageAtEnd.toFixed(1)} at end`) +
+      `; fastagentic from ${results.machine.codeUnderTest}`,
     `round trip {x} → x*2, worker in another process (in memory: same process); throughput ${c.tasks.toLocaleString("en-US")} tasks, ` +
       `${c.inflight} in flight; latency ${c.latencyTasks.toLocaleString("en-US")} one at a time; ` +
       `${c.concurrency} deliveries per worker process; best of ${c.rounds} interleaved round(s) per path`,
