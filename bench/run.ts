@@ -12,14 +12,21 @@ import { type BenchConfig, parseBenchConfig, UsageError } from "./bench-config.j
 import { bestOf } from "./harness/best-round.js";
 import { measureFailover } from "./harness/failover.js";
 import { runInGcChild } from "./harness/gc-child-runner.js";
+import { measurePairedLatency } from "./harness/paired-latency.js";
 import { measurePath, type RoundTripResult } from "./harness/round-trip.js";
 import { measureScaling } from "./harness/scaling.js";
 import { killAllChildren } from "./harness/worker-children.js";
 import type { PathSpec } from "./paths/bench-path.js";
-import { PATHS } from "./paths/path-registry.js";
+import { PATHS, pathById } from "./paths/path-registry.js";
 import { throughputSvg } from "./report/svg-chart.js";
 import { type BenchResults, formatReport } from "./report/table-report.js";
 import { evaluateTargets } from "./report/targets.js";
+
+/** Broker paths whose latency is also measured interleaved with their raw baseline. */
+const PAIRED = [
+  ["fa-nats", "raw-jetstream"],
+  ["fa-amqp", "raw-amqp"],
+] as const;
 
 function specFor(config: BenchConfig, runId: string, name: string): PathSpec {
   return {
@@ -72,6 +79,27 @@ async function main(): Promise<void> {
     }
   }
   results.roundTrips = [...perPath.values()].map(bestOf);
+  if (!skip.has("paired")) {
+    results.pairedLatency = [];
+    for (const [id, baselineId] of PAIRED) {
+      const fa = results.roundTrips.find((r) => r.id === id);
+      const raw = results.roundTrips.find((r) => r.id === baselineId);
+      if (fa?.status !== "ok" || raw?.status !== "ok") continue;
+      log(`latency side by side: ${id} and ${baselineId}, alternating blocks …`);
+      const r = await measurePairedLatency(
+        pathById(id),
+        pathById(baselineId),
+        (name) => specFor(config, runId, name),
+        config,
+      );
+      log(
+        r.status === "ok"
+          ? `  ok: p50 ${r.p50Ms?.toFixed(3)} ms vs ${r.baselineP50Ms?.toFixed(3)} ms`
+          : `  failed: ${r.reason}`,
+      );
+      results.pairedLatency.push(r);
+    }
+  }
   if (!skip.has("memory")) {
     log("memory per queued task …");
     results.queuedMemory = await runInGcChild("queued-memory", { tasks: config.queuedTasks });

@@ -19,6 +19,8 @@ export interface LatencyResult extends PhaseResult {
   p50Ms: number;
   p99Ms: number;
   meanMs: number;
+  /** Every completed call's time, ascending. */
+  samples: number[];
 }
 
 function deadlineAfter(ms: number): { promise: Promise<"deadline">; cancel(): void } {
@@ -94,6 +96,7 @@ export async function runLatency(call: Call, count: number, timeoutMs: number): 
     p50Ms: percentile(samples, 0.5),
     p99Ms: percentile(samples, 0.99),
     meanMs: samples.length === 0 ? Number.NaN : samples.reduce((a, b) => a + b, 0) / samples.length,
+    samples,
   };
 }
 

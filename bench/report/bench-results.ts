@@ -53,6 +53,21 @@ export interface FailoverResult {
   allDoneMs?: number;
 }
 
+/** A fastagentic path and its raw baseline, latency measured in alternating blocks (paired-latency.ts). */
+export interface PairedLatencyResult {
+  id: string;
+  baseline: string;
+  label: string;
+  status: "ok" | "failed";
+  reason?: string;
+  blocks: number;
+  callsPerBlock: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  baselineP50Ms?: number;
+  baselineP99Ms?: number;
+}
+
 export interface TargetResult {
   name: string;
   status: "PASS" | "MISS" | "N/A";
@@ -77,6 +92,8 @@ export interface BenchResults {
   };
   config: BenchConfig;
   roundTrips: CombinedResult[];
+  /** Latency of each broker path interleaved with its raw baseline (what the p50 targets use). */
+  pairedLatency?: PairedLatencyResult[];
   queuedMemory?: QueuedMemoryResult | { error: string };
   xstate?: XStateResult | { error: string };
   scaling?: ScalingResult[];

@@ -1,6 +1,7 @@
 /** The report printed to stdout: Markdown tables, so it pastes into the README and the issue as is. */
 import type { RoundTripResult } from "../harness/round-trip.js";
 import type { BenchResults, TargetResult } from "./bench-results.js";
+import { p50Ratio } from "./targets.js";
 
 export type { BenchResults } from "./bench-results.js";
 
@@ -35,7 +36,7 @@ function roundTripRows(results: BenchResults): string[][] {
       cpu ? `${ms(cpu.total)} (${ms(cpu.producer)}+${ms(cpu.workers)})` : "–",
       cpu?.broker === undefined ? "–" : ms(cpu.broker),
       baseOk?.tasksPerSec && r.tasksPerSec ? ratio(r.tasksPerSec / baseOk.tasksPerSec) : "–",
-      baseOk?.p50Ms && r.p50Ms ? ratio(r.p50Ms / baseOk.p50Ms) : "–",
+      ratio(p50Ratio(results, r.id) ?? (baseOk?.p50Ms && r.p50Ms ? r.p50Ms / baseOk.p50Ms : undefined)),
       cpuRatio(r, baseOk),
       bullOk?.tasksPerSec && r.tasksPerSec ? ratio(r.tasksPerSec / bullOk.tasksPerSec) : "–",
     ];
@@ -49,6 +50,34 @@ function cpuRatio(r: RoundTripResult, base: RoundTripResult | undefined): string
   const a = total(r);
   const b = base ? total(base) : undefined;
   return a !== undefined && b !== undefined && b > 0 ? ratio(a / b) : "–";
+}
+
+/** The latency measured side by side with the baseline, which "vs raw p50" and the targets use. */
+function pairedLines(results: BenchResults): string[] {
+  const rows = results.pairedLatency ?? [];
+  if (rows.length === 0) return [];
+  const label = (id: string) => results.roundTrips.find((r) => r.id === id)?.label ?? id;
+  return [
+    "",
+    "vs raw p50: latency measured side by side, both paths up at once, alternating blocks of one-at-a-time calls",
+    `(${rows[0]?.blocks ?? 0} blocks of ${rows[0]?.callsPerBlock ?? 0} calls per path), so that load from elsewhere falls on both alike:`,
+    table(
+      ["path", "p50 ms", "p99 ms", "baseline", "baseline p50 ms", "baseline p99 ms", "p50 ratio"],
+      rows.map((p) =>
+        p.status === "ok"
+          ? [
+              p.label,
+              ms(p.p50Ms),
+              ms(p.p99Ms),
+              label(p.baseline),
+              ms(p.baselineP50Ms),
+              ms(p.baselineP99Ms),
+              ratio(p.p50Ms && p.baselineP50Ms ? p.p50Ms / p.baselineP50Ms : undefined),
+            ]
+          : [p.label, `failed: ${(p.reason ?? "").slice(0, 80)}`, "", label(p.baseline), "", "", ""],
+      ),
+    ),
+  ];
 }
 
 function targetLine(t: TargetResult): string {
@@ -92,6 +121,7 @@ export function formatReport(results: BenchResults): string {
     "",
     "vs raw CPU: CPU per task of producer + workers + broker, over the raw baseline's (the same work on this",
     "2-core machine, where producer, worker and broker share the cores: below 1 is cheaper than raw).",
+    ...pairedLines(results),
     "",
     "Targets (ratios taken in this run):",
     ...results.targets.map(targetLine),

@@ -1,0 +1,94 @@
+/**
+ * Latency of a fastagentic path and its raw baseline measured side by side: both producers and
+ * their worker processes are up at once, and blocks of one-at-a-time calls alternate between the
+ * two (A B, B A, A B, …). Load from elsewhere on this shared machine then falls on both alike, so
+ * the ratio of their p50s compares the paths, not two moments of the machine. The round-trip
+ * phases keep their own latency figures; the p50 targets use these.
+ */
+import type { BenchConfig } from "../bench-config.js";
+import { type BenchPath, type PathSpec, within } from "../paths/bench-path.js";
+import type { PairedLatencyResult } from "../report/bench-results.js";
+import { type Call, percentile, runLatency, runThroughput } from "./load-driver.js";
+import { startWorkers, stopWorkers, type WorkerChild } from "./worker-children.js";
+
+const BLOCK = 100;
+
+interface Side {
+  path: BenchPath;
+  spec: PathSpec;
+  client?: Awaited<ReturnType<BenchPath["client"]>>;
+  workers: WorkerChild[];
+  samples: number[];
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function open(side: Side, config: BenchConfig): Promise<Call> {
+  await within(side.path.probe(side.spec), 10_000, `probing ${side.path.id}`);
+  side.client = await within(side.path.client(side.spec), 30_000, `starting the ${side.path.id} producer`);
+  side.workers = await startWorkers(side.path.id, side.spec, 1);
+  const call = side.client.call;
+  // Warm both ends (JIT, consumers, connections) the way the round trips do.
+  const warm = await runThroughput(call, config.warmupTasks, config.inflight, config.phaseTimeoutMs);
+  if (warm.done < config.warmupTasks) throw new Error(`${side.path.id} warm-up: ${warm.done} done`);
+  return call;
+}
+
+async function close(side: Side): Promise<void> {
+  await stopWorkers(side.workers);
+  await within(side.client?.close() ?? Promise.resolve(), 20_000, "closing a producer").catch(() => {});
+}
+
+export async function measurePairedLatency(
+  path: BenchPath,
+  baseline: BenchPath,
+  specFor: (name: string) => PathSpec,
+  config: BenchConfig,
+): Promise<PairedLatencyResult> {
+  const a: Side = { path, spec: specFor(`${path.id}-paired`), workers: [], samples: [] };
+  const b: Side = { path: baseline, spec: specFor(`${baseline.id}-paired`), workers: [], samples: [] };
+  const blocks = Math.max(2, Math.round(config.latencyTasks / BLOCK));
+  const result: PairedLatencyResult = {
+    id: path.id,
+    baseline: baseline.id,
+    label: path.label,
+    status: "ok",
+    blocks,
+    callsPerBlock: BLOCK,
+  };
+  try {
+    const calls = new Map<Side, Call>([
+      [a, await open(a, config)],
+      [b, await open(b, config)],
+    ]);
+    const deadline = performance.now() + config.phaseTimeoutMs;
+    for (let i = 0; i < blocks; i++) {
+      for (const side of i % 2 === 0 ? [a, b] : [b, a]) {
+        const left = deadline - performance.now();
+        const block = await runLatency(calls.get(side) as Call, BLOCK, Math.max(1, left));
+        if (block.done < BLOCK) {
+          throw new Error(
+            `${side.path.id}: ${block.done}/${BLOCK} calls done in block ${i + 1}` +
+              (block.timedOut ? " (deadline reached)" : block.firstError ? ` (${block.firstError})` : ""),
+          );
+        }
+        side.samples.push(...block.samples);
+      }
+    }
+    a.samples.sort((x, y) => x - y);
+    b.samples.sort((x, y) => x - y);
+    result.p50Ms = percentile(a.samples, 0.5);
+    result.p99Ms = percentile(a.samples, 0.99);
+    result.baselineP50Ms = percentile(b.samples, 0.5);
+    result.baselineP99Ms = percentile(b.samples, 0.99);
+  } catch (error) {
+    result.status = "failed";
+    result.reason = message(error);
+  } finally {
+    await close(a);
+    await close(b);
+  }
+  return result;
+}
