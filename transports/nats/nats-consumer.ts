@@ -7,7 +7,7 @@
 import type { Msg } from "@nats-io/transport-node";
 import type { Consumer, DeliveryHandler } from "../transport.js";
 import { type AckInfo, type DeliveryCorrections, NatsDelivery } from "./nats-delivery.js";
-import { NOT_BEFORE_HEADER } from "./nats-headers.js";
+import { notBeforeOf } from "./nats-headers.js";
 import type { ResolvedNatsOptions } from "./nats-options.js";
 import type { Outbox } from "./nats-outbox.js";
 import { LevelPuller, type PullOwner, type Source } from "./nats-pull.js";
@@ -151,7 +151,8 @@ export class NatsConsumer implements Consumer, PullOwner {
       this.answer(msg, NAK);
       return;
     }
-    const early = Number(msg.headers?.get(NOT_BEFORE_HEADER) || 0) - Date.now();
+    const notBefore = notBeforeOf(msg);
+    const early = notBefore === 0 ? 0 : notBefore - Date.now();
     if (early > EARLY_TOLERANCE_MS) {
       // Delayed enqueue: send it back for the time that remains, without blocking what follows.
       this.link.corrections.add(`${info.stream}.${info.streamSeq}`);

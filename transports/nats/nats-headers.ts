@@ -2,7 +2,7 @@
  * Message headers: the ones the transport sets itself (never shown to the user), the user's own
  * (checked before sending: NATS cannot carry every name or value), and reading them back.
  */
-import type { MsgHdrs } from "@nats-io/transport-node";
+import type { Msg, MsgHdrs } from "@nats-io/transport-node";
 import { PayloadTooLargeError, ValidationError } from "../../src/errors.js";
 import { PRIORITY_LEVELS } from "./nats-names.js";
 import { HEADER_ROOM_BYTES } from "./nats-options.js";
@@ -65,6 +65,36 @@ export function readHeaders(
     }
   }
   return { priority, headers };
+}
+
+const NOT_BEFORE_LINE = new TextEncoder().encode(`\r\n${NOT_BEFORE_HEADER}:`);
+
+/**
+ * When a delayed message may be delivered (epoch ms), or 0. Every message carries headers (the
+ * Nats-Msg-Id at least) and nats.js decodes all of them into a map on the first read of
+ * `msg.headers`, a cost paid on every delivery for a header that only delayed messages have; so the
+ * raw header block is searched for the header's line first, and decoded only when it is there. A
+ * client whose messages do not keep that block where nats.js v3 keeps it gets the decoded path.
+ */
+export function notBeforeOf(msg: Msg): number {
+  const raw = msg as unknown as { _msg?: { hdr?: unknown }; _rdata?: unknown };
+  const end = raw._msg?.hdr;
+  if (typeof end === "number" && raw._rdata instanceof Uint8Array) {
+    if (end <= 0 || indexOfBytes(raw._rdata, NOT_BEFORE_LINE, Math.min(end, raw._rdata.length)) < 0) return 0;
+  }
+  return Number(msg.headers?.get(NOT_BEFORE_HEADER) || 0);
+}
+
+/** Where `needle` starts in `haystack[0, end)`, or -1. */
+export function indexOfBytes(haystack: Uint8Array, needle: Uint8Array, end = haystack.length): number {
+  const first = needle[0];
+  const last = end - needle.length;
+  outer: for (let i = 0; i <= last; i++) {
+    if (haystack[i] !== first) continue;
+    for (let j = 1; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
 }
 
 /** A header value from free text: one line, at most `max` characters. */

@@ -15,6 +15,7 @@ import {
   type Subscription,
 } from "@nats-io/transport-node";
 import { describeThrown, PublishError, StateError } from "../../src/errors.js";
+import { indexOfBytes } from "./nats-headers.js";
 import type { Outbox } from "./nats-outbox.js";
 
 export interface PublisherOptions {
@@ -162,7 +163,7 @@ export class JetStreamPublisher {
       this.retryOrFail(token, p, `no JetStream stream answered on "${p.subject}"`);
       return;
     }
-    if (msg.data.length > 0 && indexOf(msg.data, ERROR_KEY) < 0 && msg.data[0] === 123) {
+    if (msg.data.length > 0 && indexOfBytes(msg.data, ERROR_KEY) < 0 && msg.data[0] === 123) {
       // `{"stream":…,"seq":…}`: stored (or a duplicate of what is stored).
       this.forget(token);
       p.resolve();
@@ -216,15 +217,4 @@ export class JetStreamPublisher {
       ),
     );
   }
-}
-
-function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
-  const first = needle[0];
-  const last = haystack.length - needle.length;
-  outer: for (let i = 0; i <= last; i++) {
-    if (haystack[i] !== first) continue;
-    for (let j = 1; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
-    return i;
-  }
-  return -1;
 }
