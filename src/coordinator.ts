@@ -345,7 +345,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   private assertRunning(what: string): void {
-    if (!this.actor.getSnapshot().matches("running")) {
+    // `state`, not snapshot.matches(): this runs on every submit, and matches() allocates.
+    if (this.state !== "running") {
       throw new StateError(`Coordinator.${what}(): the coordinator is ${this.state}; await start() first.`);
     }
   }

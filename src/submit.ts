@@ -1,6 +1,9 @@
-import { TaskCancelledError, TaskFailedError, TaskTimeoutError } from "./errors.js";
-import type { TaskQueue } from "./task-queue.js";
+import { validateKeys } from "./config.js";
+import { ConfigError, TaskCancelledError, TaskFailedError, TaskTimeoutError } from "./errors.js";
+import { SUBMIT_KEYS, type TaskQueue } from "./task-queue.js";
 import type { SubmitOptions, Task, TaskResult } from "./types.js";
+
+const NO_WAIT_OPTIONS = Object.freeze({});
 
 /** Enqueues a task and resolves with its handler's result, or rejects with the typed outcome. */
 export async function submitAndWait(
@@ -9,11 +12,15 @@ export async function submitAndWait(
   data: unknown,
   options: SubmitOptions & { waitTimeoutMs?: number },
 ): Promise<unknown> {
-  const { waitTimeoutMs, ...submit } = options;
-  const task = await queue.enqueueRecord({ ...submit, taskType, data });
+  if (typeof options !== "object" || options === null) {
+    throw new ConfigError(`submit() options must be an object, got ${JSON.stringify(options)}.`);
+  }
+  validateKeys("submit() options", options, SUBMIT_KEYS);
+  const task = await queue.enqueueTask(taskType, data, options);
+  const waitTimeoutMs = options.waitTimeoutMs;
   const result = await queue.waitForTask(
     task.id,
-    waitTimeoutMs === undefined ? {} : { timeoutMs: waitTimeoutMs },
+    waitTimeoutMs === undefined ? NO_WAIT_OPTIONS : { timeoutMs: waitTimeoutMs },
   );
   return unwrapResult(result, task);
 }

@@ -66,17 +66,10 @@ export interface DequeueOptions {
 const PRIORITIES = new Set<number>(Object.values(TaskPriority));
 /** When, after a reconnect, to ask workers for missed outcomes (subscriptions come back over time). */
 const RESYNC_DELAYS_MS = [250, 1000, 3000, 10_000];
-const ENQUEUE_KEYS = [
-  "taskType",
-  "data",
-  "priority",
-  "timeoutMs",
-  "retries",
-  "tags",
-  "metadata",
-  "id",
-  "headers",
-];
+const OPTION_KEYS = ["priority", "timeoutMs", "retries", "tags", "metadata", "id", "headers"];
+const ENQUEUE_KEYS = ["taskType", "data", ...OPTION_KEYS];
+/** The options submit() takes (and how long to wait for the result). */
+export const SUBMIT_KEYS = [...OPTION_KEYS, "waitTimeoutMs"];
 
 export class TaskQueue {
   readonly name: string;
@@ -90,6 +83,7 @@ export class TaskQueue {
   private readonly defaultTimeoutMs: number;
   private readonly defaultRetries: number;
   private readonly queuesSeen = new Set<string>();
+  private readonly untaggedQueues = new Map<string, string>();
   private readonly puller: TaskPuller;
   private subscription?: Subscription;
   private stopWatching?: () => void;
@@ -179,10 +173,19 @@ export class TaskQueue {
       );
     }
     validateKeys("enqueue() options", options, ENQUEUE_KEYS);
-    const task = this.buildTask(options);
-    if (this.store.has(task.id)) return this.store.get(task.id) as Task;
+    return this.enqueueTask(options.taskType, options.data, options);
+  }
+
+  /**
+   * @internal What submit() calls: the type and data apart from the options, so that no merged
+   * copy of them is made per task. The caller has checked the option names (SUBMIT_KEYS).
+   */
+  async enqueueTask(taskType: string, data: unknown, options: SubmitOptions): Promise<Task> {
+    const task = this.buildTask(taskType, data, options);
+    // A generated id is new by construction: only a caller's own id can be a repeat.
+    if (options.id !== undefined && this.store.has(task.id)) return this.store.get(task.id) as Task;
     if (this.size >= this.maxQueueSize) throw new QueueFullError(this.size, this.maxQueueSize);
-    const headers = { ...options.headers };
+    const headers: Record<string, string> = options.headers === undefined ? {} : { ...options.headers };
     if (headers["traceparent"] === undefined) propagation.inject(otelContext.active(), headers);
     // Empty tags, metadata and headers and zero retries are left out of the wire form (the decoder
     // restores them): smaller messages, less to encode and parse.
@@ -201,7 +204,7 @@ export class TaskQueue {
     if (hasKeys(task.metadata)) wire.metadata = task.metadata;
     if (hasKeys(headers)) wire.headers = headers;
     const body = encode(wire, this.transport.maxPayloadBytes, "task data");
-    const queue = workQueueName(this.name, task.type, task.tags);
+    const queue = this.workQueue(task.type, task.tags);
     if (!this.started) await this.start();
     this.store.add(task);
     this.store.transition(task.id, "ENQUEUE");
@@ -220,6 +223,17 @@ export class TaskQueue {
       this.puller.queuesChanged();
     }
     return task;
+  }
+
+  /** The work queue of a task type and tag set (untagged ones remembered: no name built per task). */
+  private workQueue(type: string, tags: readonly string[]): string {
+    if (tags.length > 0) return workQueueName(this.name, type, tags);
+    let name = this.untaggedQueues.get(type);
+    if (name === undefined) {
+      name = workQueueName(this.name, type, tags);
+      if (this.untaggedQueues.size < 1000) this.untaggedQueues.set(type, name);
+    }
+    return name;
   }
 
   /** Takes the next task (highest priority first), or null after `timeoutMs`. */
@@ -336,8 +350,8 @@ export class TaskQueue {
   }
 
   /** Validates enqueue options into a new Task record (status pending). */
-  protected buildTask(options: EnqueueOptions): Task {
-    assertTaskType(options.taskType);
+  protected buildTask(taskType: string, data: unknown, options: SubmitOptions): Task {
+    assertTaskType(taskType);
     const priority = options.priority ?? TaskPriority.NORMAL;
     if (!PRIORITIES.has(priority)) {
       throw new ValidationError(
@@ -358,8 +372,8 @@ export class TaskQueue {
     }
     return {
       id: options.id ?? newId("task"),
-      type: options.taskType,
-      data: options.data === undefined ? null : options.data,
+      type: taskType,
+      data: data === undefined ? null : data,
       priority,
       status: "pending",
       createdAt: this.clock.now(),

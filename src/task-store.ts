@@ -10,8 +10,9 @@ import { StateError, UnknownTaskError, WaitTimeoutError } from "./errors.js";
 import { isTerminal, type Task, type TaskResult, type TaskStatus, type WaitOptions } from "./types.js";
 
 interface TaskRecord extends Task {
-  /** Which execution produced the outcome (worker + delivery), to tell duplicates apart. */
-  runId?: string;
+  /** Which execution produced the outcome (worker and attempt), to tell duplicates apart. */
+  runWorker?: string;
+  runAttempt?: number;
 }
 
 interface Waiter {
@@ -38,7 +39,8 @@ export interface TaskCounters {
 
 export class TaskStore {
   private readonly records = new Map<string, TaskRecord>();
-  private readonly waiters = new Map<string, Waiter[]>();
+  /** One waiter per task as a rule, a list when several wait for the same task. */
+  private readonly waiters = new Map<string, Waiter | Waiter[]>();
   private readonly finished: string[] = [];
   private finishedHead = 0;
   private readonly terminalListeners = new Set<(task: Task) => void>();
@@ -83,7 +85,7 @@ export class TaskStore {
   get(id: string): Task | undefined {
     const r = this.records.get(id);
     if (!r) return undefined;
-    const { runId: _runId, ...task } = r;
+    const { runWorker: _w, runAttempt: _a, ...task } = r;
     return { ...task, tags: [...r.tags], metadata: { ...r.metadata } };
   }
 
@@ -105,10 +107,10 @@ export class TaskStore {
   apply(event: TaskEvent): void {
     const r = this.records.get(event.taskId);
     if (!r) return;
-    const runId = event.workerId === undefined ? undefined : `${event.workerId}:${event.attempt ?? 0}`;
     if (isTerminal(r.status)) {
       const isOutcome = event.kind === "completed" || event.kind === "failed" || event.kind === "timeout";
-      if (isOutcome && r.runId !== undefined && r.runId !== runId) this.counters.duplicates++;
+      const sameRun = r.runWorker === event.workerId && r.runAttempt === (event.attempt ?? 0);
+      if (isOutcome && r.runWorker !== undefined && !sameRun) this.counters.duplicates++;
       return;
     }
     const at = event.at;
@@ -130,7 +132,12 @@ export class TaskStore {
       r.workerId = event.workerId;
       r.startedAt = event.durationMs === undefined ? at : at - event.durationMs;
     }
-    r.runId = runId;
+    if (event.workerId !== undefined) {
+      r.runWorker = event.workerId;
+      r.runAttempt = event.attempt ?? 0;
+    } else {
+      r.runWorker = undefined;
+    }
     if (event.attempt !== undefined) r.retryCount = Math.max(0, event.attempt - 1);
     if (event.kind !== "retrying") r.completedAt = at;
     switch (event.kind) {
@@ -178,19 +185,10 @@ export class TaskStore {
     if (isTerminal(r.status)) return Promise.resolve(resultOf(r));
     return new Promise<TaskResult>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject };
-      const list = this.waiters.get(id) ?? [];
-      list.push(waiter);
-      this.waiters.set(id, list);
-      const drop = () => {
-        const l = this.waiters.get(id);
-        if (!l) return;
-        const i = l.indexOf(waiter);
-        if (i >= 0) l.splice(i, 1);
-        if (l.length === 0) this.waiters.delete(id);
-      };
+      this.addWaiter(id, waiter);
       if (options.timeoutMs !== undefined) {
         waiter.timer = this.clock.setTimeout(() => {
-          drop();
+          this.dropWaiter(id, waiter);
           waiter.cleanup?.();
           reject(new WaitTimeoutError(id, options.timeoutMs as number));
         }, options.timeoutMs);
@@ -198,7 +196,7 @@ export class TaskStore {
       const signal = options.signal;
       if (signal) {
         const onAbort = () => {
-          drop();
+          this.dropWaiter(id, waiter);
           this.clock.clearTimeout(waiter.timer);
           reject(signal.reason instanceof Error ? signal.reason : new StateError("The wait was aborted."));
         };
@@ -207,6 +205,24 @@ export class TaskStore {
         waiter.cleanup = () => signal.removeEventListener("abort", onAbort);
       }
     });
+  }
+
+  private addWaiter(id: string, waiter: Waiter): void {
+    const current = this.waiters.get(id);
+    if (current === undefined) this.waiters.set(id, waiter);
+    else if (Array.isArray(current)) current.push(waiter);
+    else this.waiters.set(id, [current, waiter]);
+  }
+
+  private dropWaiter(id: string, waiter: Waiter): void {
+    const current = this.waiters.get(id);
+    if (current === waiter) {
+      this.waiters.delete(id);
+    } else if (Array.isArray(current)) {
+      const i = current.indexOf(waiter);
+      if (i >= 0) current.splice(i, 1);
+      if (current.length === 0) this.waiters.delete(id);
+    }
   }
 
   onTerminal(listener: (task: Task) => void): () => void {
@@ -221,8 +237,8 @@ export class TaskStore {
 
   /** Rejects every waiter (the owner is closing). */
   rejectAll(error: Error): void {
-    for (const list of this.waiters.values()) {
-      for (const w of list) {
+    for (const entry of this.waiters.values()) {
+      for (const w of Array.isArray(entry) ? entry : [entry]) {
         this.clock.clearTimeout(w.timer);
         w.cleanup?.();
         w.reject(error);
@@ -240,11 +256,8 @@ export class TaskStore {
     if (waiting) {
       this.waiters.delete(r.id);
       const result = resultOf(r);
-      for (const w of waiting) {
-        this.clock.clearTimeout(w.timer);
-        w.cleanup?.();
-        w.resolve(result);
-      }
+      if (Array.isArray(waiting)) for (const w of waiting) settleWaiter(this.clock, w, result);
+      else settleWaiter(this.clock, waiting, result);
     }
     for (const l of this.terminalListeners) l(r);
     this.finished.push(r.id);
@@ -266,6 +279,12 @@ export class TaskStore {
       this.finishedHead = 0;
     }
   }
+}
+
+function settleWaiter(clock: Clock, w: Waiter, result: TaskResult): void {
+  if (w.timer !== undefined) clock.clearTimeout(w.timer);
+  w.cleanup?.();
+  w.resolve(result);
 }
 
 function resultOf(r: TaskRecord): TaskResult {

@@ -1,4 +1,5 @@
 import {
+  ConfigError,
   Coordinator,
   type CoordinatorOptions,
   InMemoryTransport,
@@ -237,6 +238,34 @@ describe("Coordinator on the in-memory transport", () => {
     if (signal!.aborted) aborted.push(true);
     else signal!.addEventListener("abort", () => aborted.push(true));
     await aborted.waitFor(1);
+  });
+
+  it("checks submit() options, honours waitTimeoutMs, and takes a task id given twice once", async () => {
+    const { coordinator, clock } = make();
+    const gate = deferred();
+    const ran = new Collector<string>();
+    coordinator.handler("x", async (data: { n: number }) => {
+      ran.push(String(data.n));
+      await gate.promise;
+      return data.n;
+    });
+    await coordinator.start();
+    const typo = { priorty: 5 } as unknown as Parameters<Coordinator["submit"]>[2];
+    const refused = await coordinator.submit("x", { n: 0 }, typo).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ConfigError);
+    expect((refused as Error).message).toContain('"priorty"');
+    const bounded = { waitTimeoutMs: 500 } as unknown as Parameters<Coordinator["submit"]>[2];
+    const waited = coordinator.submit("x", { n: 1 }, bounded).catch((e: unknown) => e);
+    await ran.waitFor(1);
+    await clock.advance(500);
+    expect(await waited).toBeInstanceOf(WaitTimeoutError);
+    const first = coordinator.submit("x", { n: 2 }, { id: "mine-1" });
+    const again = coordinator.submit("x", { n: 3 }, { id: "mine-1" });
+    gate.resolve();
+    expect(await first).toBe(2);
+    expect(await again).toBe(2);
+    expect(ran.items).toEqual(["1", "2"]);
+    expect(coordinator.getStats().submitted).toBe(2);
   });
 
   it("waits without polling: unknown ids and wait timeouts are typed errors", async () => {
