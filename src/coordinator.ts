@@ -353,8 +353,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   /** Unknown types fail fast where the coordinator can know (in-memory); on a broker they wait for a worker. */
   private assertServed(taskType: string): void {
+    if (this.pool.handlerTable.has(taskType)) return; // checked when its handler was registered
     assertTaskType(taskType);
-    if (this.pool.handlerTable.has(taskType)) return;
     if (this.registry.serves(taskType)) return;
     if (this.transport.kind === "memory") throw new NoHandlerError(taskType, this.pool.handlerTable.types);
     if (this.registry.size > 0 && !this.warnedTypes.has(taskType)) {

@@ -1,10 +1,12 @@
 /**
- * Runs one attempt of a handler: builds its context, enforces the timeout, turns whatever
- * happens into an Outcome. Never throws. The AbortController behind `ctx.signal` is created only
- * when the handler reads the signal, so the common path allocates little.
+ * Runs one attempt of a handler: its context, the timeout, and whatever happens turned into an
+ * Outcome. Never throws. One TaskRun object per attempt is the handler's context, the way to abort
+ * it and the run itself; the AbortController behind `ctx.signal` and the function behind
+ * `ctx.progress` are made only when the handler reads them, so the common path allocates little.
  */
 import { context as otelContext, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
-import type { Clock } from "./clock.js";
+import type { Delivery } from "../transports/transport.js";
+import type { Clock, TimerHandle } from "./clock.js";
 import { describeThrown, TaskCancelledError, TaskTimeoutError, UnrecoverableError } from "./errors.js";
 import type { TaskContext, TaskHandler } from "./types.js";
 
@@ -24,12 +26,29 @@ export class AbandonedRun extends Error {
   }
 }
 
-/** Cancels a run: by timeout, cancellation (TaskCancelledError) or shutdown (AbandonedRun). */
-export class RunControl {
+const noProgress = (): Promise<void> => Promise.resolve();
+
+/** One attempt of a task: the handler's context, cancelled by timeout, cancellation or shutdown. */
+export class TaskRun implements TaskContext {
   private controller?: AbortController;
   private reason?: unknown;
-  /** @internal Set by runAttempt while the run is in flight. */
-  onAbort?: (reason: unknown) => void;
+  private progressFn?: () => Promise<void>;
+  private resolveRun?: (outcome: Outcome) => void;
+  private timer?: TimerHandle;
+  private clock?: Clock;
+  private timeoutMs = 0;
+
+  constructor(
+    readonly taskId: string,
+    readonly taskType: string,
+    readonly attempt: number,
+    readonly workerId: string,
+    readonly metadata: Record<string, unknown>,
+    readonly tags: readonly string[],
+    readonly headers: Readonly<Record<string, string>>,
+    /** The delivery being worked on (none for Worker.executeTask). */
+    readonly delivery?: Delivery,
+  ) {}
 
   get signal(): AbortSignal {
     if (!this.controller) {
@@ -39,107 +58,77 @@ export class RunControl {
     return this.controller.signal;
   }
 
+  /** A function (not a method), so that `const { progress } = ctx` works too. */
+  get progress(): () => Promise<void> {
+    const delivery = this.delivery;
+    if (!delivery) return noProgress;
+    this.progressFn ??= () => delivery.inProgress();
+    return this.progressFn;
+  }
+
   get aborted(): boolean {
     return this.reason !== undefined;
   }
 
+  /** Aborts the run: TaskTimeoutError, TaskCancelledError, or AbandonedRun (shutdown). */
   abort(reason: unknown): void {
     if (this.reason !== undefined) return;
     this.reason = reason;
     this.controller?.abort(reason);
-    this.onAbort?.(reason);
+    if (this.resolveRun) this.finish(outcomeOfAbort(reason));
   }
 
-  /** @internal */
-  get abortReason(): unknown {
-    return this.reason;
-  }
-}
-
-export type RunContext = Omit<TaskContext, "signal">;
-
-class HandlerContext implements TaskContext {
-  readonly taskId: string;
-  readonly taskType: string;
-  readonly attempt: number;
-  readonly workerId: string;
-  readonly metadata: Record<string, unknown>;
-  readonly tags: readonly string[];
-  readonly headers: Readonly<Record<string, string>>;
-  readonly progress: () => Promise<void>;
-
-  constructor(
-    base: RunContext,
-    private readonly control: RunControl,
-  ) {
-    this.taskId = base.taskId;
-    this.taskType = base.taskType;
-    this.attempt = base.attempt;
-    this.workerId = base.workerId;
-    this.metadata = base.metadata;
-    this.tags = base.tags;
-    this.headers = base.headers;
-    this.progress = base.progress;
-  }
-
-  get signal(): AbortSignal {
-    return this.control.signal;
-  }
-}
-
-export interface RunSpec {
-  handler: TaskHandler;
-  data: unknown;
-  timeoutMs: number;
-  context: RunContext;
-  clock: Clock;
-  control: RunControl;
-}
-
-export function runAttempt(spec: RunSpec): Promise<Outcome> {
-  const { control, clock } = spec;
-  return new Promise<Outcome>((resolve) => {
-    let settled = false;
-    const finish = (outcome: Outcome) => {
-      if (settled) return;
-      settled = true;
-      clock.clearTimeout(timer);
-      control.onAbort = undefined;
-      resolve(outcome);
-    };
-    const fail = (thrown: unknown) =>
-      finish(
-        control.aborted
-          ? outcomeOfAbort(control.abortReason)
-          : {
-              kind: "failed",
-              error: describeThrown(thrown),
-              unrecoverable: thrown instanceof UnrecoverableError,
-            },
-      );
-    const timer = clock.setTimeout(
-      () => control.abort(new TaskTimeoutError(spec.context.taskId, spec.timeoutMs)),
-      spec.timeoutMs,
-    );
-    control.onAbort = (reason) => finish(outcomeOfAbort(reason));
-    if (control.aborted) return finish(outcomeOfAbort(control.abortReason));
-    const ctx = new HandlerContext(spec.context, control);
-    const headers = spec.context.headers;
-    try {
-      const invoke = () => spec.handler(spec.data, ctx);
-      const value =
-        headers["traceparent"] !== undefined
-          ? otelContext.with(propagation.extract(ROOT_CONTEXT, headers), invoke)
-          : invoke();
-      if (value !== null && typeof (value as PromiseLike<unknown>)?.then === "function") {
-        (value as PromiseLike<unknown>).then((result) => finish({ kind: "completed", result }), fail);
-      } else {
-        finish({ kind: "completed", result: value });
+  /** Runs the handler once; resolves with what happened (never rejects). */
+  run(handler: TaskHandler, data: unknown, timeoutMs: number, clock: Clock): Promise<Outcome> {
+    return new Promise<Outcome>((resolve) => {
+      if (this.reason !== undefined) return resolve(outcomeOfAbort(this.reason));
+      this.resolveRun = resolve;
+      this.clock = clock;
+      this.timeoutMs = timeoutMs;
+      this.timer = clock.setTimeout(this.onTimeout, timeoutMs);
+      try {
+        const value =
+          this.headers["traceparent"] !== undefined
+            ? otelContext.with(propagation.extract(ROOT_CONTEXT, this.headers), () => handler(data, this))
+            : handler(data, this);
+        if (value !== null && typeof (value as PromiseLike<unknown>)?.then === "function") {
+          (value as PromiseLike<unknown>).then(this.onResult, this.onError);
+        } else {
+          this.finish({ kind: "completed", result: value });
+        }
+      } catch (thrown) {
+        this.onError(thrown);
       }
-    } catch (thrown) {
-      fail(thrown);
-    }
-  });
+    });
+  }
+
+  private readonly onTimeout = (): void => {
+    this.abort(new TaskTimeoutError(this.taskId, this.timeoutMs));
+  };
+
+  private readonly onResult = (result: unknown): void => {
+    this.finish({ kind: "completed", result });
+  };
+
+  private readonly onError = (thrown: unknown): void => {
+    this.finish(
+      this.reason !== undefined
+        ? outcomeOfAbort(this.reason)
+        : {
+            kind: "failed",
+            error: describeThrown(thrown),
+            unrecoverable: thrown instanceof UnrecoverableError,
+          },
+    );
+  };
+
+  private finish(outcome: Outcome): void {
+    const resolve = this.resolveRun;
+    if (!resolve) return;
+    this.resolveRun = undefined;
+    this.clock?.clearTimeout(this.timer);
+    resolve(outcome);
+  }
 }
 
 function outcomeOfAbort(reason: unknown): Outcome {

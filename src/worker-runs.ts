@@ -17,8 +17,14 @@ import {
 import type { HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
 import type { Logger } from "./logger.js";
-import { poisonError, publishTaskEvent, queueTaskEvent, settleOutcome } from "./task-outcome.js";
-import { RunControl, runAttempt } from "./task-runner.js";
+import {
+  type OutcomeTarget,
+  poisonError,
+  publishTaskEvent,
+  queueTaskEvent,
+  settleOutcome,
+} from "./task-outcome.js";
+import { TaskRun } from "./task-runner.js";
 import type { TaskHandler } from "./types.js";
 
 export interface WorkerRunsOptions {
@@ -40,11 +46,6 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
 }
 
-interface Running {
-  control: RunControl;
-  delivery?: Delivery;
-}
-
 const CANCELLED_MEMORY = 100_000;
 
 export class WorkerRuns {
@@ -53,7 +54,7 @@ export class WorkerRuns {
   totalCompleted = 0;
   totalFailed = 0;
 
-  private readonly running = new Map<string, Running>();
+  private readonly running = new Map<string, TaskRun>();
   private readonly cancelled = new Set<string>();
   private idleWaiters: Array<() => void> = [];
   private readonly id: string;
@@ -63,6 +64,7 @@ export class WorkerRuns {
   private readonly backoff: RetryBackoff;
   private readonly config: WorkerConfig;
   private readonly handlers: HandlerTable;
+  private readonly target: OutcomeTarget;
 
   constructor(options: WorkerRunsOptions) {
     this.id = options.workerId;
@@ -72,6 +74,12 @@ export class WorkerRuns {
     this.backoff = options.backoff;
     this.config = options.config;
     this.handlers = options.handlers;
+    this.target = {
+      transport: this.transport,
+      backoff: this.backoff,
+      workerId: this.id,
+      now: () => this.clock.now(),
+    };
   }
 
   get size(): number {
@@ -82,19 +90,12 @@ export class WorkerRuns {
   async execute(handler: TaskHandler, options: ExecuteOptions): Promise<unknown> {
     const taskId = options.taskId ?? newId("task");
     const timeoutMs = options.timeoutMs ?? this.config.taskTimeoutMs;
-    const control = new RunControl();
-    options.signal?.addEventListener("abort", () => control.abort(new TaskCancelledError(taskId)), {
+    const run = new TaskRun(taskId, options.taskType, 1, this.id, options.metadata ?? {}, [], {});
+    options.signal?.addEventListener("abort", () => run.abort(new TaskCancelledError(taskId)), {
       once: true,
     });
-    this.begin(taskId, { control });
-    const outcome = await runAttempt({
-      handler,
-      data: options.data,
-      timeoutMs,
-      clock: this.clock,
-      control,
-      context: this.contextFor(taskId, options.taskType, 1, options.metadata ?? {}, [], {}),
-    });
+    this.begin(taskId, run);
+    const outcome = await run.run(handler, options.data, timeoutMs, this.clock);
     this.end(taskId, outcome.kind === "completed" ? "completed" : "failed");
     switch (outcome.kind) {
       case "completed":
@@ -128,12 +129,6 @@ export class WorkerRuns {
     }
     const attempt = delivery.deliveryCount;
     const at = this.clock.now();
-    const target = {
-      transport: this.transport,
-      backoff: this.backoff,
-      workerId: this.id,
-      now: () => this.clock.now(),
-    };
     if (this.cancelled.has(task.id)) {
       await publishTaskEvent(this.transport, task.queue, {
         kind: "cancelled",
@@ -159,8 +154,17 @@ export class WorkerRuns {
       await delivery.deadLetter(poison);
       return;
     }
-    const control = new RunControl();
-    this.begin(task.id, { control, delivery });
+    const run = new TaskRun(
+      task.id,
+      task.type,
+      attempt,
+      this.id,
+      task.metadata,
+      task.tags,
+      task.headers,
+      delivery,
+    );
+    this.begin(task.id, run);
     // Not awaited: the handler starts at once; the outcome event follows it in the same ordered stream.
     // (A failure to send it shows up on the outcome's event, which goes out in the same stream.)
     queueTaskEvent(this.transport, task.queue, {
@@ -171,16 +175,10 @@ export class WorkerRuns {
       attempt,
       workerId: this.id,
     });
-    const outcome = await runAttempt({
-      handler,
-      data: task.data,
-      timeoutMs: task.timeoutMs > 0 ? task.timeoutMs : this.config.taskTimeoutMs,
-      clock: this.clock,
-      control,
-      context: this.contextFor(task.id, task.type, attempt, task.metadata, task.tags, task.headers, delivery),
-    });
+    const timeoutMs = task.timeoutMs > 0 ? task.timeoutMs : this.config.taskTimeoutMs;
+    const outcome = await run.run(handler, task.data, timeoutMs, this.clock);
     try {
-      const sent = await settleOutcome(target, delivery, task, attempt, outcome, this.clock.now() - at);
+      const sent = await settleOutcome(this.target, delivery, task, attempt, outcome, this.clock.now() - at);
       const kind = sent?.kind;
       this.end(task.id, kind === "completed" ? "completed" : kind === undefined ? "abandoned" : "failed");
     } catch (error) {
@@ -190,30 +188,7 @@ export class WorkerRuns {
     }
   }
 
-  private contextFor(
-    taskId: string,
-    taskType: string,
-    attempt: number,
-    metadata: Record<string, unknown>,
-    tags: readonly string[],
-    headers: Record<string, string>,
-    delivery?: Delivery,
-  ) {
-    return {
-      taskId,
-      taskType,
-      attempt,
-      workerId: this.id,
-      metadata,
-      tags,
-      headers,
-      progress: async () => {
-        await delivery?.inProgress();
-      },
-    };
-  }
-
-  private begin(taskId: string, run: Running): void {
+  private begin(taskId: string, run: TaskRun): void {
     this.running.set(taskId, run);
   }
 
@@ -234,13 +209,13 @@ export class WorkerRuns {
         const oldest = this.cancelled.values().next().value;
         if (oldest !== undefined) this.cancelled.delete(oldest);
       }
-      this.running.get(id)?.control.abort(new TaskCancelledError(id));
+      this.running.get(id)?.abort(new TaskCancelledError(id));
     }
   }
 
   /** Aborts every running task (their deliveries are left for redelivery). */
   abortAll(reason: Error): void {
-    for (const run of this.running.values()) run.control.abort(reason);
+    for (const run of this.running.values()) run.abort(reason);
   }
 
   /** Tells the broker the running tasks are still in progress. */
