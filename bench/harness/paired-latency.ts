@@ -7,9 +7,10 @@
  */
 import type { BenchConfig } from "../bench-config.js";
 import { type BenchPath, type PathSpec, within } from "../paths/bench-path.js";
-import type { PairedLatencyResult } from "../report/bench-results.js";
+import type { CpuPerCall, PairedLatencyResult } from "../report/bench-results.js";
+import { brokerCpuMs } from "./broker-cpu.js";
 import { type Call, percentile, runLatency, runThroughput } from "./load-driver.js";
-import { startWorkers, stopWorkers, type WorkerChild } from "./worker-children.js";
+import { startWorkers, stopWorkers, type WorkerChild, workersCpuMs } from "./worker-children.js";
 
 const BLOCK = 100;
 
@@ -19,6 +20,41 @@ interface Side {
   client?: Awaited<ReturnType<BenchPath["client"]>>;
   workers: WorkerChild[];
   samples: number[];
+  /** CPU ms spent during this side's blocks. */
+  cpu: { producer: number; worker: number; broker: number; brokerKnown: boolean };
+}
+
+function newSide(path: BenchPath, spec: PathSpec): Side {
+  return {
+    path,
+    spec,
+    workers: [],
+    samples: [],
+    cpu: { producer: 0, worker: 0, broker: 0, brokerKnown: true },
+  };
+}
+
+/** Runs one block of one-at-a-time calls on a side, adding the CPU it took to the side's count. */
+async function block(side: Side, call: Call, timeoutMs: number) {
+  const producerBefore = process.cpuUsage();
+  const workersBefore = await Promise.all(side.workers.map((w) => w.cpu()));
+  const brokerBefore = brokerCpuMs(side.path.broker);
+  const result = await runLatency(call, BLOCK, timeoutMs);
+  const producer = process.cpuUsage(producerBefore);
+  const brokerAfter = brokerCpuMs(side.path.broker);
+  side.cpu.worker += await workersCpuMs(side.workers, workersBefore);
+  side.cpu.producer += (producer.user + producer.system) / 1000;
+  if (brokerBefore === undefined || brokerAfter === undefined) side.cpu.brokerKnown = false;
+  else side.cpu.broker += brokerAfter - brokerBefore;
+  return result;
+}
+
+function perCall(side: Side): CpuPerCall {
+  const calls = side.samples.length;
+  const us = (ms: number) => (ms * 1000) / calls;
+  const out: CpuPerCall = { producer: us(side.cpu.producer), worker: us(side.cpu.worker) };
+  if (side.cpu.brokerKnown) out.broker = us(side.cpu.broker);
+  return out;
 }
 
 function message(error: unknown): string {
@@ -47,8 +83,8 @@ export async function measurePairedLatency(
   specFor: (name: string) => PathSpec,
   config: BenchConfig,
 ): Promise<PairedLatencyResult> {
-  const a: Side = { path, spec: specFor(`${path.id}-paired`), workers: [], samples: [] };
-  const b: Side = { path: baseline, spec: specFor(`${baseline.id}-paired`), workers: [], samples: [] };
+  const a = newSide(path, specFor(`${path.id}-paired`));
+  const b = newSide(baseline, specFor(`${baseline.id}-paired`));
   const blocks = Math.max(2, Math.round(config.latencyTasks / BLOCK));
   const result: PairedLatencyResult = {
     id: path.id,
@@ -67,14 +103,14 @@ export async function measurePairedLatency(
     for (let i = 0; i < blocks; i++) {
       for (const side of i % 2 === 0 ? [a, b] : [b, a]) {
         const left = deadline - performance.now();
-        const block = await runLatency(calls.get(side) as Call, BLOCK, Math.max(1, left));
-        if (block.done < BLOCK) {
+        const run = await block(side, calls.get(side) as Call, Math.max(1, left));
+        if (run.done < BLOCK) {
           throw new Error(
-            `${side.path.id}: ${block.done}/${BLOCK} calls done in block ${i + 1}` +
-              (block.timedOut ? " (deadline reached)" : block.firstError ? ` (${block.firstError})` : ""),
+            `${side.path.id}: ${run.done}/${BLOCK} calls done in block ${i + 1}` +
+              (run.timedOut ? " (deadline reached)" : run.firstError ? ` (${run.firstError})` : ""),
           );
         }
-        side.samples.push(...block.samples);
+        side.samples.push(...run.samples);
       }
     }
     a.samples.sort((x, y) => x - y);
@@ -83,6 +119,8 @@ export async function measurePairedLatency(
     result.p99Ms = percentile(a.samples, 0.99);
     result.baselineP50Ms = percentile(b.samples, 0.5);
     result.baselineP99Ms = percentile(b.samples, 0.99);
+    result.cpuUsPerCall = perCall(a);
+    result.baselineCpuUsPerCall = perCall(b);
   } catch (error) {
     result.status = "failed";
     result.reason = message(error);

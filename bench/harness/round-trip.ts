@@ -73,9 +73,12 @@ export async function measurePath(
     client = await within(path.client(spec), 30_000, "starting the producer");
     if (!path.inProcess) workers = await startWorkers(path.id, spec, options.workerProcesses);
     const call = client.call;
-    const warm = await runThroughput(call, config.warmupTasks, config.inflight, config.phaseTimeoutMs);
-    if (warm.done < config.warmupTasks) {
-      throw new Error(`warm-up: ${warm.done}/${config.warmupTasks} done${describe(warm)}`);
+    // A path in this process (in memory) also has the producer's and the workers' JIT to warm up in
+    // this very process, and its tasks cost microseconds: warm it with as many tasks as it measures.
+    const warmupTasks = path.inProcess ? Math.max(config.warmupTasks, options.tasks) : config.warmupTasks;
+    const warm = await runThroughput(call, warmupTasks, config.inflight, config.phaseTimeoutMs);
+    if (warm.done < warmupTasks) {
+      throw new Error(`warm-up: ${warm.done}/${warmupTasks} done${describe(warm)}`);
     }
     const background = await brokerBackgroundMsPerSec(path.broker);
     const producerBefore = process.cpuUsage();

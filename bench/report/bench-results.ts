@@ -66,6 +66,16 @@ export interface PairedLatencyResult {
   p99Ms?: number;
   baselineP50Ms?: number;
   baselineP99Ms?: number;
+  /** CPU µs per one-at-a-time call, where the latency goes: the producer, the worker, the broker. */
+  cpuUsPerCall?: CpuPerCall;
+  baselineCpuUsPerCall?: CpuPerCall;
+}
+
+export interface CpuPerCall {
+  producer: number;
+  worker: number;
+  /** Read from /proc in 10 ms ticks: coarse per block, fair over all of them. */
+  broker?: number;
 }
 
 export interface TargetResult {

@@ -1,6 +1,6 @@
 /** The report printed to stdout: Markdown tables, so it pastes into the README and the issue as is. */
 import type { RoundTripResult } from "../harness/round-trip.js";
-import type { BenchResults, TargetResult } from "./bench-results.js";
+import type { BenchResults, CpuPerCall, TargetResult } from "./bench-results.js";
 import { p50Ratio } from "./targets.js";
 
 export type { BenchResults } from "./bench-results.js";
@@ -53,6 +53,13 @@ function cpuRatio(r: RoundTripResult, base: RoundTripResult | undefined): string
 }
 
 /** The latency measured side by side with the baseline, which "vs raw p50" and the targets use. */
+/** "producer+worker+broker" CPU µs per call. */
+function cpuPerCall(c: CpuPerCall | undefined): string {
+  if (!c) return "–";
+  const parts = [c.producer, c.worker, ...(c.broker === undefined ? [] : [c.broker])];
+  return parts.map((n) => n.toFixed(0)).join("+");
+}
+
 function pairedLines(results: BenchResults): string[] {
   const rows = results.pairedLatency ?? [];
   if (rows.length === 0) return [];
@@ -60,21 +67,33 @@ function pairedLines(results: BenchResults): string[] {
   return [
     "",
     "vs raw p50: latency measured side by side, both paths up at once, alternating blocks of one-at-a-time calls",
-    `(${rows[0]?.blocks ?? 0} blocks of ${rows[0]?.callsPerBlock ?? 0} calls per path), so that load from elsewhere falls on both alike:`,
+    `(${rows[0]?.blocks ?? 0} blocks of ${rows[0]?.callsPerBlock ?? 0} calls per path), so that load from elsewhere falls on both alike; CPU µs/call is producer+worker+broker:`,
     table(
-      ["path", "p50 ms", "p99 ms", "baseline", "baseline p50 ms", "baseline p99 ms", "p50 ratio"],
+      [
+        "path",
+        "p50 ms",
+        "p99 ms",
+        "CPU µs/call",
+        "baseline",
+        "baseline p50 ms",
+        "baseline p99 ms",
+        "baseline CPU µs/call",
+        "p50 ratio",
+      ],
       rows.map((p) =>
         p.status === "ok"
           ? [
               p.label,
               ms(p.p50Ms),
               ms(p.p99Ms),
+              cpuPerCall(p.cpuUsPerCall),
               label(p.baseline),
               ms(p.baselineP50Ms),
               ms(p.baselineP99Ms),
+              cpuPerCall(p.baselineCpuUsPerCall),
               ratio(p.p50Ms && p.baselineP50Ms ? p.p50Ms / p.baselineP50Ms : undefined),
             ]
-          : [p.label, `failed: ${(p.reason ?? "").slice(0, 80)}`, "", label(p.baseline), "", "", ""],
+          : [p.label, `failed: ${(p.reason ?? "").slice(0, 80)}`, "", "", label(p.baseline), "", "", "", ""],
       ),
     ),
   ];
