@@ -1,5 +1,6 @@
 /**
- * Raw baseline with fastagentic's RabbitMQ durability: a durable classic queue with priorities,
+ * Raw baseline with fastagentic's RabbitMQ durability: a durable classic queue (storage version 2,
+ * as fastagentic declares them) with priorities,
  * persistent messages, publisher confirms, manual ack with a prefetch, `noDelay: true`. The worker
  * sends the result to the producer's reply queue, then acks; the producer awaits both the confirm
  * and the result.
@@ -7,8 +8,8 @@
 import amqp from "amqplib";
 import { type BenchPath, decodeJson, type PathSpec, ReplyMap, within } from "./bench-path.js";
 
-/** As fastagentic declares its work queues: four priority levels. */
-const QUEUE_OPTIONS = { durable: true, maxPriority: 3 };
+/** As fastagentic declares its work queues: four priority levels, classic queue version 2. */
+const QUEUE_OPTIONS = { durable: true, maxPriority: 3, arguments: { "x-queue-version": 2 } };
 
 function connectTo(spec: PathSpec) {
   return amqp.connect(spec.amqpUrl, { noDelay: true, timeout: 5000 });

@@ -3,8 +3,8 @@
  * with. Every name starts with the namespace; internal entities use ":" (which logical names
  * cannot contain), so they never collide with a work queue.
  *
- *   work queue        <ns>.<queue>                 classic, durable, x-max-priority, DLX → <queue>.dead
- *   dead letters      <ns>.<queue>.dead            classic, durable, x-max-priority
+ *   work queue        <ns>.<queue>                 classic v2, durable, x-max-priority, DLX → <queue>.dead
+ *   dead letters      <ns>.<queue>.dead            classic v2, durable, x-max-priority
  *   delayed messages  <ns>:wait.<ms>ms             TTL <ms>, dead-letters back to the routing key
  *   delay exchange    <ns>:delay                   headers exchange, routes to the wait queues
  *   fan-out           <ns>:events                  topic exchange
@@ -56,7 +56,13 @@ export class AmqpNames {
   readonly events: string;
   readonly delayExchange: string;
 
-  constructor(readonly namespace: string) {
+  /** Queues found declared with another storage version than ours (used as they are). */
+  private readonly adoptedVersions = new Map<string, 1 | 2>();
+
+  constructor(
+    readonly namespace: string,
+    readonly queueVersion: 1 | 2 = 2,
+  ) {
     validateNamespace(namespace);
     this.events = `${namespace}:events`;
     this.delayExchange = `${namespace}:delay`;
@@ -96,11 +102,21 @@ export class AmqpNames {
   /** The declare options of a logical queue: the same for every caller, so declarations never conflict. */
   queueOptions(logical: string): Options.AssertQueue {
     const args: Record<string, unknown> = { "x-max-priority": MAX_PRIORITY };
+    // Version 1 is what a queue declared without the argument has (before 3.12).
+    const version = this.adoptedVersions.get(logical) ?? this.queueVersion;
+    if (version === 2) args["x-queue-version"] = 2;
     if (!this.isDeadLetterQueue(logical)) {
       args["x-dead-letter-exchange"] = "";
       args["x-dead-letter-routing-key"] = this.queue(`${logical}.${DEAD_LETTER_SUFFIX}`);
     }
     return { durable: true, arguments: args };
+  }
+
+  /** Declares `logical` with the storage version it already has; false if it was adopted already. */
+  adoptQueueVersion(logical: string, version: 1 | 2): boolean {
+    if (this.adoptedVersions.has(logical)) return false;
+    this.adoptedVersions.set(logical, version);
+    return true;
   }
 
   waitQueueOptions(bucketMs: number): Options.AssertQueue {

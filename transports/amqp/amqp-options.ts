@@ -51,6 +51,13 @@ export interface AmqpTransportOptions {
   delayBucketsMs?: readonly number[];
   /** Delete every queue and exchange this transport declared when it closes (tests, demos). */
   deleteOnClose?: boolean;
+  /**
+   * The storage version of the work and dead-letter queues (classic queues, `x-queue-version`).
+   * 2, the default, costs RabbitMQ about a fifth less CPU per persistent message than 1 (measured
+   * on 3.10); it needs RabbitMQ ≥ 3.10. A queue that already exists with the other version is used
+   * as it is (with a warning): RabbitMQ refuses to declare a queue with other arguments.
+   */
+  queueVersion?: 1 | 2;
   /** A pino-compatible logger. Default: the library's logger. */
   logger?: Logger;
 }
@@ -70,6 +77,7 @@ export interface ResolvedAmqpOptions {
   dedupMaxEntries: number;
   delayBucketsMs: readonly number[];
   deleteOnClose: boolean;
+  queueVersion: 1 | 2;
   logger?: Logger;
 }
 
@@ -88,6 +96,7 @@ export const AMQP_OPTION_KEYS = [
   "dedupMaxEntries",
   "delayBucketsMs",
   "deleteOnClose",
+  "queueVersion",
   "logger",
 ] as const;
 
@@ -178,7 +187,14 @@ export function resolveAmqpOptions(options: AmqpTransportOptions = {}): Resolved
     dedupMaxEntries: duration(options.dedupMaxEntries ?? 100_000, "dedupMaxEntries"),
     delayBucketsMs: [...new Set(buckets)],
     deleteOnClose: options.deleteOnClose ?? false,
+    queueVersion: options.queueVersion ?? 2,
   };
+  check(
+    resolved.queueVersion === 1 || resolved.queueVersion === 2,
+    "queueVersion",
+    "1 or 2",
+    options.queueVersion,
+  );
   if (options.logger !== undefined) resolved.logger = options.logger;
   return resolved;
 }

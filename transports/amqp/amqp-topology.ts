@@ -13,6 +13,24 @@ import { type AmqpNames, WAIT_QUEUE_SPARE_MS } from "./amqp-names.js";
 
 type BrokerError = Error & { code?: number };
 
+/** A declaration to make again: the queue exists with another storage version, now adopted. */
+class DeclareAgain extends Error {}
+
+/**
+ * The storage version of an existing queue, from RabbitMQ's refusal to declare it with another:
+ * `inequivalent arg 'x-queue-version' … current is none` (1) or `… current is the value '2' …`.
+ */
+export function existingQueueVersion(error: unknown): 1 | 2 | undefined {
+  const e = error as BrokerError;
+  if (e?.code !== 406 || typeof e.message !== "string" || !e.message.includes("'x-queue-version'")) {
+    return undefined;
+  }
+  const current = /current is (none|the value '(\d+)')/.exec(e.message);
+  if (!current) return undefined;
+  if (current[1] === "none" || current[2] === "1") return 1;
+  return current[2] === "2" ? 2 : undefined;
+}
+
 export class AmqpTopology {
   private channel?: Channel;
   private opening?: Promise<Channel>;
@@ -44,8 +62,19 @@ export class AmqpTopology {
   private async declareQueue(ch: Channel, logical: string): Promise<number> {
     const name = this.names.queue(logical);
     this.queues.add(name);
-    const ok = await ch.assertQueue(name, this.names.queueOptions(logical));
-    return ok.messageCount;
+    try {
+      const ok = await ch.assertQueue(name, this.names.queueOptions(logical));
+      return ok.messageCount;
+    } catch (error) {
+      const version = existingQueueVersion(error);
+      if (version === undefined || !this.names.adoptQueueVersion(logical, version)) throw error;
+      this.logger.warn(
+        { queue: name, queueVersion: version },
+        "the queue exists with another storage version (x-queue-version) than this transport's queueVersion; " +
+          "it is used as it is",
+      );
+      throw new DeclareAgain(`declare ${name} again with x-queue-version ${version}`, { cause: error });
+    }
   }
 
   /** Ready messages of a work queue (not unacked ones). Declares it if needed. */
@@ -142,6 +171,11 @@ export class AmqpTopology {
         ch = await this.ready(deadline);
         return await op(ch);
       } catch (error) {
+        if (error instanceof DeclareAgain) {
+          // The refusal closed the channel: declare again on a new one.
+          this.channel = undefined;
+          continue;
+        }
         const code = (error as BrokerError).code;
         if (typeof code === "number" && code >= 300 && this.connection.current)
           throw translate(error as BrokerError);

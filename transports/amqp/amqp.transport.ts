@@ -72,7 +72,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.operationTimeoutMs = o.publishTimeoutMs;
     this.maxReconnectDelayMs = o.reconnect.maxDelayMs;
     this.logger = childLogger(o.logger ?? getDefaultLogger(), { transport: "amqp", namespace: o.namespace });
-    this.names = new AmqpNames(o.namespace);
+    this.names = new AmqpNames(o.namespace, o.queueVersion);
     this.connection = new AmqpConnection(o, this.logger);
     this.topology = new AmqpTopology(this.connection, this.names, this.logger);
     this.publisher = new AmqpPublisher(this.connection, this.logger, (error) => {

@@ -19,7 +19,14 @@ import type { AmqpTransport } from "../../../transports/amqp/index.js";
 import { DEAD_LETTER_REASON_HEADER, deadLetterQueueOf } from "../../../transports/transport.js";
 import { Collector } from "../../helpers/async.js";
 import { AMQP_URL } from "../../helpers/brokers.js";
-import { amqpAvailable, amqpUrl, brokerNames, CapturingLogger, testTransport } from "./amqp-helpers.js";
+import {
+  amqpAvailable,
+  amqpUrl,
+  brokerNames,
+  CapturingLogger,
+  rabbitmqctl,
+  testTransport,
+} from "./amqp-helpers.js";
 import { BROKER_LOCK_WAIT_MS, lockBroker } from "./broker-lock.js";
 import { TcpProxy } from "./tcp-proxy.js";
 
@@ -174,6 +181,39 @@ describe("AMQP transport faults", () => {
     await conn.close();
     await t.enqueue("fragile", enc("after"), { priority: 5 }); // mandatory: re-declared if missing
     expect(await got.waitFor(1)).toEqual(["after"]);
+  });
+
+  it("declares version-2 queues, and uses a queue declared with version 1 as it is, with a warning", async ({
+    skip,
+  }) => {
+    if (!ok) skip();
+    const legacy = await transport({ queueVersion: 1 });
+    await legacy.enqueue("legacy", enc("old"), { priority: 5 });
+    const logger = new CapturingLogger();
+    const current = testTransport({ namespace: legacy.namespace, logger });
+    open.push(current);
+    await current.connect();
+    await current.enqueue("fresh", enc("new"), { priority: 5 });
+    const got = new Collector<string>();
+    await current.consume(
+      ["legacy", "fresh"],
+      (d) => {
+        got.push(dec(d.body));
+        void d.ack();
+      },
+      { concurrency: 2 },
+    );
+    expect((await got.waitFor(2)).sort()).toEqual(["new", "old"]);
+    // The work queue and its dead-letter queue, each once.
+    const warned = logger.matching("another storage version").map((e) => e.fields);
+    expect(warned).toEqual([
+      { queue: `${legacy.namespace}.legacy.dead`, queueVersion: 1 },
+      { queue: `${legacy.namespace}.legacy`, queueVersion: 1 },
+    ]);
+    const listed = await rabbitmqctl("list_queues", "name", "arguments", "--quiet", "--no-table-headers");
+    const argsOf = (name: string) => listed.split("\n").find((line) => line.startsWith(`${name}\t`)) ?? "";
+    expect(argsOf(`${legacy.namespace}.fresh`)).toContain("x-queue-version");
+    expect(argsOf(`${legacy.namespace}.legacy`)).not.toContain("x-queue-version");
   });
 
   it("dead-letters an undecodable message published straight onto a task queue, and counts it", async ({
