@@ -1,4 +1,6 @@
 import {
+  Coordinator,
+  type Delivery,
   InMemoryTransport,
   InMemoryWorkerRegistry,
   NoHandlerError,
@@ -55,6 +57,49 @@ describe("Worker", () => {
     await worker.stop({ graceful: true });
     expect(worker.status).toBe(WorkerStatus.STOPPED);
     expect(worker.info.isAvailable).toBe(false);
+  });
+
+  it("hands the handler a context that can be destructured; progress() reaches the delivery", async () => {
+    const transport = new InMemoryTransport();
+    const touched = new Collector<string>();
+    const consume = transport.consume.bind(transport);
+    transport.consume = (queues, onDelivery, options) =>
+      consume(
+        queues,
+        (d: Delivery) => {
+          const inProgress = d.inProgress.bind(d);
+          d.inProgress = () => {
+            touched.push(d.queue);
+            return inProgress();
+          };
+          onDelivery(d);
+        },
+        options,
+      );
+    const coordinator = new Coordinator({ transport, logger: silentLogger, config: { minWorkers: 1 } });
+    toStop.push(coordinator);
+    const seen = new Collector<Omit<TaskContext, "signal" | "progress"> & { aborted: boolean }>();
+    coordinator.handler("report", async (_data: unknown, ctx: TaskContext) => {
+      const { taskId, taskType, attempt, workerId, metadata, tags, headers, progress, signal } = ctx;
+      await progress();
+      await progress();
+      seen.push({ taskId, taskType, attempt, workerId, metadata, tags, headers, aborted: signal.aborted });
+      return "ok";
+    });
+    await coordinator.start();
+    const result = await coordinator.submit("report", {}, { id: "r-1", metadata: { who: "me" } });
+    expect(result).toBe("ok");
+    const [ctx] = await seen.waitFor(1);
+    expect(ctx).toMatchObject({
+      taskId: "r-1",
+      taskType: "report",
+      attempt: 1,
+      metadata: { who: "me" },
+      tags: [],
+      aborted: false,
+    });
+    expect((await coordinator.getWorkers()).map((w) => w.id)).toContain(ctx?.workerId);
+    expect(await touched.waitFor(2)).toEqual(["q.default.report", "q.default.report"]);
   });
 
   it("executeTask surfaces failures, timeouts and unknown types as typed errors", async () => {
