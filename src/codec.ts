@@ -64,14 +64,21 @@ export type ControlCommand =
   /** Asks the workers to send again the outcomes they know of these tasks (a client that reconnected). */
   | { v: 1; kind: "resync"; requestId: string; queue: string; taskIds: string[] };
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Encodes any message; refuses values JSON would silently change or drop. */
 export function encode(value: unknown, limitBytes: number, what = "message"): Uint8Array {
-  const bytes = encoder.encode(encodeJson(value, what));
+  const bytes = utf8(encodeJson(value, what));
   if (bytes.byteLength > limitBytes) throw new PayloadTooLargeError(bytes.byteLength, limitBytes, what);
   return bytes;
+}
+
+/**
+ * UTF-8 bytes of a string. Buffer.from takes small strings from a shared pool, where TextEncoder
+ * allocates an ArrayBuffer per call, each one more for the garbage collector to sweep.
+ */
+export function utf8(text: string): Uint8Array {
+  return Buffer.from(text, "utf8");
 }
 
 /** The JSON text of a value, refusing what JSON would silently change or drop. */

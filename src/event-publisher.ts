@@ -6,7 +6,7 @@
  */
 import type { Transport } from "../transports/transport.js";
 import type { ControlCommand, TaskEvent } from "./codec.js";
-import { encodeJson } from "./codec.js";
+import { encodeJson, utf8 } from "./codec.js";
 import { describeThrown, PayloadTooLargeError } from "./errors.js";
 import { subjects } from "./names.js";
 import { RecentOutcomes } from "./recent-outcomes.js";
@@ -30,7 +30,6 @@ interface Batch {
   settle(error?: unknown): void;
 }
 
-const encoder = new TextEncoder();
 const BATCH_OVERHEAD = 64;
 /** Room kept for a "started" event (ids and numbers only) before it is encoded. */
 const STARTED_SIZE = 256;
@@ -176,8 +175,8 @@ export class TaskEventPublisher {
       if (p !== undefined) parts.push(typeof p === "string" ? p : JSON.stringify(p));
     const body =
       parts.length === 1
-        ? encoder.encode(parts[0])
-        : encoder.encode(`{"v":1,"kind":"batch","events":[${parts.join(",")}]}`);
+        ? utf8(parts[0] as string)
+        : utf8(`{"v":1,"kind":"batch","events":[${parts.join(",")}]}`);
     // In order per subject: a batch waits for the one before it (only when that one is still
     // being published, e.g. a broker applying backpressure).
     const previous = this.chains.get(subject);

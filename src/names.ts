@@ -65,8 +65,18 @@ export function queuesServedBy(queue: string, types: readonly string[], tags: re
   return names;
 }
 
+/** Task event subjects of the queues seen so far (one string per queue, not one per event). */
+const eventSubjects = new Map<string, string>();
+
 export const subjects = {
-  taskEvents: (queue: string) => `ev.${queue}.task`,
+  taskEvents(queue: string): string {
+    let subject = eventSubjects.get(queue);
+    if (subject === undefined) {
+      subject = `ev.${queue}.task`;
+      if (eventSubjects.size < 10_000) eventSubjects.set(queue, subject);
+    }
+    return subject;
+  },
   workerEvents: "ev.workers",
   control: "ctl.all",
 };

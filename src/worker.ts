@@ -316,10 +316,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private onDelivery(delivery: Delivery): void {
-    void this.runs.process(delivery).catch((error) => {
-      this.logger.error({ err: error }, "failed to settle a delivery; it will be delivered again");
-    });
+    this.runs.process(delivery).catch(this.onSettleError);
   }
+
+  private readonly onSettleError = (error: unknown): void => {
+    this.logger.error({ err: error }, "failed to settle a delivery; it will be delivered again");
+  };
 
   /** Sends to the machine unless it already stopped (a late task end after a hard stop). */
   private tell(event: WorkerMachineEvent): void {
