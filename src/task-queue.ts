@@ -206,8 +206,7 @@ export class TaskQueue {
     const body = encode(wire, this.transport.maxPayloadBytes, "task data");
     const queue = this.workQueue(task.type, task.tags);
     if (!this.started) await this.start();
-    this.store.add(task);
-    this.store.transition(task.id, "ENQUEUE");
+    this.store.addAndMove(task, "ENQUEUE");
     try {
       await this.transport.enqueue(queue, body, { priority: task.priority, dedupId: task.id });
     } catch (error) {

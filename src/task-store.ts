@@ -73,6 +73,12 @@ export class TaskStore {
     this.counters.pending++;
   }
 
+  /** Adds a new task and moves it at once (ENQUEUE: pending → queued), without looking it up. */
+  addAndMove(task: Task, event: TaskEventType): void {
+    this.add(task);
+    this.move(task, event);
+  }
+
   /** Forgets a task that never made it onto a queue (the enqueue failed). */
   remove(id: string): void {
     const r = this.records.get(id);
@@ -96,7 +102,11 @@ export class TaskStore {
   /** Moves a task by a machine event; false when the machine ignores it in the current state. */
   transition(id: string, event: TaskEventType, retryAllowed = false): boolean {
     const r = this.records.get(id);
-    if (!r) return false;
+    return r !== undefined && this.move(r, event, retryAllowed);
+  }
+
+  /** transition() on a record in hand (no second lookup in a map of up to maxFinished records). */
+  private move(r: TaskRecord, event: TaskEventType, retryAllowed = false): boolean {
     const next = nextTaskState(r.status as TaskState, event, retryAllowed);
     if (next === undefined) return false;
     this.setStatus(r, next);
@@ -116,19 +126,19 @@ export class TaskStore {
     const at = event.at;
     if (event.kind === "queued") return;
     if (event.kind === "started") {
-      if (!this.transition(r.id, "START")) return;
+      if (!this.move(r, "START")) return;
       r.startedAt = at;
       r.workerId = event.workerId;
       r.retryCount = Math.max(0, (event.attempt ?? 1) - 1);
       return;
     }
     if (event.kind === "cancelled") {
-      this.transition(r.id, "CANCEL");
+      this.move(r, "CANCEL");
       return;
     }
     // An outcome: a missed "started" (fan-out is at-most-once) is implied by it.
     if (r.status === "queued") {
-      this.transition(r.id, "START");
+      this.move(r, "START");
       r.workerId = event.workerId;
       r.startedAt = event.durationMs === undefined ? at : at - event.durationMs;
     }
@@ -144,19 +154,19 @@ export class TaskStore {
       case "completed":
         r.result = event.result;
         r.error = undefined;
-        this.transition(r.id, "COMPLETE");
+        this.move(r, "COMPLETE");
         break;
       case "retrying":
         r.error = event.error;
-        if (this.transition(r.id, "FAIL", true)) this.counters.retried++;
+        if (this.move(r, "FAIL", true)) this.counters.retried++;
         break;
       case "failed":
         r.error = event.error;
-        this.transition(r.id, "FAIL", false);
+        this.move(r, "FAIL", false);
         break;
       case "timeout":
         r.error = event.error;
-        this.transition(r.id, "TIME_OUT", false);
+        this.move(r, "TIME_OUT", false);
         break;
     }
     if (!isTerminal(r.status)) r.completedAt = undefined;

@@ -25,8 +25,10 @@ export class DedupWindow {
     if (this.windowMs <= 0) return send();
     const now = Date.now();
     const previous = this.seen.get(key);
-    if (previous && now - previous.at < this.windowMs) return previous.pending ?? Promise.resolve();
-    this.seen.delete(key);
+    if (previous) {
+      if (now - previous.at < this.windowMs) return previous.pending ?? Promise.resolve();
+      this.seen.delete(key); // expired: sent again, and moved to the end of the window
+    }
     const entry: Seen = { at: now };
     entry.pending = send().then(
       () => {
