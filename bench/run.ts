@@ -22,6 +22,13 @@ import { throughputSvg } from "./report/svg-chart.js";
 import { type BenchResults, formatReport } from "./report/table-report.js";
 import { evaluateTargets } from "./report/targets.js";
 
+/**
+ * A path in this process (in memory) measures its throughput in well under a second, less than a
+ * slow spell of this shared machine lasts: each round measures it this many times (every
+ * measurement is kept in the results, the best one counts, as for the rounds).
+ */
+const IN_PROCESS_REPEATS = 3;
+
 /** Broker paths whose latency is also measured interleaved with their raw baseline. */
 const PAIRED = [
   ["fa-nats", "raw-jetstream"],
@@ -67,15 +74,18 @@ async function main(): Promise<void> {
       const earlier = perPath.get(path.id) as RoundTripResult[];
       if (earlier[0]?.status === "unavailable") continue;
       log(`round trip ${round}/${config.rounds}: ${path.label} …`);
-      const r = await measurePath(path, specFor(config, runId, `${path.id}-${round}`), config, {
-        workerProcesses: 1,
-        tasks: config.tasks,
-        latency: true,
-      });
-      log(
-        `  ${r.status}${r.tasksPerSec ? `: ${Math.round(r.tasksPerSec)} tasks/s, p50 ${r.p50Ms?.toFixed(2)} ms` : ""}${r.reason ? ` (${r.reason})` : ""}`,
-      );
-      earlier.push(r);
+      for (let repeat = 1; repeat <= (path.inProcess ? IN_PROCESS_REPEATS : 1); repeat++) {
+        const name = `${path.id}-${round}-${repeat}`;
+        const r = await measurePath(path, specFor(config, runId, name), config, {
+          workerProcesses: 1,
+          tasks: config.tasks,
+          latency: true,
+        });
+        log(
+          `  ${r.status}${r.tasksPerSec ? `: ${Math.round(r.tasksPerSec)} tasks/s, p50 ${r.p50Ms?.toFixed(2)} ms` : ""}${r.reason ? ` (${r.reason})` : ""}`,
+        );
+        earlier.push(r);
+      }
     }
   }
   results.roundTrips = [...perPath.values()].map(bestOf);

@@ -120,7 +120,7 @@ export function formatReport(results: BenchResults): string {
       `; fastagentic from ${results.machine.codeUnderTest}`,
     `round trip {x} → x*2, worker in another process (in memory: same process); throughput ${c.tasks.toLocaleString("en-US")} tasks, ` +
       `${c.inflight} in flight; latency ${c.latencyTasks.toLocaleString("en-US")} one at a time; ` +
-      `${c.concurrency} deliveries per worker process; best of ${c.rounds} interleaved round(s) per path`,
+      `${c.concurrency} deliveries per worker process; best of ${c.rounds} interleaved round(s) per path (in memory: 3 measurements per round)`,
     "",
     table(
       [
