@@ -123,14 +123,32 @@ export class AmqpTransport implements Transport, ConsumerHost {
     return this.connection.onStatus(listener);
   }
 
-  async enqueue(queue: string, body: Bytes, options: EnqueueOptions): Promise<void> {
-    this.assertOpen();
-    assertLogicalName(queue, "queue name");
-    this.names.queue(queue);
-    this.assertSize(body);
-    const properties = newMessageProperties(options.priority, options.headers);
-    const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    if (this.connection.state === "idle") await this.connect();
+  /** Not `async`: the promise of the publish itself is returned, without one more around it. */
+  enqueue(queue: string, body: Bytes, options: EnqueueOptions): Promise<void> {
+    let properties: Options.Publish;
+    try {
+      this.assertOpen();
+      assertLogicalName(queue, "queue name");
+      this.names.queue(queue);
+      this.assertSize(body);
+      properties = newMessageProperties(options.priority, options.headers);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // The codec's bodies are Buffers already; amqplib needs one.
+    const content = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    if (this.connection.state === "idle") {
+      return this.connect().then(() => this.enqueueConnected(queue, content, properties, options));
+    }
+    return this.enqueueConnected(queue, content, properties, options);
+  }
+
+  private enqueueConnected(
+    queue: string,
+    content: Buffer,
+    properties: Options.Publish,
+    options: EnqueueOptions,
+  ): Promise<void> {
     const delayMs = options.delayMs ?? 0;
     if (options.dedupId === undefined) {
       return this.sendTo(queue, content, properties, delayMs, Date.now() + this.options.publishTimeoutMs);
@@ -186,7 +204,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.assertOpen();
     assertLogicalName(subject, "subject");
     this.assertSize(body);
-    const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const content = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     const consumer = this.fanoutConsumer();
     if (consumer && !this.connection.blocked && this.topology.hasExchange(this.names.events)) {
       const sent = consumer.publishFanout(this.names.events, subject, content);
