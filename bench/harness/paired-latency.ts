@@ -69,6 +69,10 @@ async function open(side: Side, config: BenchConfig): Promise<Call> {
   // Warm both ends (JIT, consumers, connections) the way the round trips do.
   const warm = await runThroughput(call, config.warmupTasks, config.inflight, config.phaseTimeoutMs);
   if (warm.done < config.warmupTasks) throw new Error(`${side.path.id} warm-up: ${warm.done} done`);
+  // And the one-at-a-time code paths, until their JIT settles (see BenchConfig.latencyWarmupTasks).
+  const calm = await runLatency(call, config.latencyWarmupTasks, config.phaseTimeoutMs);
+  if (calm.done < config.latencyWarmupTasks)
+    throw new Error(`${side.path.id} latency warm-up: ${calm.done} done`);
   return call;
 }
 

@@ -105,6 +105,10 @@ export async function measurePath(
       result.cpuMsPer1k.broker = Math.max(0, ours) * per1k;
     }
     if (options.latency) {
+      const calm = await runLatency(call, config.latencyWarmupTasks, config.phaseTimeoutMs);
+      if (calm.done < config.latencyWarmupTasks) {
+        throw new Error(`latency warm-up: ${calm.done}/${config.latencyWarmupTasks} done${describe(calm)}`);
+      }
       const lat = await runLatency(call, config.latencyTasks, config.phaseTimeoutMs);
       if (lat.done < config.latencyTasks) {
         throw new Error(`latency: ${lat.done}/${config.latencyTasks} done${describe(lat)}`);

@@ -119,7 +119,7 @@ export function formatReport(results: BenchResults): string {
         : `, ${results.machine.loadAverageAtEnd.toFixed(1)} at end`) +
       `; fastagentic from ${results.machine.codeUnderTest}`,
     `round trip {x} → x*2, worker in another process (in memory: same process); throughput ${c.tasks.toLocaleString("en-US")} tasks, ` +
-      `${c.inflight} in flight; latency ${c.latencyTasks.toLocaleString("en-US")} one at a time; ` +
+      `${c.inflight} in flight; latency ${c.latencyTasks.toLocaleString("en-US")} one at a time (after ${c.latencyWarmupTasks.toLocaleString("en-US")} to warm up); ` +
       `${c.concurrency} deliveries per worker process; best of ${c.rounds} interleaved round(s) per path (in memory: 3 measurements per round)`,
     "",
     table(
