@@ -16,8 +16,8 @@ export interface BenchConfig {
   /**
    * One-at-a-time round trips before a latency phase. Calls one at a time take other code paths
    * (a batch of one event, a pull of one message) than the throughput phase warmed up, and each
-   * function runs once per call: measured here, a fastagentic path needs about 3,000 such calls
-   * before its latency stops falling (p50 2.5 → 1.0 ms on RabbitMQ), a raw client about 1,000.
+   * function runs once per call: measured here, a fastagentic path needs about 4,000 such calls
+   * before its latency stops falling (p50 2.5 → 1.0 ms on RabbitMQ), a raw client about 2,000.
    */
   latencyWarmupTasks: number;
   /** Deliveries a worker process holds at once (fastagentic maxConcurrentTasks = raw prefetch). */
@@ -52,7 +52,7 @@ const FULL = {
   inflight: 1_000,
   latencyTasks: 2_000,
   warmupTasks: 1_000,
-  latencyWarmupTasks: 3_000,
+  latencyWarmupTasks: 5_000,
   concurrency: 128,
   phaseTimeoutMs: 60_000,
   rounds: 2,
