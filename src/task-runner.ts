@@ -28,15 +28,20 @@ export class AbandonedRun extends Error {
 
 const noProgress = (): Promise<void> => Promise.resolve();
 
-/** One attempt of a task: the handler's context, cancelled by timeout, cancellation or shutdown. */
+/**
+ * One attempt of a task: the handler's context, cancelled by timeout, cancellation or shutdown.
+ * Its own state is in #private fields: the handler sees the TaskContext and nothing else.
+ */
 export class TaskRun implements TaskContext {
-  private controller?: AbortController;
-  private reason?: unknown;
-  private progressFn?: () => Promise<void>;
-  private resolveRun?: (outcome: Outcome) => void;
-  private timer?: TimerHandle;
-  private clock?: Clock;
-  private timeoutMs = 0;
+  #controller?: AbortController;
+  #reason?: unknown;
+  #progress?: () => Promise<void>;
+  #resolve?: (outcome: Outcome) => void;
+  #timer?: TimerHandle;
+  #clock?: Clock;
+  #timeoutMs = 0;
+  /** The delivery being worked on (none for Worker.executeTask). */
+  readonly #delivery?: Delivery;
 
   constructor(
     readonly taskId: string,
@@ -46,74 +51,80 @@ export class TaskRun implements TaskContext {
     readonly metadata: Record<string, unknown>,
     readonly tags: readonly string[],
     readonly headers: Readonly<Record<string, string>>,
-    /** The delivery being worked on (none for Worker.executeTask). */
-    readonly delivery?: Delivery,
-  ) {}
+    delivery?: Delivery,
+  ) {
+    this.#delivery = delivery;
+  }
+
+  /** Tells the broker the task is still being worked on (the worker's keep-alive). */
+  touch(): Promise<void> {
+    return this.#delivery?.inProgress() ?? Promise.resolve();
+  }
 
   get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.reason !== undefined) this.controller.abort(this.reason);
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#reason !== undefined) this.#controller.abort(this.#reason);
     }
-    return this.controller.signal;
+    return this.#controller.signal;
   }
 
   /** A function (not a method), so that `const { progress } = ctx` works too. */
   get progress(): () => Promise<void> {
-    const delivery = this.delivery;
+    const delivery = this.#delivery;
     if (!delivery) return noProgress;
-    this.progressFn ??= () => delivery.inProgress();
-    return this.progressFn;
+    this.#progress ??= () => delivery.inProgress();
+    return this.#progress;
   }
 
   get aborted(): boolean {
-    return this.reason !== undefined;
+    return this.#reason !== undefined;
   }
 
   /** Aborts the run: TaskTimeoutError, TaskCancelledError, or AbandonedRun (shutdown). */
   abort(reason: unknown): void {
-    if (this.reason !== undefined) return;
-    this.reason = reason;
-    this.controller?.abort(reason);
-    if (this.resolveRun) this.finish(outcomeOfAbort(reason));
+    if (this.#reason !== undefined) return;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+    if (this.#resolve) this.#finish(outcomeOfAbort(reason));
   }
 
   /** Runs the handler once; resolves with what happened (never rejects). */
   run(handler: TaskHandler, data: unknown, timeoutMs: number, clock: Clock): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
-      if (this.reason !== undefined) return resolve(outcomeOfAbort(this.reason));
-      this.resolveRun = resolve;
-      this.clock = clock;
-      this.timeoutMs = timeoutMs;
-      this.timer = clock.setTimeout(this.onTimeout, timeoutMs);
+      if (this.#reason !== undefined) return resolve(outcomeOfAbort(this.#reason));
+      this.#resolve = resolve;
+      this.#clock = clock;
+      this.#timeoutMs = timeoutMs;
+      this.#timer = clock.setTimeout(this.#onTimeout, timeoutMs);
       try {
         const value =
           this.headers["traceparent"] !== undefined
             ? otelContext.with(propagation.extract(ROOT_CONTEXT, this.headers), () => handler(data, this))
             : handler(data, this);
         if (value !== null && typeof (value as PromiseLike<unknown>)?.then === "function") {
-          (value as PromiseLike<unknown>).then(this.onResult, this.onError);
+          (value as PromiseLike<unknown>).then(this.#onResult, this.#onError);
         } else {
-          this.finish({ kind: "completed", result: value });
+          this.#finish({ kind: "completed", result: value });
         }
       } catch (thrown) {
-        this.onError(thrown);
+        this.#onError(thrown);
       }
     });
   }
 
-  private readonly onTimeout = (): void => {
-    this.abort(new TaskTimeoutError(this.taskId, this.timeoutMs));
+  readonly #onTimeout = (): void => {
+    this.abort(new TaskTimeoutError(this.taskId, this.#timeoutMs));
   };
 
-  private readonly onResult = (result: unknown): void => {
-    this.finish({ kind: "completed", result });
+  readonly #onResult = (result: unknown): void => {
+    this.#finish({ kind: "completed", result });
   };
 
-  private readonly onError = (thrown: unknown): void => {
-    this.finish(
-      this.reason !== undefined
-        ? outcomeOfAbort(this.reason)
+  readonly #onError = (thrown: unknown): void => {
+    this.#finish(
+      this.#reason !== undefined
+        ? outcomeOfAbort(this.#reason)
         : {
             kind: "failed",
             error: describeThrown(thrown),
@@ -122,11 +133,11 @@ export class TaskRun implements TaskContext {
     );
   };
 
-  private finish(outcome: Outcome): void {
-    const resolve = this.resolveRun;
+  #finish(outcome: Outcome): void {
+    const resolve = this.#resolve;
     if (!resolve) return;
-    this.resolveRun = undefined;
-    this.clock?.clearTimeout(this.timer);
+    this.#resolve = undefined;
+    this.#clock?.clearTimeout(this.#timer);
     resolve(outcome);
   }
 }

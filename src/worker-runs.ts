@@ -220,7 +220,7 @@ export class WorkerRuns {
 
   /** Tells the broker the running tasks are still in progress. */
   touch(): void {
-    for (const run of this.running.values()) void run.delivery?.inProgress().catch(() => {});
+    for (const run of this.running.values()) void run.touch().catch(() => {});
   }
 
   /** Resolves when no task runs, or after timeoutMs. */

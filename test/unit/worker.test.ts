@@ -79,11 +79,13 @@ describe("Worker", () => {
     const coordinator = new Coordinator({ transport, logger: silentLogger, config: { minWorkers: 1 } });
     toStop.push(coordinator);
     const seen = new Collector<Omit<TaskContext, "signal" | "progress"> & { aborted: boolean }>();
+    const ownKeys = new Collector<string>();
     coordinator.handler("report", async (_data: unknown, ctx: TaskContext) => {
       const { taskId, taskType, attempt, workerId, metadata, tags, headers, progress, signal } = ctx;
       await progress();
       await progress();
       seen.push({ taskId, taskType, attempt, workerId, metadata, tags, headers, aborted: signal.aborted });
+      ownKeys.push(Object.keys(ctx).sort().join(","));
       return "ok";
     });
     await coordinator.start();
@@ -100,6 +102,8 @@ describe("Worker", () => {
     });
     expect((await coordinator.getWorkers()).map((w) => w.id)).toContain(ctx?.workerId);
     expect(await touched.waitFor(2)).toEqual(["q.default.report", "q.default.report"]);
+    // What the handler can see of its context: the TaskContext, not the worker's run state.
+    expect(await ownKeys.waitFor(1)).toEqual(["attempt,headers,metadata,tags,taskId,taskType,workerId"]);
   });
 
   it("executeTask surfaces failures, timeouts and unknown types as typed errors", async () => {
