@@ -1,7 +1,7 @@
 /** The report printed to stdout: Markdown tables, so it pastes into the README and the issue as is. */
 import type { RoundTripResult } from "../harness/round-trip.js";
 import type { BenchResults, CpuPerCall, TargetResult } from "./bench-results.js";
-import { p50Ratio } from "./targets.js";
+import { p50Ratio, pairedP50Ratio } from "./targets.js";
 
 export type { BenchResults } from "./bench-results.js";
 
@@ -36,7 +36,7 @@ function roundTripRows(results: BenchResults): string[][] {
       cpu ? `${ms(cpu.total)} (${ms(cpu.producer)}+${ms(cpu.workers)})` : "–",
       cpu?.broker === undefined ? "–" : ms(cpu.broker),
       baseOk?.tasksPerSec && r.tasksPerSec ? ratio(r.tasksPerSec / baseOk.tasksPerSec) : "–",
-      ratio(p50Ratio(results, r.id) ?? (baseOk?.p50Ms && r.p50Ms ? r.p50Ms / baseOk.p50Ms : undefined)),
+      ratio(p50Ratio(results, r.id)),
       cpuRatio(r, baseOk),
       bullOk?.tasksPerSec && r.tasksPerSec ? ratio(r.tasksPerSec / bullOk.tasksPerSec) : "–",
     ];
@@ -52,7 +52,6 @@ function cpuRatio(r: RoundTripResult, base: RoundTripResult | undefined): string
   return a !== undefined && b !== undefined && b > 0 ? ratio(a / b) : "–";
 }
 
-/** The latency measured side by side with the baseline, which "vs raw p50" and the targets use. */
 /** "producer+worker+broker" CPU µs per call. */
 function cpuPerCall(c: CpuPerCall | undefined): string {
   if (!c) return "–";
@@ -60,6 +59,7 @@ function cpuPerCall(c: CpuPerCall | undefined): string {
   return parts.map((n) => n.toFixed(0)).join("+");
 }
 
+/** The latency measured side by side with the baseline, which "vs raw p50" and the targets use. */
 function pairedLines(results: BenchResults): string[] {
   const rows = results.pairedLatency ?? [];
   if (rows.length === 0) return [];
@@ -91,7 +91,7 @@ function pairedLines(results: BenchResults): string[] {
               ms(p.baselineP50Ms),
               ms(p.baselineP99Ms),
               cpuPerCall(p.baselineCpuUsPerCall),
-              ratio(p.p50Ms && p.baselineP50Ms ? p.p50Ms / p.baselineP50Ms : undefined),
+              ratio(pairedP50Ratio(p)),
             ]
           : [p.label, `failed: ${(p.reason ?? "").slice(0, 80)}`, "", "", label(p.baseline), "", "", "", ""],
       ),

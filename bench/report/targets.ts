@@ -1,6 +1,6 @@
 /** The targets of issue 7, each a ratio or a figure taken in the same run, as PASS / MISS / N/A. */
 import type { RoundTripResult } from "../harness/round-trip.js";
-import type { BenchResults, TargetResult } from "./bench-results.js";
+import type { BenchResults, PairedLatencyResult, TargetResult } from "./bench-results.js";
 
 function ok(results: BenchResults, id: string): RoundTripResult | undefined {
   const r = results.roundTrips.find((x) => x.id === id);
@@ -42,10 +42,22 @@ function why(results: BenchResults, ...ids: string[]): string {
   return missing.length > 0 ? missing.join(", ") : "not measured";
 }
 
-/** The p50 ratio measured side by side with the baseline (alternating blocks), when there is one. */
+/** The p50 over its baseline's, of one side-by-side measurement. */
+export function pairedP50Ratio(p: PairedLatencyResult): number | undefined {
+  return p.status === "ok" && p.p50Ms && p.baselineP50Ms ? p.p50Ms / p.baselineP50Ms : undefined;
+}
+
+/**
+ * A path's p50 over its raw baseline's: measured side by side (alternating blocks) when there is
+ * such a measurement, else from the two paths' round trips.
+ */
 export function p50Ratio(results: BenchResults, id: string): number | undefined {
-  const p = results.pairedLatency?.find((x) => x.id === id && x.status === "ok");
-  return p?.p50Ms && p.baselineP50Ms ? p.p50Ms / p.baselineP50Ms : undefined;
+  const paired = results.pairedLatency?.find((x) => x.id === id);
+  const fromPaired = paired === undefined ? undefined : pairedP50Ratio(paired);
+  if (fromPaired !== undefined) return fromPaired;
+  const fa = ok(results, id);
+  const base = fa?.baseline === undefined ? undefined : ok(results, fa.baseline);
+  return fa?.p50Ms && base?.p50Ms ? fa.p50Ms / base.p50Ms : undefined;
 }
 
 export function evaluateTargets(results: BenchResults): TargetResult[] {
@@ -58,7 +70,7 @@ export function evaluateTargets(results: BenchResults): TargetResult[] {
     const fa = ok(results, id);
     const base = ok(results, raw);
     const thr = fa?.tasksPerSec && base?.tasksPerSec ? fa.tasksPerSec / base.tasksPerSec : undefined;
-    const p50 = p50Ratio(results, id) ?? (fa?.p50Ms && base?.p50Ms ? fa.p50Ms / base.p50Ms : undefined);
+    const p50 = p50Ratio(results, id);
     const vsBull = fa?.tasksPerSec && bull?.tasksPerSec ? fa.tasksPerSec / bull.tasksPerSec : undefined;
     targets.push(target(`${name} throughput ≥ 0.85× raw`, thr, ">=", 0.85, "×", why(results, id, raw)));
     targets.push(target(`${name} p50 latency ≤ 1.2× raw`, p50, "<=", 1.2, "×", why(results, id, raw)));

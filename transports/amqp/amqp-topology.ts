@@ -20,7 +20,7 @@ class DeclareAgain extends Error {}
  * The storage version of an existing queue, from RabbitMQ's refusal to declare it with another:
  * `inequivalent arg 'x-queue-version' … current is none` (1) or `… current is the value '2' …`.
  */
-export function existingQueueVersion(error: unknown): 1 | 2 | undefined {
+function existingQueueVersion(error: unknown): 1 | 2 | undefined {
   const e = error as BrokerError;
   if (e?.code !== 406 || typeof e.message !== "string" || !e.message.includes("'x-queue-version'")) {
     return undefined;

@@ -143,8 +143,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     } catch (error) {
       return Promise.reject(error);
     }
-    // The codec's bodies are Buffers already; amqplib needs one.
-    const content = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const content = asBuffer(body);
     if (this.connection.state === "idle") {
       return this.connect().then(() => this.enqueueConnected(queue, content, properties, options));
     }
@@ -212,7 +211,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.assertOpen();
     assertLogicalName(subject, "subject");
     this.assertSize(body);
-    const content = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const content = asBuffer(body);
     const consumer = this.fanoutConsumer();
     if (consumer && !this.connection.blocked && this.topology.hasExchange(this.names.events)) {
       const sent = consumer.publishFanout(this.names.events, subject, content);
@@ -365,6 +364,11 @@ export class AmqpTransport implements Transport, ConsumerHost {
       throw new PayloadTooLargeError(body.byteLength, this.maxPayloadBytes, "message");
     }
   }
+}
+
+/** amqplib takes Buffers; the codec's bodies are Buffers already, anything else is viewed as one. */
+function asBuffer(body: Bytes): Buffer {
+  return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
 }
 
 /** Errors of the client library become TransportErrors (retryable: the broker or network failed). */
