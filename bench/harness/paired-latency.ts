@@ -69,11 +69,38 @@ async function open(side: Side, config: BenchConfig): Promise<Call> {
   // Warm both ends (JIT, consumers, connections) the way the round trips do.
   const warm = await runThroughput(call, config.warmupTasks, config.inflight, config.phaseTimeoutMs);
   if (warm.done < config.warmupTasks) throw new Error(`${side.path.id} warm-up: ${warm.done} done`);
-  // And the one-at-a-time code paths, until their JIT settles (see BenchConfig.latencyWarmupTasks).
-  const calm = await runLatency(call, config.latencyWarmupTasks, config.phaseTimeoutMs);
-  if (calm.done < config.latencyWarmupTasks)
-    throw new Error(`${side.path.id} latency warm-up: ${calm.done} done`);
   return call;
+}
+
+/**
+ * Blocks of one-at-a-time calls, alternating between the sides in the order A B, B A, A B, …
+ * `measure` false: the one-at-a-time warm-up (see BenchConfig.latencyWarmupTasks), run the same
+ * way, so that the measured blocks continue an alternation already under way and neither side
+ * starts warmer than the other (warmed one after the other, the side warmed last started ahead).
+ */
+async function alternate(
+  sides: readonly [Side, Side],
+  calls: ReadonlyMap<Side, Call>,
+  blocks: number,
+  measure: boolean,
+  timeoutMs: number,
+): Promise<void> {
+  const [a, b] = sides;
+  const deadline = performance.now() + timeoutMs;
+  for (let i = 0; i < blocks; i++) {
+    for (const side of i % 2 === 0 ? [a, b] : [b, a]) {
+      const left = Math.max(1, deadline - performance.now());
+      const call = calls.get(side) as Call;
+      const run = measure ? await block(side, call, left) : await runLatency(call, BLOCK, left);
+      if (run.done < BLOCK) {
+        throw new Error(
+          `${side.path.id}: ${run.done}/${BLOCK} calls done in ${measure ? "" : "warm-up "}block ${i + 1}` +
+            (run.timedOut ? " (deadline reached)" : run.firstError ? ` (${run.firstError})` : ""),
+        );
+      }
+      if (measure) side.samples.push(...run.samples);
+    }
+  }
 }
 
 async function close(side: Side): Promise<void> {
@@ -103,20 +130,9 @@ export async function measurePairedLatency(
       [a, await open(a, config)],
       [b, await open(b, config)],
     ]);
-    const deadline = performance.now() + config.phaseTimeoutMs;
-    for (let i = 0; i < blocks; i++) {
-      for (const side of i % 2 === 0 ? [a, b] : [b, a]) {
-        const left = deadline - performance.now();
-        const run = await block(side, calls.get(side) as Call, Math.max(1, left));
-        if (run.done < BLOCK) {
-          throw new Error(
-            `${side.path.id}: ${run.done}/${BLOCK} calls done in block ${i + 1}` +
-              (run.timedOut ? " (deadline reached)" : run.firstError ? ` (${run.firstError})` : ""),
-          );
-        }
-        side.samples.push(...run.samples);
-      }
-    }
+    const warmBlocks = Math.ceil(config.latencyWarmupTasks / BLOCK);
+    await alternate([a, b], calls, warmBlocks, false, 2 * config.phaseTimeoutMs);
+    await alternate([a, b], calls, blocks, true, config.phaseTimeoutMs);
     a.samples.sort((x, y) => x - y);
     b.samples.sort((x, y) => x - y);
     result.p50Ms = percentile(a.samples, 0.5);
