@@ -1,3 +1,5 @@
+import type { PathSpec } from "./paths/bench-path.js";
+
 /**
  * What a bench run measures and how much: counts from flags (`--tasks=5000`) or the environment
  * (`BENCH_TASKS=5000`), with `--quick` for a smoke run. Every phase has a time bound.
@@ -82,6 +84,17 @@ export const USAGE = `npm run bench -- [--quick] [--only=fa-nats,raw-jetstream,�
   [--phase-timeout-ms=N] [--rounds=N] [--scaling-workers=1,2,4] [--scaling-tasks=N] [--queued-tasks=N]
   [--failover-tasks=N] [--nats-url=…] [--amqp-url=…] [--redis-url=…] [--results-dir=…]
 Each flag may also be given as an environment variable: --latency-tasks=N is BENCH_LATENCY_TASKS=N.`;
+
+/** What both ends of a path get: a namespace of its own in this run, the broker URLs. */
+export function pathSpec(config: BenchConfig, runId: string, name: string): PathSpec {
+  return {
+    ns: `bench-${runId}-${name}`,
+    concurrency: config.concurrency,
+    natsUrl: config.natsUrl,
+    amqpUrl: config.amqpUrl,
+    redisUrl: config.redisUrl,
+  };
+}
 
 /** Reads `--key=value` / `--flag` arguments, falling back to BENCH_KEY environment variables. */
 export function parseBenchConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): BenchConfig {

@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type BenchConfig, parseBenchConfig, UsageError } from "./bench-config.js";
+import { parseBenchConfig, pathSpec, UsageError } from "./bench-config.js";
 import { bestOf } from "./harness/best-round.js";
 import { measureFailover } from "./harness/failover.js";
 import { runInGcChild } from "./harness/gc-child-runner.js";
@@ -16,7 +16,6 @@ import { measurePairedLatency } from "./harness/paired-latency.js";
 import { measurePath, type RoundTripResult } from "./harness/round-trip.js";
 import { measureScaling } from "./harness/scaling.js";
 import { killAllChildren } from "./harness/worker-children.js";
-import type { PathSpec } from "./paths/bench-path.js";
 import { PATHS, pathById } from "./paths/path-registry.js";
 import { throughputSvg } from "./report/svg-chart.js";
 import { type BenchResults, formatReport } from "./report/table-report.js";
@@ -34,16 +33,6 @@ const PAIRED = [
   ["fa-nats", "raw-jetstream"],
   ["fa-amqp", "raw-amqp"],
 ] as const;
-
-function specFor(config: BenchConfig, runId: string, name: string): PathSpec {
-  return {
-    ns: `bench-${runId}-${name}`,
-    concurrency: config.concurrency,
-    natsUrl: config.natsUrl,
-    amqpUrl: config.amqpUrl,
-    redisUrl: config.redisUrl,
-  };
-}
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -67,7 +56,10 @@ async function main(): Promise<void> {
     targets: [],
   };
   const skip = new Set(config.skip);
-  const paths = config.only.length === 0 ? PATHS : PATHS.filter((p) => config.only.includes(p.id));
+  const paths =
+    config.only.length === 0
+      ? PATHS.filter((p) => !p.extra)
+      : PATHS.filter((p) => config.only.includes(p.id));
   const perPath = new Map<string, RoundTripResult[]>(paths.map((p) => [p.id, []]));
   for (let round = 1; round <= config.rounds; round++) {
     for (const path of paths) {
@@ -76,7 +68,7 @@ async function main(): Promise<void> {
       log(`round trip ${round}/${config.rounds}: ${path.label} …`);
       for (let repeat = 1; repeat <= (path.inProcess ? IN_PROCESS_REPEATS : 1); repeat++) {
         const name = `${path.id}-${round}-${repeat}`;
-        const r = await measurePath(path, specFor(config, runId, name), config, {
+        const r = await measurePath(path, pathSpec(config, runId, name), config, {
           workerProcesses: 1,
           tasks: config.tasks,
           latency: true,
@@ -99,7 +91,7 @@ async function main(): Promise<void> {
       const r = await measurePairedLatency(
         pathById(id),
         pathById(baselineId),
-        (name) => specFor(config, runId, name),
+        (name) => pathSpec(config, runId, name),
         config,
       );
       log(
@@ -119,10 +111,10 @@ async function main(): Promise<void> {
     results.xstate = await runInGcChild("xstate-cost", { actors: config.quick ? 2000 : 10_000 });
   }
   if (!skip.has("scaling")) {
-    results.scaling = await measureScaling(config, (name) => specFor(config, runId, name), log);
+    results.scaling = await measureScaling(config, (name) => pathSpec(config, runId, name), log);
   }
   if (!skip.has("failover")) {
-    results.failover = await measureFailover(config, (name) => specFor(config, runId, name), log);
+    results.failover = await measureFailover(config, (name) => pathSpec(config, runId, name), log);
   }
   results.targets = evaluateTargets(results);
   results.durationSec = (Date.now() - started) / 1000;

@@ -11,7 +11,9 @@ export type PathId =
   | "raw-jetstream"
   | "raw-amqp"
   | "raw-nats-core"
-  | "bullmq";
+  | "bullmq"
+  | "fa-amqp-transport"
+  | "raw-amqp-twin";
 
 /** What both ends of a path agree on; passed to worker processes as JSON. */
 export interface PathSpec {
@@ -49,6 +51,11 @@ export interface BenchPath {
   baseline?: PathId;
   /** True: the client runs the workers itself, in this process. */
   inProcess?: boolean;
+  /**
+   * True: left out of a full run. For splitting a gap (`--only=…`, bench/pair-latency.ts,
+   * bench/latency-blocks.ts), not a result of its own.
+   */
+  extra?: boolean;
   /** Throws (with a reason) when the transport or broker cannot be used. */
   probe(spec: PathSpec): Promise<void>;
   /** The worker end: runs in a child process (bench/worker-process.ts). */

@@ -1,5 +1,6 @@
-/** Every round-trip path, in the order the table shows them. */
+/** Every round-trip path, in the order the table shows them (extras last, run only when named). */
 import { amqpRawPath } from "./amqp-raw.bench.js";
+import { amqpRawTwinPath, amqpTransportPath } from "./amqp-transport.bench.js";
 import type { BenchPath, PathId } from "./bench-path.js";
 import { bullmqPeerPath } from "./bullmq-peer.bench.js";
 import { fastagenticBrokerPath } from "./fastagentic-broker.bench.js";
@@ -15,6 +16,9 @@ export const PATHS: readonly BenchPath[] = [
   amqpRawPath,
   natsCoreRawPath,
   bullmqPeerPath,
+  // Extras, left out of a full run (BenchPath.extra):
+  amqpTransportPath,
+  amqpRawTwinPath,
 ];
 
 export function pathById(id: string): BenchPath {
