@@ -96,6 +96,25 @@ export function pathSpec(config: BenchConfig, runId: string, name: string): Path
   };
 }
 
+/**
+ * Arguments of a bench tool (bench/pair-latency.ts, bench/latency-blocks.ts): its own
+ * `--name=value` flags apart, the rest read as bench flags (URLs, counts) after `defaults`.
+ */
+export function parseToolArgs(
+  argv: readonly string[],
+  ownFlags: readonly string[],
+  defaults: readonly string[] = [],
+): { own: Map<string, string>; config: BenchConfig } {
+  const own = new Map<string, string>();
+  const rest: string[] = [];
+  for (const arg of argv) {
+    const m = /^--([a-z]+)=(.*)$/.exec(arg);
+    if (m && ownFlags.includes(m[1] as string)) own.set(m[1] as string, m[2] as string);
+    else rest.push(arg);
+  }
+  return { own, config: parseBenchConfig([...defaults, ...rest]) };
+}
+
 /** Reads `--key=value` / `--flag` arguments, falling back to BENCH_KEY environment variables. */
 export function parseBenchConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): BenchConfig {
   const flags = new Map<string, string>();

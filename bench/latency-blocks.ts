@@ -3,36 +3,25 @@
  * one-at-a-time calls, each with its p50 and the CPU per call of the producer and the worker
  * process. This is how the latency warm-up of the bench (`--latency-warmup-tasks`) was chosen.
  *   npm run build && TSX_TSCONFIG_PATH=bench/tsconfig.json npx tsx bench/latency-blocks.ts \
- *     [--paths=fa-amqp,raw-amqp] [--blocks=8] [--block=1000]
+ *     [--paths=fa-amqp,raw-amqp] [--blocks=8] [--block=1000] [bench flags: --amqp-url=…, --concurrency=N]
  * Every phase is bounded (60 s); the worker processes are killed when it ends, whatever happens.
  */
+import { parseToolArgs, pathSpec, UsageError } from "./bench-config.js";
 import { runLatency, runThroughput } from "./harness/load-driver.js";
-import { killAllChildren, startWorkers, stopWorkers, workersCpuMs } from "./harness/worker-children.js";
+import { runTool, startWorkers, stopWorkers, workersCpuMs } from "./harness/worker-children.js";
 import type { PathSpec } from "./paths/bench-path.js";
 import { pathById } from "./paths/path-registry.js";
 
 const PHASE_MS = 60_000;
 
-function flag(name: string, fallback: string): string {
-  const prefix = `--${name}=`;
-  return process.argv.find((a) => a.startsWith(prefix))?.slice(prefix.length) ?? fallback;
-}
-
-function count(name: string, fallback: number): number {
-  const n = Number(flag(name, String(fallback)));
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
+function count(own: ReadonlyMap<string, string>, name: string, fallback: number): number {
+  const n = Number(own.get(name) ?? fallback);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer`);
   return n;
 }
 
-async function blocksOf(id: string, blocks: number, size: number): Promise<string> {
-  const path = pathById(id as Parameters<typeof pathById>[0]);
-  const spec: PathSpec = {
-    ns: `blocks-${Date.now().toString(36)}-${id}`,
-    concurrency: 128,
-    natsUrl: process.env["BENCH_NATS_URL"] ?? "nats://127.0.0.1:4222",
-    amqpUrl: process.env["BENCH_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672",
-    redisUrl: process.env["BENCH_REDIS_URL"] ?? "redis://127.0.0.1:6379",
-  };
+async function blocksOf(id: string, spec: PathSpec, blocks: number, size: number): Promise<string> {
+  const path = pathById(id);
   const client = await path.client(spec);
   const workers = path.inProcess ? [] : await startWorkers(id, spec, 1);
   try {
@@ -58,19 +47,13 @@ async function blocksOf(id: string, blocks: number, size: number): Promise<strin
 }
 
 async function main(): Promise<void> {
-  const paths = flag("paths", "fa-amqp,raw-amqp").split(",").filter(Boolean);
-  const blocks = count("blocks", 8);
-  const size = count("block", 1000);
+  const { own, config } = parseToolArgs(process.argv.slice(2), ["paths", "blocks", "block"]);
+  const paths = (own.get("paths") ?? "fa-amqp,raw-amqp").split(",").filter(Boolean);
+  const blocks = count(own, "blocks", 8);
+  const size = count(own, "block", 1000);
+  const runId = `blocks-${Date.now().toString(36)}`;
   console.log(`p50 (producer + worker CPU per call) of ${blocks} consecutive blocks of ${size} calls:`);
-  for (const id of paths) console.log(await blocksOf(id, blocks, size));
+  for (const id of paths) console.log(await blocksOf(id, pathSpec(config, runId, id), blocks, size));
 }
 
-main()
-  .catch((error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    killAllChildren();
-    process.exit();
-  });
+runTool(main);

@@ -7,33 +7,18 @@
  * fa-amqp-transport (the Coordinator and the Worker), raw-amqp-twin vs raw-amqp (A/A: the noise).
  * Prints, per repetition, both p50s, their ratio and the CPU µs per call (producer+worker+broker).
  */
-import { parseBenchConfig, pathSpec, UsageError } from "./bench-config.js";
+import { parseToolArgs, pathSpec, UsageError } from "./bench-config.js";
 import { measurePairedLatency } from "./harness/paired-latency.js";
-import { killAllChildren } from "./harness/worker-children.js";
+import { runTool } from "./harness/worker-children.js";
 import { pathById } from "./paths/path-registry.js";
-import type { CpuPerCall } from "./report/bench-results.js";
-
-const OWN_FLAGS = ["a", "b", "reps"];
-
-function cpu(c: CpuPerCall | undefined): string {
-  if (!c) return "?";
-  const broker = c.broker === undefined ? "?" : c.broker.toFixed(0);
-  return `${c.producer.toFixed(0)}+${c.worker.toFixed(0)}+${broker}`;
-}
+import { cpuPerCall } from "./report/table-report.js";
 
 async function main(): Promise<void> {
-  const own = new Map<string, string>();
-  const rest: string[] = [];
-  for (const arg of process.argv.slice(2)) {
-    const m = /^--([a-z]+)=(.*)$/.exec(arg);
-    if (m && OWN_FLAGS.includes(m[1] as string)) own.set(m[1] as string, m[2] as string);
-    else rest.push(arg);
-  }
+  const { own, config } = parseToolArgs(process.argv.slice(2), ["a", "b", "reps"], ["--latency-tasks=4000"]);
   const a = pathById(own.get("a") ?? "fa-amqp");
   const b = pathById(own.get("b") ?? a.baseline ?? "raw-amqp");
   const reps = Number(own.get("reps") ?? 3);
   if (!Number.isInteger(reps) || reps < 1 || reps > 20) throw new UsageError("--reps takes 1..20.");
-  const config = parseBenchConfig(["--latency-tasks=4000", ...rest]);
   const runId = Date.now().toString(36);
   console.log(`${a.id} vs ${b.id}: ${config.latencyTasks} calls each per repetition, in blocks of 100`);
   for (let rep = 1; rep <= reps; rep++) {
@@ -45,17 +30,9 @@ async function main(): Promise<void> {
     }
     console.log(
       `${rep}: p50 ${r.p50Ms.toFixed(3)} vs ${r.baselineP50Ms.toFixed(3)} ms = ${(r.p50Ms / r.baselineP50Ms).toFixed(3)}×` +
-        `; CPU µs/call ${cpu(r.cpuUsPerCall)} vs ${cpu(r.baselineCpuUsPerCall)}`,
+        `; CPU µs/call ${cpuPerCall(r.cpuUsPerCall)} vs ${cpuPerCall(r.baselineCpuUsPerCall)}`,
     );
   }
 }
 
-main()
-  .catch((error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    killAllChildren();
-    process.exit();
-  });
+runTool(main);

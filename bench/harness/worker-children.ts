@@ -137,6 +137,19 @@ export function killAllChildren(): void {
   for (const child of alive) child.kill("SIGKILL");
 }
 
+/** Runs a bench tool's main(): prints its error, kills every worker process left, exits. */
+export function runTool(main: () => Promise<void>): void {
+  main()
+    .catch((error: unknown) => {
+      console.error(error instanceof Error ? error.message : error);
+      process.exitCode = 1;
+    })
+    .finally(() => {
+      killAllChildren();
+      process.exit();
+    });
+}
+
 /** CPU time (ms) the workers used since `before` (one sample per worker, same order). */
 export async function workersCpuMs(
   workers: readonly WorkerChild[],

@@ -53,7 +53,7 @@ function cpuRatio(r: RoundTripResult, base: RoundTripResult | undefined): string
 }
 
 /** "producer+worker+broker" CPU µs per call. */
-function cpuPerCall(c: CpuPerCall | undefined): string {
+export function cpuPerCall(c: CpuPerCall | undefined): string {
   if (!c) return "–";
   const parts = [c.producer, c.worker, ...(c.broker === undefined ? [] : [c.broker])];
   return parts.map((n) => n.toFixed(0)).join("+");
