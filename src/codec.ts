@@ -22,6 +22,11 @@ export interface TaskEnvelope {
   /** The queue (TaskQueue name) the task belongs to; events go back on its subject. */
   queue: string;
   headers: Record<string, string>;
+  /**
+   * The submitting client's inbox (its task-event subscription's `Subscription.inbox`), where
+   * transports that have inboxes send this task's events; absent elsewhere.
+   */
+  replyTo?: string;
 }
 
 export type TaskEventKind =
@@ -203,6 +208,8 @@ export function decodeTask(bytes: Uint8Array): TaskEnvelope {
   else expect(isPlainObject(r["metadata"]), what, "metadata");
   if (r["headers"] === undefined) r["headers"] = {};
   else expect(isPlainObject(r["headers"]), what, "headers");
+  if (r["replyTo"] !== undefined)
+    expect(isString(r["replyTo"]) && r["replyTo"].length <= 255, what, "replyTo");
   return r as unknown as TaskEnvelope;
 }
 

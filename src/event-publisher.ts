@@ -1,11 +1,15 @@
 /**
  * Task events leave in batches: every event published during one turn of the event loop goes out
- * as one message per subject (flushed once the turn's microtasks have run, or earlier when a batch
- * nears the transport's size limit). Callers still get a promise per event, resolved once its batch is
- * published, so "publish the outcome, then ack" keeps holding. One publisher per transport.
+ * as one message per destination (flushed once the turn's microtasks have run, or earlier when a
+ * batch nears the transport's size limit). Callers still get a promise per event, resolved once its
+ * batch is published, so "publish the outcome, then ack" keeps holding. One publisher per transport.
+ *
+ * A destination is the task queue's event subject, or, when the task names its client's inbox
+ * (`replyTo`, on transports that have inboxes), that inbox: the events go to the one client
+ * that tracks the task, not to every client of the queue (the others ignore them anyway).
  */
-import type { Transport } from "../transports/transport.js";
-import type { ControlCommand, TaskEvent } from "./codec.js";
+import type { PublishOptions, Transport } from "../transports/transport.js";
+import type { ControlCommand, TaskEnvelope, TaskEvent } from "./codec.js";
 import { encodeJson, utf8 } from "./codec.js";
 import { describeThrown, PayloadTooLargeError } from "./errors.js";
 import { subjects } from "./names.js";
@@ -14,12 +18,18 @@ import { RecentOutcomes } from "./recent-outcomes.js";
 /** A task event, with or without its version field (added when missing). */
 export type TaskEventInput = Omit<TaskEvent, "v"> & { v?: 1 };
 
+/** Where a task's events go: its queue's subject, or its client's inbox when it names one. */
+export type EventRoute = Pick<TaskEnvelope, "queue" | "replyTo">;
+
 type ResyncCommand = Extract<ControlCommand, { kind: "resync" }>;
 
 /** How far back outcomes are sent again after this process reconnects to the broker. */
 const REPUBLISH_WINDOW_MS = 5 * 60_000;
 
 interface Batch {
+  subject: string;
+  /** `{ inbox }` when the batch goes to one client's inbox. */
+  options: PublishOptions | undefined;
   /** JSON of each event; "started" events stay objects until the flush (most are folded away). */
   parts: Array<string | TaskEvent | undefined>;
   /** Index of each task's "started" part, dropped when its outcome joins the same batch. */
@@ -67,9 +77,9 @@ export class TaskEventPublisher {
     return this.recent.size;
   }
 
-  /** Queues an event for the task's queue; resolves with the event as sent, once published. */
-  async publish(queue: string, event: TaskEventInput): Promise<TaskEvent> {
-    const { sent, done } = this.queue(queue, event);
+  /** Queues an event of a task; resolves with the event as sent, once published. */
+  async publish(task: EventRoute, event: TaskEventInput): Promise<TaskEvent> {
+    const { sent, done } = this.queue(task, event);
     await done;
     return sent;
   }
@@ -78,7 +88,8 @@ export class TaskEventPublisher {
    * Queues an event: `sent` is the event as it will go out (an unsendable result turns it into a
    * failure), `done` settles when its batch is published. Throws if the event cannot be sent at all.
    */
-  queue(queue: string, event: TaskEventInput): { sent: TaskEvent; done: Promise<void> } {
+  queue(task: EventRoute, event: TaskEventInput): { sent: TaskEvent; done: Promise<void> } {
+    const queue = task.queue;
     const limit = this.transport.maxPayloadBytes - BATCH_OVERHEAD;
     let full = (event.v === 1 ? event : { ...event, v: 1 }) as TaskEvent;
     let json: string | undefined;
@@ -105,14 +116,17 @@ export class TaskEventPublisher {
       this.recent.add(queue, full.taskId, json);
     }
     const subject = subjects.taskEvents(queue);
-    let batch = this.batches.get(subject);
+    // Inboxes and subjects never collide as keys: subjects are dot-separated tokens, inboxes are
+    // not valid subjects (a transport names them its own way).
+    const key = task.replyTo ?? subject;
+    let batch = this.batches.get(key);
     if (batch && batch.bytes + size + 1 > limit) {
-      this.flushSubject(subject);
+      this.flush(key);
       batch = undefined;
     }
     if (!batch) {
-      batch = newBatch();
-      this.batches.set(subject, batch);
+      batch = newBatch(subject, task.replyTo);
+      this.batches.set(key, batch);
     }
     if (full.kind === "started") batch.started.set(full.taskId, batch.parts.length);
     else if (full.kind !== "retrying") {
@@ -135,12 +149,12 @@ export class TaskEventPublisher {
     for (const json of events) {
       let batch = this.batches.get(subject);
       if (!batch) {
-        batch = newBatch();
+        batch = newBatch(subject, undefined);
         this.batches.set(subject, batch);
       }
       batch.parts.push(json);
       batch.bytes += json.length + 1;
-      if (batch.bytes > this.transport.maxPayloadBytes / 2) this.flushSubject(subject);
+      if (batch.bytes > this.transport.maxPayloadBytes / 2) this.flush(subject);
     }
     this.schedule();
   }
@@ -163,13 +177,14 @@ export class TaskEventPublisher {
 
   private readonly flushAll = (): void => {
     this.scheduled = false;
-    for (const subject of [...this.batches.keys()]) this.flushSubject(subject);
+    for (const key of [...this.batches.keys()]) this.flush(key);
   };
 
-  private flushSubject(subject: string): void {
-    const batch = this.batches.get(subject);
+  /** Publishes the batch of a destination (`key`: its subject or inbox). */
+  private flush(key: string): void {
+    const batch = this.batches.get(key);
     if (!batch) return;
-    this.batches.delete(subject);
+    this.batches.delete(key);
     const parts: string[] = [];
     for (const p of batch.parts)
       if (p !== undefined) parts.push(typeof p === "string" ? p : JSON.stringify(p));
@@ -177,39 +192,40 @@ export class TaskEventPublisher {
       parts.length === 1
         ? utf8(parts[0] as string)
         : utf8(`{"v":1,"kind":"batch","events":[${parts.join(",")}]}`);
-    // In order per subject: a batch waits for the one before it (only when that one is still
+    // In order per destination: a batch waits for the one before it (only when that one is still
     // being published, e.g. a broker applying backpressure).
-    const previous = this.chains.get(subject);
+    const previous = this.chains.get(key);
     const published =
       previous === undefined
-        ? this.publishNow(subject, body)
-        : previous.then(() => this.transport.publish(subject, body));
+        ? this.publishNow(batch, body)
+        : previous.then(() => this.transport.publish(batch.subject, body, batch.options));
     const next = published.then(
       () => batch.settle(),
       (error: unknown) => batch.settle(error),
     );
-    this.chains.set(subject, next);
+    this.chains.set(key, next);
     void next.then(() => {
-      if (this.chains.get(subject) === next) this.chains.delete(subject);
+      if (this.chains.get(key) === next) this.chains.delete(key);
     });
   }
 
-  private publishNow(subject: string, body: Uint8Array): Promise<void> {
+  private publishNow(batch: Batch, body: Uint8Array): Promise<void> {
     try {
-      return this.transport.publish(subject, body);
+      return this.transport.publish(batch.subject, body, batch.options);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 }
 
-function newBatch(): Batch {
+function newBatch(subject: string, inbox: string | undefined): Batch {
   let settle!: (error?: unknown) => void;
   const done = new Promise<void>((resolve, reject) => {
     settle = (error) => (error === undefined ? resolve() : reject(error));
   });
   done.catch(() => {}); // a failure is reported to whoever awaits it; nobody has to
-  return { parts: [], started: new Map(), bytes: 0, done, settle };
+  const options = inbox === undefined ? undefined : { inbox };
+  return { subject, options, parts: [], started: new Map(), bytes: 0, done, settle };
 }
 
 const publishers = new WeakMap<Transport, TaskEventPublisher>();

@@ -8,6 +8,7 @@ export {
   deadLetterQueueOf,
   type EnqueueOptions,
   type FanoutMessage,
+  type PublishOptions,
   type Subscription,
   type Transport,
   type TransportState,

@@ -7,7 +7,7 @@ import { canRetry, nextTaskState } from "../actors/task.machine.js";
 import type { Delivery, Transport } from "../transports/transport.js";
 import type { TaskEnvelope, TaskEvent } from "./codec.js";
 import { backoffDelay, type RetryBackoff } from "./config.js";
-import { eventPublisherFor, type TaskEventInput } from "./event-publisher.js";
+import { type EventRoute, eventPublisherFor, type TaskEventInput } from "./event-publisher.js";
 import type { Outcome } from "./task-runner.js";
 
 export interface OutcomeTarget {
@@ -17,22 +17,22 @@ export interface OutcomeTarget {
   now(): number;
 }
 
-/** Publishes a task event on the task's queue subject (batched); resolves with the event as sent. */
-/** Queues a task event without waiting: `done` settles when it is published. */
+/** Queues a task event for the task's client without waiting: `done` settles when it is published. */
 export function queueTaskEvent(
   transport: Transport,
-  queue: string,
+  task: EventRoute,
   event: TaskEventInput,
 ): { sent: TaskEvent; done: Promise<void> } {
-  return eventPublisherFor(transport).queue(queue, event);
+  return eventPublisherFor(transport).queue(task, event);
 }
 
+/** Publishes a task event for the task's client (batched); resolves with the event as sent. */
 export function publishTaskEvent(
   transport: Transport,
-  queue: string,
+  task: EventRoute,
   event: TaskEventInput,
 ): Promise<TaskEvent> {
-  return eventPublisherFor(transport).publish(queue, event);
+  return eventPublisherFor(transport).publish(task, event);
 }
 
 /**
@@ -62,7 +62,7 @@ export async function settleOutcome(
       durationMs,
       result: outcome.result,
     } as const;
-    const { sent, done } = queueTaskEvent(target.transport, task.queue, event);
+    const { sent, done } = queueTaskEvent(target.transport, task, event);
     await done;
     if (sent.kind === "completed") await delivery.ack();
     else await delivery.deadLetter(sent.error ?? "result cannot be sent");
@@ -71,7 +71,7 @@ export async function settleOutcome(
   const error = outcome.error;
   if (outcome.kind === "cancelled") {
     const event = { v: 1, kind: "cancelled", taskId, at, attempt, workerId, durationMs, error } as const;
-    const { sent, done } = queueTaskEvent(target.transport, task.queue, event);
+    const { sent, done } = queueTaskEvent(target.transport, task, event);
     await done;
     await delivery.ack();
     return sent;
@@ -92,13 +92,13 @@ export async function settleOutcome(
       error,
       delayMs,
     } as const;
-    const { sent, done } = queueTaskEvent(target.transport, task.queue, event);
+    const { sent, done } = queueTaskEvent(target.transport, task, event);
     await done;
     await delivery.nack({ delayMs });
     return sent;
   }
   const kind = outcome.kind === "timeout" ? "timeout" : "failed";
-  const sent = await publishTaskEvent(target.transport, task.queue, {
+  const sent = await publishTaskEvent(target.transport, task, {
     v: 1,
     kind,
     taskId,

@@ -235,7 +235,7 @@ export class TaskPuller {
     }
     const poison = poisonError(attempt, task.retries, DEFAULT_MAX_REDELIVERIES);
     if (poison !== undefined) {
-      const event = await publishTaskEvent(this.transport, task.queue, {
+      const event = await publishTaskEvent(this.transport, task, {
         kind: "failed",
         taskId: task.id,
         at,
@@ -249,7 +249,7 @@ export class TaskPuller {
     }
     this.held.set(task.id, { delivery, task, attempt, startedAt: at, workerId });
     this.keepHeldAlive();
-    const event = await publishTaskEvent(this.transport, task.queue, {
+    const event = await publishTaskEvent(this.transport, task, {
       kind: "started",
       taskId: task.id,
       at,

@@ -86,6 +86,8 @@ export class TaskQueue {
   private readonly untaggedQueues = new Map<string, string>();
   private readonly puller: TaskPuller;
   private subscription?: Subscription;
+  /** Where workers send the events of tasks enqueued here (transports with inboxes; else the subject). */
+  private inbox?: string;
   private stopWatching?: () => void;
   private resyncTimers: Array<ReturnType<Clock["setTimeout"]>> = [];
   private starting?: Promise<void>;
@@ -137,6 +139,7 @@ export class TaskQueue {
         }
         for (const event of events) this.store.apply(event);
       });
+      this.inbox = this.subscription.inbox;
       this.started = true;
     })().catch((error) => {
       this.starting = undefined;
@@ -203,6 +206,7 @@ export class TaskQueue {
     if (task.tags.length > 0) wire.tags = task.tags;
     if (hasKeys(task.metadata)) wire.metadata = task.metadata;
     if (hasKeys(headers)) wire.headers = headers;
+    if (this.inbox !== undefined) wire.replyTo = this.inbox;
     const body = encode(wire, this.transport.maxPayloadBytes, "task data");
     const queue = this.workQueue(task.type, task.tags);
     if (!this.started) await this.start();

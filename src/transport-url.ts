@@ -13,6 +13,7 @@ import type {
   DeliveryHandler,
   EnqueueOptions,
   FanoutMessage,
+  PublishOptions,
   Subscription,
   Transport,
   TransportState,
@@ -162,8 +163,8 @@ class LazyTransport implements Transport {
     return this.connected.depth(queue);
   }
 
-  async publish(subject: string, body: Bytes): Promise<void> {
-    return this.connected.publish(subject, body);
+  async publish(subject: string, body: Bytes, options?: PublishOptions): Promise<void> {
+    return this.connected.publish(subject, body, options);
   }
 
   async subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription> {

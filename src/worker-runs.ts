@@ -130,7 +130,7 @@ export class WorkerRuns {
     const attempt = delivery.deliveryCount;
     const at = this.clock.now();
     if (this.cancelled.has(task.id)) {
-      await publishTaskEvent(this.transport, task.queue, {
+      await publishTaskEvent(this.transport, task, {
         kind: "cancelled",
         taskId: task.id,
         at,
@@ -150,7 +150,7 @@ export class WorkerRuns {
         workerId: this.id,
         error: poison,
       } as const;
-      await publishTaskEvent(this.transport, task.queue, event);
+      await publishTaskEvent(this.transport, task, event);
       await delivery.deadLetter(poison);
       return;
     }
@@ -167,7 +167,7 @@ export class WorkerRuns {
     this.begin(task.id, run);
     // Not awaited: the handler starts at once; the outcome event follows it in the same ordered stream.
     // (A failure to send it shows up on the outcome's event, which goes out in the same stream.)
-    queueTaskEvent(this.transport, task.queue, {
+    queueTaskEvent(this.transport, task, {
       v: 1,
       kind: "started",
       taskId: task.id,

@@ -67,6 +67,23 @@ export interface FanoutMessage {
 
 export interface Subscription {
   unsubscribe(): Promise<void>;
+  /**
+   * An address that reaches this subscription alone, for `publish(subject, body, { inbox })`:
+   * set where the broker has a cheaper way to one subscriber than its fan-out (AMQP: the
+   * subscription's own queue, reached without the topic exchange). Undefined elsewhere.
+   */
+  readonly inbox?: string;
+}
+
+export interface PublishOptions {
+  /**
+   * Deliver to this subscription only (a `Subscription.inbox` of a subscriber of `subject`), not
+   * to every subscriber: a reply to the one client waiting for it. Still at most once: gone with
+   * its subscription. A transport without inboxes, or an address it does not recognise as one
+   * of its inboxes, fans the message out on `subject` as usual, so subscribers must expect messages
+   * meant for others either way.
+   */
+  inbox?: string;
 }
 
 export type TransportState = "idle" | "connecting" | "connected" | "reconnecting" | "closed";
@@ -111,8 +128,11 @@ export interface Transport {
   /** Messages waiting in the queue (ready or delayed), not counting unsettled deliveries. */
   depth(queue: string): Promise<number>;
 
-  /** Fan-out, at-most-once: every current subscriber of a matching subject gets a copy. */
-  publish(subject: string, body: Bytes): Promise<void>;
+  /**
+   * Fan-out, at-most-once: every current subscriber of a matching subject gets a copy (or, with
+   * `options.inbox`, the one subscription it names).
+   */
+  publish(subject: string, body: Bytes, options?: PublishOptions): Promise<void>;
   /** `subject` may end in `.>` to match every subject under that prefix. */
   subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription>;
 }

@@ -19,4 +19,5 @@ describeTransportConformance({
   create: () => testTransport(),
   cleanup: async (transport) => transport.close(),
   crossQueuePriority: false,
+  inboxes: true,
 });

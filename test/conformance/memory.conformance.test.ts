@@ -6,4 +6,5 @@ describeTransportConformance({
   available: async () => true,
   create: () => new InMemoryTransport(),
   crossQueuePriority: true,
+  inboxes: false,
 });

@@ -19,4 +19,5 @@ describeTransportConformance({
       await transport.deleteStreams();
   },
   crossQueuePriority: true,
+  inboxes: false,
 });

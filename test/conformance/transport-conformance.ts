@@ -24,6 +24,8 @@ export interface ConformanceTarget {
   cleanup?(transport: Transport): Promise<void>;
   /** Priority holds across the several queues of one consumer (not on AMQP: per queue only). */
   crossQueuePriority: boolean;
+  /** Subscriptions have an inbox (`Subscription.inbox`) that `publish(…, { inbox })` reaches alone. */
+  inboxes: boolean;
 }
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -321,6 +323,35 @@ export function describeTransportConformance(target: ConformanceTarget): void {
       await t.publish("ev.a.b", enc("two"));
       await also.waitFor(2);
       expect(exact.items).toHaveLength(1);
+    });
+
+    it("sends to one subscription's inbox where the transport has inboxes, else fans out", async ({
+      skip,
+    }) => {
+      if (!ok) skip();
+      const t = await transport();
+      const mine = new Collector<FanoutMessage>();
+      const other = new Collector<FanoutMessage>();
+      const sub = await t.subscribe("ev.reply", mine.push);
+      await t.subscribe("ev.reply", other.push);
+      await t.publish("ev.reply", enc("for you"), { inbox: sub.inbox });
+      await t.publish("ev.reply", enc("not an inbox: for all"), { inbox: "nobody" });
+      await t.publish("ev.reply", enc("for all"));
+      const got = await mine.waitFor(3);
+      expect(got.map((m) => `${m.subject}=${dec(m.body)}`)).toEqual([
+        "ev.reply=for you",
+        "ev.reply=not an inbox: for all",
+        "ev.reply=for all",
+      ]);
+      // Messages reach a subscriber in the order they were published: once the last one is in,
+      // whatever was to reach `other` before it has.
+      const theirs = await other.waitFor(sub.inbox === undefined ? 3 : 2);
+      expect(theirs.map((m) => dec(m.body))).toEqual(
+        sub.inbox === undefined
+          ? ["for you", "not an inbox: for all", "for all"]
+          : ["not an inbox: for all", "for all"],
+      );
+      expect(sub.inbox !== undefined).toBe(target.inboxes);
     });
 
     it("refuses names that cannot be subjects or queue names, before any broker call", async ({ skip }) => {

@@ -21,6 +21,8 @@ const task = {
 describe("codec", () => {
   it("round-trips a task envelope", () => {
     expect(decodeTask(encode(task, 1e6))).toEqual(task);
+    const replying = { ...task, replyTo: "ns:sub.0b8c5f3e-2f1a-4c7e-9d2b-5a6e7f8a9b0c" };
+    expect(decodeTask(encode(replying, 1e6))).toEqual(replying);
   });
 
   it("restores the fields left out of the wire form when empty", () => {
@@ -85,6 +87,8 @@ describe("codec", () => {
       enc({ ...task, priority: "high" }),
       enc({ ...task, tags: [1] }),
       enc({ ...task, metadata: [] }),
+      enc({ ...task, replyTo: 42 }),
+      enc({ ...task, replyTo: "x".repeat(256) }),
       enc({ v: 1 }),
     ];
     for (const bytes of bad) expect(() => decodeTask(bytes)).toThrow(MalformedMessageError);

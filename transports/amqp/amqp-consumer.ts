@@ -17,7 +17,7 @@
  * redelivers (its consumer died) is re-stamped first, sent again with one more delivery counted,
  * so a task that keeps killing its workers is eventually seen as poison.
  */
-import type { Channel, ConsumeMessage } from "amqplib";
+import type { Channel, ConsumeMessage, Options } from "amqplib";
 import type { Logger } from "../../src/logger.js";
 import type { Consumer, DeliveryHandler } from "../transport.js";
 import { ChannelAcks } from "./amqp-acks.js";
@@ -100,12 +100,17 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
    * to the channel (after the channel's buffer drains, if it is full); undefined when the
    * channel is gone (publish elsewhere).
    */
-  publishFanout(exchange: string, routingKey: string, content: Buffer): Promise<void> | undefined {
+  publishFanout(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: Options.Publish = FANOUT_PROPERTIES,
+  ): Promise<void> | undefined {
     const channel = this.channel;
     if (!channel) return undefined;
     let writable: boolean;
     try {
-      writable = channel.publish(exchange, routingKey, content, FANOUT_PROPERTIES);
+      writable = channel.publish(exchange, routingKey, content, properties);
     } catch {
       return undefined; // closed between the check and the publish
     }
@@ -416,7 +421,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
 }
 
 /** Fan-out messages are transient (at most once, like the subscriber queues they go to). */
-const FANOUT_PROPERTIES = { persistent: false };
+const FANOUT_PROPERTIES: Options.Publish = { persistent: false };
 const RESOLVED = Promise.resolve();
 
 function normalize(concurrency: number): number {

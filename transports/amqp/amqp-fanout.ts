@@ -61,7 +61,7 @@ export class AmqpFanout {
       sub.active = false;
       throw error;
     }
-    return { unsubscribe: () => this.detach(sub) };
+    return { unsubscribe: () => this.detach(sub), inbox: this.names.subscriberQueue(sub.id) };
   }
 
   private attach(sub: Sub, deadline: number): Promise<void> {
@@ -106,7 +106,11 @@ export class AmqpFanout {
       return;
     }
     try {
-      sub.onMessage({ subject: message.fields.routingKey, body: message.content });
+      // A message sent to this subscription's inbox came through the default exchange, its routing
+      // key the queue's name: its subject travels in the `type` property.
+      const subject =
+        message.fields.exchange === "" ? String(message.properties.type ?? "") : message.fields.routingKey;
+      sub.onMessage({ subject, body: message.content });
     } catch (error) {
       this.logger.error(
         { err: (error as Error).message, subject: message.fields.routingKey },

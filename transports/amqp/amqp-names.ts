@@ -34,6 +34,7 @@ export const H_DELAY = "x-fa-delay";
 
 /** RabbitMQ's limit on queue and exchange names (an AMQP short string). */
 const MAX_NAME_BYTES = 255;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** The longest suffix added to a logical queue name (".dead" of a dead-letter queue's own). */
 const SUFFIX_ROOM = DEAD_LETTER_SUFFIX.length + 1;
 
@@ -55,6 +56,8 @@ export function validateNamespace(namespace: string): void {
 export class AmqpNames {
   readonly events: string;
   readonly delayExchange: string;
+  /** What every subscriber queue's name starts with. */
+  private readonly subscriberPrefix: string;
 
   /** Queues found declared with another storage version than ours (used as they are). */
   private readonly adoptedVersions = new Map<string, 1 | 2>();
@@ -66,6 +69,7 @@ export class AmqpNames {
     validateNamespace(namespace);
     this.events = `${namespace}:events`;
     this.delayExchange = `${namespace}:delay`;
+    this.subscriberPrefix = `${namespace}:sub.`;
   }
 
   private readonly queueNames = new Map<string, string>();
@@ -95,8 +99,20 @@ export class AmqpNames {
     return `${this.namespace}:wait.${bucketMs}ms`;
   }
 
+  /** The queue of a subscription (`id`: a UUID), also its `Subscription.inbox`. */
   subscriberQueue(id: string): string {
-    return `${this.namespace}:sub.${id}`;
+    return this.subscriberPrefix + id;
+  }
+
+  /** Whether `name` can be a subscriber queue of this namespace: an inbox it may send to directly. */
+  isSubscriberQueue(name: string): boolean {
+    const prefix = this.subscriberPrefix;
+    return (
+      typeof name === "string" &&
+      name.length === prefix.length + 36 &&
+      name.startsWith(prefix) &&
+      UUID.test(name.slice(prefix.length))
+    );
   }
 
   /** The declare options of a logical queue: the same for every caller, so declarations never conflict. */

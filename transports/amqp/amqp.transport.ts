@@ -25,6 +25,7 @@ import {
   deadLetterQueueOf,
   type EnqueueOptions,
   type FanoutMessage,
+  type PublishOptions,
   type Subscription,
   type Transport,
   type TransportState,
@@ -206,19 +207,35 @@ export class AmqpTransport implements Transport, ConsumerHost {
    * confirm round trip. Otherwise (no consumer, several holding deliveries, flow control, the
    * exchange not declared yet) it goes through the confirm channel and resolves once the broker
    * confirmed it, so an ack on any channel can follow it.
+   *
+   * With `options.inbox` (a subscriber queue of this namespace), the message goes through the
+   * default exchange straight to that queue: no topic match, about 35 µs less of the broker's time
+   * per message here. A queue that is gone drops it, as the topic exchange would.
    */
-  async publish(subject: string, body: Bytes): Promise<void> {
+  async publish(subject: string, body: Bytes, options?: PublishOptions): Promise<void> {
     this.assertOpen();
     assertLogicalName(subject, "subject");
     this.assertSize(body);
     const content = asBuffer(body);
+    const inbox = options?.inbox;
+    const direct = inbox !== undefined && this.names.isSubscriberQueue(inbox);
+    // Sent to an inbox, the subject travels in the `type` property (the routing key is the queue).
+    const directProperties = direct ? { persistent: false, type: subject } : undefined;
     const consumer = this.fanoutConsumer();
-    if (consumer && !this.connection.blocked && this.topology.hasExchange(this.names.events)) {
-      const sent = consumer.publishFanout(this.names.events, subject, content);
+    if (consumer && !this.connection.blocked) {
+      const sent = directProperties
+        ? consumer.publishFanout("", inbox as string, content, directProperties)
+        : this.topology.hasExchange(this.names.events)
+          ? consumer.publishFanout(this.names.events, subject, content)
+          : undefined;
       if (sent) return sent;
     }
     await this.ready();
     const deadline = Date.now() + this.options.publishTimeoutMs;
+    if (directProperties) {
+      const message = { exchange: "", routingKey: inbox as string, content, properties: directProperties };
+      return this.publisher.send(message, deadline);
+    }
     for (let attempt = 1; ; attempt++) {
       await this.topology.ensureExchange(this.names.events, "topic", deadline).catch(asPublishError);
       try {

@@ -143,6 +143,38 @@ describe("AMQP fast paths", () => {
     expect(await producer.depth("jobs")).toBe(0);
   });
 
+  it("sends a message for one client's inbox the same way: on the consumer channel, ahead of the ack", async ({
+    skip,
+  }) => {
+    if (!ok) skip();
+    const { t, frames } = await tapped();
+    const producer = await peer(t);
+    const mine = new Collector<FanoutMessage>();
+    const others = new Collector<FanoutMessage>();
+    const sub = await producer.subscribe("ev.jobs.task", mine.push);
+    await producer.subscribe("ev.jobs.task", others.push);
+    expect(sub.inbox).toBeDefined();
+    const got = new Collector<Delivery>();
+    await t.consume(["jobs"], got.push, { concurrency: 4 });
+    await producer.enqueue("jobs", enc("a"), { priority: 5 });
+    const [delivery] = await got.waitFor(1);
+    const before = frames().length;
+    await t.publish("ev.jobs.task", enc("outcome of a"), { inbox: sub.inbox });
+    await delivery!.ack();
+    await flushed(t, "jobs");
+    const sent = frames().slice(before);
+    const publish = sent.findIndex((f) => f.kind === "publish");
+    const ack = sent.findIndex((f) => f.kind === "ack");
+    expect(publish).toBeGreaterThanOrEqual(0);
+    expect(ack).toBeGreaterThan(publish);
+    expect(sent[ack]!.channel).toBe(sent[publish]!.channel);
+    const [message] = await mine.waitFor(1);
+    expect(`${message!.subject}=${dec(message!.body)}`).toBe("ev.jobs.task=outcome of a");
+    // The other subscriber gets the next fan-out message, and nothing before it.
+    await t.publish("ev.jobs.task", enc("for all"));
+    expect((await others.waitFor(1)).map((m) => dec(m.body))).toEqual(["for all"]);
+  });
+
   it("leaves a task unacked when the outcome published before its ack is refused", async ({ skip }) => {
     if (!ok) skip();
     const { t } = await tapped();
