@@ -3,7 +3,7 @@
  * run; see BenchPath.extra):
  * - `fa-amqp-transport`: the round trip on fastagentic's AmqpTransport alone, as the Coordinator
  *   and Worker use it (enqueue with a dedupId and a priority, a competing consumer, the result
- *   published on the events exchange, then the ack), without them. Against raw-amqp it measures
+ *   published to the client's inbox, then the ack), without them. Against raw-amqp it measures
  *   the transport and its wire shapes; against fa-amqp, the Coordinator and the Worker.
  * - `raw-amqp-twin`: raw-amqp under another id, so the side-by-side method can be checked
  *   against itself (an A/A run: any ratio away from 1 is the method's noise or bias).
@@ -40,10 +40,10 @@ export const amqpTransportPath: BenchPath = {
       (delivery) => {
         started++;
         if (spec.hold) return;
-        const { i, x } = decodeJson<{ i: number; x: number }>(delivery.body);
+        const { i, x, r } = decodeJson<{ i: number; x: number; r?: string }>(delivery.body);
         const reply = Buffer.from(JSON.stringify({ i, y: x * 2 }));
         transport
-          .publish(REPLIES, reply)
+          .publish(REPLIES, reply, { inbox: r })
           .then(
             () => delivery.ack(),
             () => delivery.nack(),
@@ -65,7 +65,7 @@ export const amqpTransportPath: BenchPath = {
     const transport = transportOf(spec, true);
     await transport.connect();
     const replies = new ReplyMap();
-    await transport.subscribe(REPLIES, (message) => {
+    const subscription = await transport.subscribe(REPLIES, (message) => {
       const { i, y } = decodeJson<{ i: number; y: number }>(message.body);
       replies.resolve(i, y);
     });
@@ -74,7 +74,7 @@ export const amqpTransportPath: BenchPath = {
       async call(x) {
         const i = ++seq;
         const result = replies.wait(i);
-        const body = Buffer.from(JSON.stringify({ i, x }));
+        const body = Buffer.from(JSON.stringify({ i, x, r: subscription.inbox }));
         await transport.enqueue(WORK, body, { priority: 5, dedupId: `t${i}` });
         return result;
       },
