@@ -34,6 +34,7 @@ import { decodeTaskEvents, decodeWorkerEvent, type TaskEvent, type WorkerEvent }
 import { silentLogger } from "../../src/logger.js";
 import { subjects } from "../../src/names.js";
 import { uniqueNamespace } from "../helpers/brokers.js";
+import { tapSubscriptions } from "../helpers/tap.js";
 
 export const REPO_DIR = fileURLToPath(new URL("../../", import.meta.url));
 export const CLI = join(REPO_DIR, "src/cli/main.ts");
@@ -415,7 +416,12 @@ export class ChaosRun {
   ledger!: Ledger;
   coordinator!: Coordinator;
   transport!: Transport;
-  /** Every task event seen on the transport (to count outcomes per task independently). */
+  /**
+   * Every task event the coordinator's subscription received, duplicates included (to count
+   * outcomes per task independently of its bookkeeping). Tapped, not subscribed apart: on
+   * RabbitMQ a task's events go to the inbox of the client that enqueued it, not to every
+   * subscriber.
+   */
   readonly taskEvents: TaskEvent[] = [];
   /** Every worker event (heartbeats, stopped) seen on the transport. */
   readonly workerEvents: WorkerEvent[] = [];
@@ -443,8 +449,16 @@ export class ChaosRun {
       ...clientOptions,
       namespace: this.namespace,
     });
+    const tapped = tapSubscriptions(this.transport, (m) => {
+      if (m.subject !== subjects.taskEvents("default")) return;
+      try {
+        this.taskEvents.push(...decodeTaskEvents(m.body));
+      } catch {
+        // not ours to judge here
+      }
+    });
     this.coordinator = new Coordinator({
-      transport: this.transport,
+      transport: tapped,
       config: { minWorkers: 0, autoScale: false, ...config },
       logger: silentLogger,
     });
@@ -453,13 +467,6 @@ export class ChaosRun {
       this.workerCondition.changed();
     });
     await this.coordinator.start();
-    await this.transport.subscribe(subjects.taskEvents("default"), (m) => {
-      try {
-        this.taskEvents.push(...decodeTaskEvents(m.body));
-      } catch {
-        // not ours to judge here
-      }
-    });
     await this.transport.subscribe(subjects.workerEvents, (m) => {
       try {
         this.workerEvents.push(decodeWorkerEvent(m.body));

@@ -9,18 +9,16 @@ import { silentLogger } from "../../../src/logger.js";
 import { TaskQueue } from "../../../src/task-queue.js";
 import { Worker } from "../../../src/worker.js";
 import type { AmqpTransport } from "../../../transports/amqp/index.js";
-import type { FanoutMessage, Subscription, Transport } from "../../../transports/transport.js";
+import type { Transport } from "../../../transports/transport.js";
+import { tapSubscriptions } from "../../helpers/tap.js";
 import { amqpAvailable, testTransport } from "./amqp-helpers.js";
 
 /** A client's transport that records the task ids of the task events its subscriptions receive. */
 function recording(t: AmqpTransport): { transport: Transport; taskIds: string[] } {
   const taskIds: string[] = [];
-  const transport = Object.create(t) as Transport;
-  transport.subscribe = (subject: string, onMessage: (m: FanoutMessage) => void): Promise<Subscription> =>
-    t.subscribe(subject, (m) => {
-      for (const event of decodeTaskEvents(m.body)) taskIds.push(event.taskId);
-      onMessage(m);
-    });
+  const transport = tapSubscriptions(t, (m) => {
+    if (m.subject.endsWith(".task")) for (const event of decodeTaskEvents(m.body)) taskIds.push(event.taskId);
+  });
   return { transport, taskIds };
 }
 
