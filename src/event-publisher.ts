@@ -116,9 +116,9 @@ export class TaskEventPublisher {
       this.recent.add(queue, full.taskId, json);
     }
     const subject = subjects.taskEvents(queue);
-    // Inboxes and subjects never collide as keys: subjects are dot-separated tokens, inboxes are
-    // not valid subjects (a transport names them its own way).
-    const key = task.replyTo ?? subject;
+    // One batch per inbox, else per subject; inbox keys start with a character no subject has, so a
+    // replyTo (it comes off the wire) never lands in a subject's batch.
+    const key = task.replyTo === undefined ? subject : `\u0000${task.replyTo}`;
     let batch = this.batches.get(key);
     if (batch && batch.bytes + size + 1 > limit) {
       this.flush(key);

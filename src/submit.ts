@@ -16,10 +16,11 @@ export async function submitAndWait(
     throw new ConfigError(`submit() options must be an object, got ${JSON.stringify(options)}.`);
   }
   validateKeys("submit() options", options, SUBMIT_KEYS);
-  const task = await queue.enqueueTask(taskType, data, options);
   const waitTimeoutMs = options.waitTimeoutMs;
-  const result = await queue.waitForTask(
-    task.id,
+  const { task, result } = await queue.submitTask(
+    taskType,
+    data,
+    options,
     waitTimeoutMs === undefined ? NO_WAIT_OPTIONS : { timeoutMs: waitTimeoutMs },
   );
   return unwrapResult(result, task);

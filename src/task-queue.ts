@@ -183,7 +183,12 @@ export class TaskQueue {
    * @internal What submit() calls: the type and data apart from the options, so that no merged
    * copy of them is made per task. The caller has checked the option names (SUBMIT_KEYS).
    */
-  async enqueueTask(taskType: string, data: unknown, options: SubmitOptions): Promise<Task> {
+  async enqueueTask(
+    taskType: string,
+    data: unknown,
+    options: SubmitOptions,
+    onStored?: (taskId: string) => void,
+  ): Promise<Task> {
     const task = this.buildTask(taskType, data, options);
     // A generated id is new by construction: only a caller's own id can be a repeat.
     if (options.id !== undefined && this.store.has(task.id)) return this.store.get(task.id) as Task;
@@ -211,6 +216,7 @@ export class TaskQueue {
     const queue = this.workQueue(task.type, task.tags);
     if (!this.started) await this.start();
     this.store.addAndMove(task, "ENQUEUE");
+    onStored?.(task.id);
     try {
       await this.transport.enqueue(queue, body, { priority: task.priority, dedupId: task.id });
     } catch (error) {
@@ -226,6 +232,26 @@ export class TaskQueue {
       this.puller.queuesChanged();
     }
     return task;
+  }
+
+  /**
+   * @internal What submit() calls: enqueues, then resolves with the task and its result. The wait
+   * starts as soon as the task is stored, before the broker confirms it: a quick worker's outcome
+   * can arrive first, and by the time the confirm is handled, more than `maxFinishedTasks` others
+   * may have finished and pushed its record out.
+   */
+  async submitTask(
+    taskType: string,
+    data: unknown,
+    options: SubmitOptions,
+    wait: WaitOptions,
+  ): Promise<{ task: Task; result: TaskResult }> {
+    let waiting: Promise<TaskResult> | undefined;
+    const task = await this.enqueueTask(taskType, data, options, (id) => {
+      waiting = this.store.wait(id, wait);
+      waiting.catch(() => {}); // if the enqueue fails, its error is what the caller gets
+    });
+    return { task, result: await (waiting ?? this.store.wait(task.id, wait)) };
   }
 
   /** The work queue of a task type and tag set (untagged ones remembered: no name built per task). */

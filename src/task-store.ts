@@ -80,12 +80,22 @@ export class TaskStore {
   }
 
   /** Forgets a task that never made it onto a queue (the enqueue failed). */
+  /** Forgets a task that was never enqueued (its publish failed); whoever waited for it is told so. */
   remove(id: string): void {
     const r = this.records.get(id);
     if (!r) return;
     this.records.delete(id);
     this.counters.submitted--;
     this.count(r.status, -1);
+    const waiting = this.waiters.get(id);
+    if (waiting === undefined) return;
+    this.waiters.delete(id);
+    const error = new StateError(`Task ${id} was not enqueued: its publish failed.`);
+    for (const w of Array.isArray(waiting) ? waiting : [waiting]) {
+      if (w.timer !== undefined) this.clock.clearTimeout(w.timer);
+      w.cleanup?.();
+      w.reject(error);
+    }
   }
 
   get(id: string): Task | undefined {

@@ -3,12 +3,16 @@ import {
   QueueFullError,
   SimulatedClock,
   StateError,
+  silentLogger,
   TaskPriority,
   TaskQueue,
+  type Transport,
   UnknownTaskError,
   WaitTimeoutError,
+  Worker,
 } from "fastagentic";
 import { afterEach, describe, expect, it } from "vitest";
+import { submitAndWait } from "../../src/submit.js";
 
 const queues: TaskQueue[] = [];
 afterEach(async () => {
@@ -167,5 +171,38 @@ describe("TaskQueue (the seed's API)", () => {
     expect(t?.id).toBe(good.id);
     expect(queue.malformedMessages).toBe(1);
     expect(await transport.depth("q.default.analyze.dead")).toBe(1);
+  });
+});
+
+describe("submit, when the outcome arrives before the enqueue is confirmed", () => {
+  it("still gets the result with maxFinishedTasks 0 (the wait starts once the task is stored)", async () => {
+    const inner = new InMemoryTransport();
+    let release!: () => void;
+    const finished = new Promise<void>((resolve) => (release = resolve));
+    // The client's transport confirms an enqueue only once the task has finished: a broker's
+    // confirm can come after a quick worker's outcome.
+    const slowConfirms = new Proxy(inner, {
+      get(target, property) {
+        if (property === "enqueue") {
+          return async (...args: Parameters<Transport["enqueue"]>) => {
+            await target.enqueue(...args);
+            await finished;
+          };
+        }
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const queue = new TaskQueue({ transport: slowConfirms, maxFinishedTasks: 0 });
+    queues.push(queue);
+    queue.onTaskFinished(() => release());
+    const worker = new Worker({ transport: inner, logger: silentLogger });
+    worker.handler("double", async (data: { x: number }) => data.x * 2);
+    await worker.start();
+    try {
+      await expect(submitAndWait(queue, "double", { x: 21 }, {})).resolves.toBe(42);
+    } finally {
+      await worker.stop();
+    }
   });
 });
