@@ -20,6 +20,11 @@ export class ChannelAcks {
   private pending: ConsumeMessage[] = [];
   private scheduled = false;
   private readonly flushNow = () => this.flush();
+  /**
+   * Deliveries the last flush acked. Their frames leave in the multiplexer pass that follows, so
+   * they count as under way for it (several of them: one socket write for the pass).
+   */
+  lastFlushed = 0;
 
   constructor(readonly channel: Channel) {}
 
@@ -67,6 +72,7 @@ export class ChannelAcks {
     const pending = this.pending;
     if (pending.length === 0) return;
     this.pending = [];
+    this.lastFlushed = pending.length;
     const oldest = this.oldestUnsettled();
     let last: ConsumeMessage | undefined;
     let below = 0;

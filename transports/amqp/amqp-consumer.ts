@@ -94,6 +94,11 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     return this.acks?.size ?? 0;
   }
 
+  /** Deliveries acked by the last flush of acks (their frames may still be on their way out). */
+  get justAcked(): number {
+    return this.acks?.lastFlushed ?? 0;
+  }
+
   /**
    * Publishes a fan-out message on this consumer's channel, without a publisher confirm: it
    * goes out ahead of every ack asked for afterwards on this channel. Resolves once it is handed

@@ -92,10 +92,14 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.connection.busy = () => this.underWay() > 1;
   }
 
-  /** Messages under way: publishes not yet confirmed and deliveries held by this transport's consumers. */
+  /**
+   * Messages under way: publishes not yet confirmed, deliveries held by this transport's consumers,
+   * and those their last batch of acks settled (under load a turn acks many at once, leaving none
+   * in hand by the time the frames are written: still one write for them all).
+   */
   private underWay(): number {
     let n = this.publisher.pending;
-    for (const consumer of this.consumers) n += consumer.inHand;
+    for (const consumer of this.consumers) n += consumer.inHand + consumer.justAcked;
     return n;
   }
 

@@ -368,4 +368,52 @@ describe("AMQP fast paths", () => {
     expect(writes).toBeLessThan(20); // one write per turn, not one per message
     expect(await t.depth("burst")).toBe(201);
   });
+
+  it("writes a worker's outcome and the acks of a whole batch at once, even with nothing left in hand", async ({
+    skip,
+  }) => {
+    if (!ok) skip();
+    const { t } = await tapped();
+    const producer = await peer(t);
+    const events = new Collector<FanoutMessage>();
+    await producer.subscribe("ev.batch.task", events.push);
+    await t.publish("ev.batch.task", enc("declares the exchange"));
+    await events.waitFor(1);
+    for (let i = 0; i < 20; i++) await producer.enqueue("batch", enc(`m${i}`), { priority: 5 });
+    const got = new Collector<Delivery>();
+    await t.consume(["batch"], got.push, { concurrency: 32 });
+    const deliveries = await got.waitFor(20);
+    const model = t.connection.current as unknown as {
+      connection: { stream: { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void } };
+    };
+    const socket = model.connection.stream;
+    let writes = 0;
+    const write = socket._write.bind(socket);
+    const writev = socket._writev.bind(socket);
+    socket._write = (...args: unknown[]) => {
+      writes++;
+      write(...args);
+    };
+    socket._writev = (...args: unknown[]) => {
+      writes++;
+      writev(...args);
+    };
+    // As a worker does with a batch: the outcomes, then every ack, in one turn.
+    await t.publish("ev.batch.task", enc("outcomes of the batch"));
+    await Promise.all(deliveries.map((d) => d.ack()));
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toBe(1);
+    expect(dec((await events.waitFor(2))[1]!.body)).toBe("outcomes of the batch");
+    // One task at a time, the outcome leaves ahead of its ack, in a write of its own.
+    await producer.enqueue("batch", enc("alone"), { priority: 5 });
+    const [alone] = (await got.waitFor(21)).slice(20);
+    writes = 0;
+    await t.publish("ev.batch.task", enc("outcome of one"));
+    await alone!.ack();
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toBe(2);
+    expect(await producer.depth("batch")).toBe(0);
+  });
 });
