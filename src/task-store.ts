@@ -79,7 +79,6 @@ export class TaskStore {
     this.move(task, event);
   }
 
-  /** Forgets a task that never made it onto a queue (the enqueue failed). */
   /** Forgets a task that was never enqueued (its publish failed); whoever waited for it is told so. */
   remove(id: string): void {
     const r = this.records.get(id);
@@ -90,12 +89,7 @@ export class TaskStore {
     const waiting = this.waiters.get(id);
     if (waiting === undefined) return;
     this.waiters.delete(id);
-    const error = new StateError(`Task ${id} was not enqueued: its publish failed.`);
-    for (const w of Array.isArray(waiting) ? waiting : [waiting]) {
-      if (w.timer !== undefined) this.clock.clearTimeout(w.timer);
-      w.cleanup?.();
-      w.reject(error);
-    }
+    this.rejectWaiters(waiting, new StateError(`Task ${id} was not enqueued: its publish failed.`));
   }
 
   get(id: string): Task | undefined {
@@ -257,14 +251,16 @@ export class TaskStore {
 
   /** Rejects every waiter (the owner is closing). */
   rejectAll(error: Error): void {
-    for (const entry of this.waiters.values()) {
-      for (const w of Array.isArray(entry) ? entry : [entry]) {
-        this.clock.clearTimeout(w.timer);
-        w.cleanup?.();
-        w.reject(error);
-      }
-    }
+    for (const entry of this.waiters.values()) this.rejectWaiters(entry, error);
     this.waiters.clear();
+  }
+
+  private rejectWaiters(entry: Waiter | Waiter[], error: Error): void {
+    for (const w of Array.isArray(entry) ? entry : [entry]) {
+      this.clock.clearTimeout(w.timer);
+      w.cleanup?.();
+      w.reject(error);
+    }
   }
 
   private setStatus(r: TaskRecord, next: TaskStatus): void {

@@ -7,6 +7,7 @@ import { decodeTaskEvents } from "../../src/codec.js";
 import { TaskEventPublisher } from "../../src/event-publisher.js";
 import { InMemoryTransport } from "../../transports/memory/memory.transport.js";
 import type { Bytes, PublishOptions, Transport } from "../../transports/transport.js";
+import { overriding } from "../helpers/tap.js";
 
 interface Sent {
   subject: string;
@@ -17,17 +18,11 @@ interface Sent {
 /** An in-memory transport whose publishes are recorded. */
 function recordingTransport(): { transport: Transport; sent: Sent[] } {
   const sent: Sent[] = [];
-  const inner = new InMemoryTransport();
-  const transport = new Proxy(inner, {
-    get(target, property) {
-      if (property === "publish") {
-        return (subject: string, body: Bytes, options?: PublishOptions) => {
-          sent.push({ subject, inbox: options?.inbox, taskIds: decodeTaskEvents(body).map((e) => e.taskId) });
-          return (target as Transport).publish(subject, body, options);
-        };
-      }
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
+  const inner: Transport = new InMemoryTransport();
+  const transport = overriding(inner, {
+    publish: (subject: string, body: Bytes, options?: PublishOptions) => {
+      sent.push({ subject, inbox: options?.inbox, taskIds: decodeTaskEvents(body).map((e) => e.taskId) });
+      return inner.publish(subject, body, options);
     },
   });
   return { transport, sent };

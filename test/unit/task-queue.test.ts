@@ -13,6 +13,7 @@ import {
 } from "fastagentic";
 import { afterEach, describe, expect, it } from "vitest";
 import { submitAndWait } from "../../src/submit.js";
+import { overriding } from "../helpers/tap.js";
 
 const queues: TaskQueue[] = [];
 afterEach(async () => {
@@ -181,16 +182,10 @@ describe("submit, when the outcome arrives before the enqueue is confirmed", () 
     const finished = new Promise<void>((resolve) => (release = resolve));
     // The client's transport confirms an enqueue only once the task has finished: a broker's
     // confirm can come after a quick worker's outcome.
-    const slowConfirms = new Proxy(inner, {
-      get(target, property) {
-        if (property === "enqueue") {
-          return async (...args: Parameters<Transport["enqueue"]>) => {
-            await target.enqueue(...args);
-            await finished;
-          };
-        }
-        const value: unknown = Reflect.get(target, property, target);
-        return typeof value === "function" ? value.bind(target) : value;
+    const slowConfirms = overriding(inner, {
+      enqueue: async (...args: Parameters<Transport["enqueue"]>) => {
+        await inner.enqueue(...args);
+        await finished;
       },
     });
     const queue = new TaskQueue({ transport: slowConfirms, maxFinishedTasks: 0 });

@@ -213,8 +213,8 @@ export class AmqpTransport implements Transport, ConsumerHost {
    * confirmed it, so an ack on any channel can follow it.
    *
    * With `options.inbox` (a subscriber queue of this namespace), the message goes through the
-   * default exchange straight to that queue: no topic match, about 35 µs less of the broker's time
-   * per message here. A queue that is gone drops it, as the topic exchange would.
+   * default exchange straight to that queue: no topic match (about 35 µs less per hop, measured
+   * here). A queue that is gone drops it, as the topic exchange would.
    */
   async publish(subject: string, body: Bytes, options?: PublishOptions): Promise<void> {
     this.assertOpen();
@@ -222,24 +222,16 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.assertSize(body);
     const content = asBuffer(body);
     const inbox = options?.inbox;
-    const direct = inbox !== undefined && this.names.isSubscriberQueue(inbox);
-    // Sent to an inbox, the subject travels in the `type` property (the routing key is the queue).
-    const directProperties = direct ? { persistent: false, type: subject } : undefined;
+    if (inbox !== undefined && this.names.isSubscriberQueue(inbox)) {
+      return this.publishToInbox(inbox, subject, content);
+    }
     const consumer = this.fanoutConsumer();
-    if (consumer && !this.connection.blocked) {
-      const sent = directProperties
-        ? consumer.publishFanout("", inbox as string, content, directProperties)
-        : this.topology.hasExchange(this.names.events)
-          ? consumer.publishFanout(this.names.events, subject, content)
-          : undefined;
+    if (consumer && !this.connection.blocked && this.topology.hasExchange(this.names.events)) {
+      const sent = consumer.publishFanout(this.names.events, subject, content);
       if (sent) return sent;
     }
     await this.ready();
     const deadline = Date.now() + this.options.publishTimeoutMs;
-    if (directProperties) {
-      const message = { exchange: "", routingKey: inbox as string, content, properties: directProperties };
-      return this.publisher.send(message, deadline);
-    }
     for (let attempt = 1; ; attempt++) {
       await this.topology.ensureExchange(this.names.events, "topic", deadline).catch(asPublishError);
       try {
@@ -252,6 +244,23 @@ export class AmqpTransport implements Transport, ConsumerHost {
         this.topology.forgetDeclarations(); // the exchange was deleted: declare it again
       }
     }
+  }
+
+  /**
+   * publish() to one subscriber queue, through the default exchange: on the channel of the
+   * consumer holding deliveries (ahead of the acks that follow) when there is one, else confirmed.
+   * The routing key is the queue, so the subject travels in the `type` property.
+   */
+  private async publishToInbox(inbox: string, subject: string, content: Buffer): Promise<void> {
+    const properties = { persistent: false, type: subject };
+    const consumer = this.fanoutConsumer();
+    if (consumer && !this.connection.blocked) {
+      const sent = consumer.publishFanout("", inbox, content, properties);
+      if (sent) return sent;
+    }
+    await this.ready();
+    const message = { exchange: "", routingKey: inbox, content, properties };
+    return this.publisher.send(message, Date.now() + this.options.publishTimeoutMs);
   }
 
   async subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription> {

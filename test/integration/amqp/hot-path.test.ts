@@ -58,6 +58,32 @@ class FrameReader {
   }
 }
 
+/** Counts the socket writes of a transport's connection from now on (`_write` and `_writev`). */
+function countSocketWrites(t: AmqpTransport): { count: number } {
+  const model = t.connection.current as unknown as {
+    connection: { stream: { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void } };
+  };
+  const socket = model.connection.stream;
+  const counter = { count: 0 };
+  const write = socket._write.bind(socket);
+  const writev = socket._writev.bind(socket);
+  socket._write = (...args: unknown[]) => {
+    counter.count++;
+    write(...args);
+  };
+  socket._writev = (...args: unknown[]) => {
+    counter.count++;
+    writev(...args);
+  };
+  return counter;
+}
+
+/** Lets amqplib's multiplexer (scheduled with setImmediate) write what this turn queued. */
+async function multiplexerPasses(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
 describe("AMQP fast paths", () => {
   let ok = false;
   let release: (() => Promise<void>) | undefined;
@@ -347,25 +373,11 @@ describe("AMQP fast paths", () => {
     open.push(t);
     await t.connect();
     await t.enqueue("burst", enc("declares the queue"), { priority: 5 });
-    const model = t.connection.current as unknown as {
-      connection: { stream: { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void } };
-    };
-    const socket = model.connection.stream;
-    let writes = 0;
-    const write = socket._write.bind(socket);
-    const writev = socket._writev.bind(socket);
-    socket._write = (...args: unknown[]) => {
-      writes++;
-      write(...args);
-    };
-    socket._writev = (...args: unknown[]) => {
-      writes++;
-      writev(...args);
-    };
+    const writes = countSocketWrites(t);
     await Promise.all(
       Array.from({ length: 200 }, (_, i) => t.enqueue("burst", enc(`m${i}`), { priority: 5 })),
     );
-    expect(writes).toBeLessThan(20); // one write per turn, not one per message
+    expect(writes.count).toBeLessThan(20); // one write per turn, not one per message
     expect(await t.depth("burst")).toBe(201);
   });
 
@@ -383,37 +395,21 @@ describe("AMQP fast paths", () => {
     const got = new Collector<Delivery>();
     await t.consume(["batch"], got.push, { concurrency: 32 });
     const deliveries = await got.waitFor(20);
-    const model = t.connection.current as unknown as {
-      connection: { stream: { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void } };
-    };
-    const socket = model.connection.stream;
-    let writes = 0;
-    const write = socket._write.bind(socket);
-    const writev = socket._writev.bind(socket);
-    socket._write = (...args: unknown[]) => {
-      writes++;
-      write(...args);
-    };
-    socket._writev = (...args: unknown[]) => {
-      writes++;
-      writev(...args);
-    };
+    const writes = countSocketWrites(t);
     // As a worker does with a batch: the outcomes, then every ack, in one turn.
     await t.publish("ev.batch.task", enc("outcomes of the batch"));
     await Promise.all(deliveries.map((d) => d.ack()));
-    await new Promise((resolve) => setImmediate(resolve));
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(writes).toBe(1);
+    await multiplexerPasses();
+    expect(writes.count).toBe(1);
     expect(dec((await events.waitFor(2))[1]!.body)).toBe("outcomes of the batch");
     // One task at a time, the outcome leaves ahead of its ack, in a write of its own.
     await producer.enqueue("batch", enc("alone"), { priority: 5 });
     const [alone] = (await got.waitFor(21)).slice(20);
-    writes = 0;
+    writes.count = 0;
     await t.publish("ev.batch.task", enc("outcome of one"));
     await alone!.ack();
-    await new Promise((resolve) => setImmediate(resolve));
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(writes).toBe(2);
+    await multiplexerPasses();
+    expect(writes.count).toBe(2);
     expect(await producer.depth("batch")).toBe(0);
   });
 });
