@@ -6,7 +6,11 @@
  */
 import { context as otelContext, propagation } from "@opentelemetry/api";
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
-import type { Subscription, Transport } from "../transports/transport.js";
+import type {
+  Subscription,
+  Transport,
+  EnqueueOptions as TransportEnqueueOptions,
+} from "../transports/transport.js";
 import { type Clock, systemClock } from "./clock.js";
 import { decodeTaskEvents, encode, type TaskEnvelope, type TaskEvent } from "./codec.js";
 import { DEFAULT_RETRY_BACKOFF, type RetryBackoff, validateKeys } from "./config.js";
@@ -217,8 +221,13 @@ export class TaskQueue {
     if (!this.started) await this.start();
     this.store.addAndMove(task, "ENQUEUE");
     onStored?.(task.id);
+    // Only a caller's own id can be enqueued twice (a generated one is new, and a failed enqueue is
+    // not retried here), so only it is a dedupId: the AMQP and in-memory transports remember each
+    // dedupId for their window, which costs time and memory per task.
+    const enqueueOptions: TransportEnqueueOptions =
+      options.id === undefined ? { priority: task.priority } : { priority: task.priority, dedupId: task.id };
     try {
-      await this.transport.enqueue(queue, body, { priority: task.priority, dedupId: task.id });
+      await this.transport.enqueue(queue, body, enqueueOptions);
     } catch (error) {
       this.store.remove(task.id);
       if (error instanceof FastAgenticError) throw error;

@@ -175,6 +175,34 @@ describe("TaskQueue (the seed's API)", () => {
   });
 });
 
+describe("de-duplication of enqueues", () => {
+  it("gives the transport a caller's own task id as dedupId, and no dedupId for a generated id", async () => {
+    const clock = new SimulatedClock();
+    const inner = new InMemoryTransport({ clock });
+    const dedupIds: Array<string | undefined> = [];
+    const transport = overriding(inner, {
+      enqueue: (queue, body, options) => {
+        dedupIds.push(options.dedupId);
+        return inner.enqueue(queue, body, options);
+      },
+    });
+    const queue = new TaskQueue({ transport, clock, maxFinishedTasks: 0 });
+    queues.push(queue);
+    const generated = await queue.enqueue({ taskType: "t", data: 1 });
+    await queue.enqueue({ taskType: "t", data: 2, id: "order-42" });
+    // A generated id cannot come again; a caller's own can: the transport drops the repeat.
+    expect(dedupIds).toEqual([undefined, "order-42"]);
+    expect(generated.id).toMatch(/^task-/);
+    for (let i = 0; i < 2; i++) {
+      const task = await queue.dequeue({ workerId: "w", timeoutMs: 0 });
+      await queue.complete(task!.id, "done"); // finished and, with maxFinishedTasks 0, forgotten here
+    }
+    await queue.enqueue({ taskType: "t", data: 2, id: "order-42" });
+    expect(dedupIds).toEqual([undefined, "order-42", "order-42"]);
+    expect(await inner.depth("q.default.t")).toBe(0); // within the transport's window: dropped
+  });
+});
+
 describe("submit, when the outcome arrives before the enqueue is confirmed", () => {
   it("still gets the result with maxFinishedTasks 0 (the wait starts once the task is stored)", async () => {
     const inner = new InMemoryTransport();

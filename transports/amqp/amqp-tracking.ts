@@ -2,57 +2,44 @@
  * Bookkeeping RabbitMQ does not do for us, kept per transport instance (per process):
  * the de-duplication window of `dedupId`s, and the count of delayed messages not due yet.
  */
+import { DedupWindow } from "../dedup-window.js";
 
-interface Seen {
-  at: number;
-  /** The publish under way: a duplicate sent meanwhile waits for (and shares) its outcome. */
-  pending?: Promise<void>;
-}
+const RESOLVED: Promise<void> = Promise.resolve();
 
-/** RabbitMQ has no de-duplication: a bounded, time-limited window of the ids sent from here. */
-export class DedupWindow {
-  private readonly seen = new Map<string, Seen>();
-  /** When expired entries were last dropped: at most once a second, or when over the size limit. */
-  private evictedAt = 0;
+/**
+ * RabbitMQ has no de-duplication: a window of the dedupIds sent from here. A duplicate sent while
+ * the first is being published waits for (and shares) its outcome; a failed send is forgotten
+ * (it may be sent again).
+ */
+export class SendOnce {
+  private readonly window: DedupWindow;
+  private readonly sending = new Map<string, Promise<void>>();
 
   constructor(
     private readonly windowMs: number,
-    private readonly maxEntries: number,
-  ) {}
-
-  /** Runs `send` unless `key` was sent within the window; a failed send is forgotten (retryable). */
-  run(key: string, send: () => Promise<void>): Promise<void> {
-    if (this.windowMs <= 0) return send();
-    const now = Date.now();
-    const previous = this.seen.get(key);
-    if (previous) {
-      if (now - previous.at < this.windowMs) return previous.pending ?? Promise.resolve();
-      this.seen.delete(key); // expired: sent again, and moved to the end of the window
-    }
-    const entry: Seen = { at: now };
-    entry.pending = send().then(
-      () => {
-        entry.pending = undefined;
-      },
-      (error: unknown) => {
-        if (this.seen.get(key) === entry) this.seen.delete(key);
-        throw error;
-      },
-    );
-    this.seen.set(key, entry);
-    if (this.seen.size > this.maxEntries || now - this.evictedAt >= 1000) this.evict(now);
-    return entry.pending;
+    maxEntries: number,
+    now: () => number = Date.now,
+  ) {
+    this.window = new DedupWindow(windowMs, maxEntries, now);
   }
 
-  private evict(now: number): void {
-    this.evictedAt = now;
-    // Insertion order is time order: the oldest entries are first. An expired entry left a
-    // little longer is harmless: run() treats it as absent.
-    for (const [key, entry] of this.seen) {
-      if (this.seen.size <= this.maxEntries && now - entry.at < this.windowMs) break;
-      if (entry.pending) continue;
-      this.seen.delete(key);
-    }
+  /** Runs `send` unless `key` was sent within the window. */
+  run(key: string, send: () => Promise<void>): Promise<void> {
+    if (this.windowMs <= 0) return send();
+    const record = this.window.add(key);
+    if (record === undefined) return this.sending.get(key) ?? RESOLVED;
+    const sent = send();
+    this.sending.set(key, sent);
+    sent.then(
+      () => {
+        if (this.sending.get(key) === sent) this.sending.delete(key);
+      },
+      () => {
+        if (this.sending.get(key) === sent) this.sending.delete(key);
+        this.window.forget(key, record);
+      },
+    );
+    return sent;
   }
 }
 

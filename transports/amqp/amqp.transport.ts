@@ -39,7 +39,7 @@ import { AmqpNames, delayBucket, H_DELAY, H_NOT_BEFORE } from "./amqp-names.js";
 import { type AmqpTransportOptions, type ResolvedAmqpOptions, resolveAmqpOptions } from "./amqp-options.js";
 import { AmqpPublisher, isUnroutable } from "./amqp-publisher.js";
 import { AmqpTopology } from "./amqp-topology.js";
-import { DedupWindow, DelayedCounts } from "./amqp-tracking.js";
+import { DelayedCounts, SendOnce } from "./amqp-tracking.js";
 
 export class AmqpTransport implements Transport, ConsumerHost {
   readonly kind = "amqp";
@@ -60,7 +60,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
   private readonly publisher: AmqpPublisher;
   private readonly fanout: AmqpFanout;
   private readonly consumers = new Set<AmqpConsumer>();
-  private readonly dedup: DedupWindow;
+  private readonly dedup: SendOnce;
   private readonly delayed = new DelayedCounts();
   private closing?: Promise<void>;
 
@@ -88,7 +88,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
       o.publishTimeoutMs,
       o.reconnect.maxDelayMs,
     );
-    this.dedup = new DedupWindow(o.dedupWindowMs, o.dedupMaxEntries);
+    this.dedup = new SendOnce(o.dedupWindowMs, o.dedupMaxEntries);
     this.connection.busy = () => this.underWay() > 1;
   }
 

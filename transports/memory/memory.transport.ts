@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from "../../src/clock.js";
 import { PayloadTooLargeError, StateError } from "../../src/errors.js";
+import { DedupWindow } from "../dedup-window.js";
 import {
   assertLogicalName,
   type Bytes,
@@ -42,14 +43,11 @@ export class InMemoryTransport implements Transport, MemoryBroker {
   droppedDeadLetters = 0;
 
   private readonly clock: Clock;
-  private readonly dedupWindowMs: number;
-  private readonly dedupMaxEntries: number;
+  private readonly dedup: DedupWindow;
   private readonly maxDeadLetters: number;
   private readonly queues = new Map<string, MemoryQueue>();
   private readonly exactSubs = new Map<string, Set<(m: FanoutMessage) => void>>();
   private readonly prefixSubs = new Map<string, Set<(m: FanoutMessage) => void>>();
-  private readonly dedup = new Map<string, number>();
-  private readonly dedupFifo = { ids: [] as string[], at: [] as number[], head: 0, base: 0 };
   private readonly listeners = new Set<(e: TransportStatusEvent) => void>();
   private readonly consumers = new Set<MemoryConsumer>();
   private readonly dropFilters = new Set<(m: FanoutMessage) => boolean>();
@@ -61,8 +59,10 @@ export class InMemoryTransport implements Transport, MemoryBroker {
   constructor(options: InMemoryTransportOptions = {}) {
     this.clock = options.clock ?? systemClock;
     this.maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
-    this.dedupWindowMs = options.dedupWindowMs ?? 120_000;
-    this.dedupMaxEntries = options.dedupMaxEntries ?? 100_000;
+    const clock = this.clock;
+    this.dedup = new DedupWindow(options.dedupWindowMs ?? 120_000, options.dedupMaxEntries ?? 100_000, () =>
+      clock.now(),
+    );
     this.maxDeadLetters = options.maxDeadLetters ?? 10_000;
   }
 
@@ -99,7 +99,7 @@ export class InMemoryTransport implements Transport, MemoryBroker {
     this.assertOpen();
     assertLogicalName(queue, "queue name");
     this.assertSize(body);
-    if (options.dedupId !== undefined && this.isDuplicate(options.dedupId)) return;
+    if (options.dedupId !== undefined && this.dedup.add(options.dedupId) === undefined) return;
     const message: Message = {
       seq: ++this.seq,
       priority: options.priority,
@@ -267,35 +267,6 @@ export class InMemoryTransport implements Transport, MemoryBroker {
       this.queues.set(name, q);
     }
     return q;
-  }
-
-  /**
-   * The de-duplication window: dedupWindowMs long, and at most dedupMaxEntries ids. The map gives
-   * each id the absolute position of its latest entry in a FIFO of (id, time), which is forgotten
-   * from its oldest end (iterating a map from its start after many deletions would be slow).
-   */
-  private isDuplicate(id: string): boolean {
-    const now = this.clock.now();
-    const d = this.dedupFifo;
-    const pos = this.dedup.get(id);
-    if (pos !== undefined && now - (d.at[pos - d.base] as number) < this.dedupWindowMs) return true;
-    d.ids.push(id);
-    d.at.push(now);
-    this.dedup.set(id, d.base + d.ids.length - 1);
-    while (d.head < d.ids.length) {
-      const expired = now - (d.at[d.head] as number) >= this.dedupWindowMs;
-      if (!expired && this.dedup.size <= this.dedupMaxEntries) break;
-      const oldest = d.ids[d.head] as string;
-      if (this.dedup.get(oldest) === d.base + d.head) this.dedup.delete(oldest);
-      d.head++;
-    }
-    if (d.head > 65_536 && d.head * 2 > d.ids.length) {
-      d.ids.splice(0, d.head);
-      d.at.splice(0, d.head);
-      d.base += d.head;
-      d.head = 0;
-    }
-    return false;
   }
 
   private assertOpen(): void {
