@@ -180,10 +180,20 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   /** Submits a task and resolves with its handler's return value. */
-  async submit(taskType: string, data?: unknown, options: SubmitOptions = {}): Promise<unknown> {
-    this.assertRunning("submit");
-    this.assertServed(taskType);
-    return submitAndWait(this.queue, taskType, data, this.pool.handlerTable.submitOptions(taskType, options));
+  submit(taskType: string, data?: unknown, options: SubmitOptions = {}): Promise<unknown> {
+    // Not `async`: the promise of submitAndWait is returned as is, without one more around it.
+    try {
+      this.assertRunning("submit");
+      this.assertServed(taskType);
+      return submitAndWait(
+        this.queue,
+        taskType,
+        data,
+        this.pool.handlerTable.submitOptions(taskType, options),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Submits a task and resolves once it is queued, with the Task record. */

@@ -5,26 +5,36 @@ import type { SubmitOptions, Task, TaskResult } from "./types.js";
 
 const NO_WAIT_OPTIONS = Object.freeze({});
 
-/** Enqueues a task and resolves with its handler's result, or rejects with the typed outcome. */
-export async function submitAndWait(
+/**
+ * Enqueues a task and resolves with its handler's result, or rejects with the typed outcome. Not
+ * `async`, like the submit() methods that return it: on the hot path, one promise less per task.
+ */
+export function submitAndWait(
   queue: TaskQueue,
   taskType: string,
   data: unknown,
   options: SubmitOptions & { waitTimeoutMs?: number },
 ): Promise<unknown> {
-  if (typeof options !== "object" || options === null) {
-    throw new ConfigError(`submit() options must be an object, got ${JSON.stringify(options)}.`);
+  try {
+    if (typeof options !== "object" || options === null) {
+      throw new ConfigError(`submit() options must be an object, got ${JSON.stringify(options)}.`);
+    }
+    validateKeys("submit() options", options, SUBMIT_KEYS);
+    const waitTimeoutMs = options.waitTimeoutMs;
+    return queue
+      .submitTask(
+        taskType,
+        data,
+        options,
+        waitTimeoutMs === undefined ? NO_WAIT_OPTIONS : { timeoutMs: waitTimeoutMs },
+      )
+      .then(unwrapSubmitted);
+  } catch (error) {
+    return Promise.reject(error);
   }
-  validateKeys("submit() options", options, SUBMIT_KEYS);
-  const waitTimeoutMs = options.waitTimeoutMs;
-  const { task, result } = await queue.submitTask(
-    taskType,
-    data,
-    options,
-    waitTimeoutMs === undefined ? NO_WAIT_OPTIONS : { timeoutMs: waitTimeoutMs },
-  );
-  return unwrapResult(result, task);
 }
+
+const unwrapSubmitted = (s: { task: Task; result: TaskResult }): unknown => unwrapResult(s.result, s.task);
 
 /** The handler's result of a finished task, or the error that stands for its outcome. */
 export function unwrapResult(result: TaskResult, task: Pick<Task, "id" | "timeoutMs" | "retries">): unknown {

@@ -184,18 +184,49 @@ export class TaskQueue {
   }
 
   /**
-   * @internal What submit() calls: the type and data apart from the options, so that no merged
-   * copy of them is made per task. The caller has checked the option names (SUBMIT_KEYS).
+   * @internal What enqueue() calls: the type and data apart from the options, so that no merged
+   * copy of them is made per task. The caller has checked the option names (ENQUEUE_KEYS).
    */
-  async enqueueTask(
+  async enqueueTask(taskType: string, data: unknown, options: SubmitOptions): Promise<Task> {
+    const task = this.buildTask(taskType, data, options);
+    if (!this.started) await this.start();
+    const published = this.send(task, options);
+    if (published === undefined) return this.store.get(task.id) as Task;
+    await published;
+    return task;
+  }
+
+  /**
+   * @internal What submit() calls: enqueues, then resolves with the task and its result. The wait
+   * starts as soon as the task is stored, before the broker confirms it: a quick worker's outcome
+   * can arrive first, and by the time the confirm is handled, more than `maxFinishedTasks` others
+   * may have finished and pushed its record out.
+   */
+  async submitTask(
     taskType: string,
     data: unknown,
     options: SubmitOptions,
-    onStored?: (taskId: string) => void,
-  ): Promise<Task> {
+    wait: WaitOptions,
+  ): Promise<{ task: Task; result: TaskResult }> {
     const task = this.buildTask(taskType, data, options);
+    if (!this.started) await this.start();
+    const published = this.send(task, options);
+    const result = this.store.wait(task.id, wait);
+    if (published !== undefined) {
+      result.catch(() => {}); // if the publish fails, its error is what the caller gets
+      await published;
+    }
+    return { task, result: await result };
+  }
+
+  /**
+   * Encodes and stores a new task (pending → queued) and publishes it: the promise settles once
+   * the broker has it, or, after forgetting the task, rejects with a PublishError. Undefined when
+   * the task carries a caller's own id that is stored already (nothing is sent again).
+   */
+  private send(task: Task, options: SubmitOptions): Promise<void> | undefined {
     // A generated id is new by construction: only a caller's own id can be a repeat.
-    if (options.id !== undefined && this.store.has(task.id)) return this.store.get(task.id) as Task;
+    if (options.id !== undefined && this.store.has(task.id)) return undefined;
     if (this.size >= this.maxQueueSize) throw new QueueFullError(this.size, this.maxQueueSize);
     const headers: Record<string, string> = options.headers === undefined ? {} : { ...options.headers };
     if (headers["traceparent"] === undefined) propagation.inject(otelContext.active(), headers);
@@ -218,49 +249,34 @@ export class TaskQueue {
     if (this.inbox !== undefined) wire.replyTo = this.inbox;
     const body = encode(wire, this.transport.maxPayloadBytes, "task data");
     const queue = this.workQueue(task.type, task.tags);
-    if (!this.started) await this.start();
     this.store.addAndMove(task, "ENQUEUE");
-    onStored?.(task.id);
     // Only a caller's own id can be enqueued twice (a generated one is new, and a failed enqueue is
     // not retried here), so only it is a dedupId: the AMQP and in-memory transports remember each
     // dedupId for their window, which costs time and memory per task.
     const enqueueOptions: TransportEnqueueOptions =
       options.id === undefined ? { priority: task.priority } : { priority: task.priority, dedupId: task.id };
+    let sending: Promise<void>;
     try {
-      await this.transport.enqueue(queue, body, enqueueOptions);
+      sending = this.transport.enqueue(queue, body, enqueueOptions);
     } catch (error) {
-      this.store.remove(task.id);
-      if (error instanceof FastAgenticError) throw error;
-      throw new PublishError(`Could not enqueue task ${task.id}: ${describeThrown(error)}`, {
-        cause: error,
-        retryable: true,
-      });
+      sending = Promise.reject(error);
     }
-    if (!this.queuesSeen.has(queue)) {
-      this.queuesSeen.add(queue);
-      this.puller.queuesChanged();
-    }
-    return task;
-  }
-
-  /**
-   * @internal What submit() calls: enqueues, then resolves with the task and its result. The wait
-   * starts as soon as the task is stored, before the broker confirms it: a quick worker's outcome
-   * can arrive first, and by the time the confirm is handled, more than `maxFinishedTasks` others
-   * may have finished and pushed its record out.
-   */
-  async submitTask(
-    taskType: string,
-    data: unknown,
-    options: SubmitOptions,
-    wait: WaitOptions,
-  ): Promise<{ task: Task; result: TaskResult }> {
-    let waiting: Promise<TaskResult> | undefined;
-    const task = await this.enqueueTask(taskType, data, options, (id) => {
-      waiting = this.store.wait(id, wait);
-      waiting.catch(() => {}); // if the enqueue fails, its error is what the caller gets
-    });
-    return { task, result: await (waiting ?? this.store.wait(task.id, wait)) };
+    return sending.then(
+      () => {
+        if (!this.queuesSeen.has(queue)) {
+          this.queuesSeen.add(queue);
+          this.puller.queuesChanged();
+        }
+      },
+      (error: unknown) => {
+        this.store.remove(task.id);
+        if (error instanceof FastAgenticError) throw error;
+        throw new PublishError(`Could not enqueue task ${task.id}: ${describeThrown(error)}`, {
+          cause: error,
+          retryable: true,
+        });
+      },
+    );
   }
 
   /** The work queue of a task type and tag set (untagged ones remembered: no name built per task). */
