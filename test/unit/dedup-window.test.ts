@@ -109,6 +109,27 @@ describe("SendOnce (AMQP enqueues with a dedupId)", () => {
     expect(sends).toBe(2);
   });
 
+  it("shares a send under way even when the full window has forgotten its key", async () => {
+    const once = new SendOnce(60_000, 1);
+    let sends = 0;
+    const confirms: Array<() => void> = [];
+    const send = () => {
+      sends++;
+      return new Promise<void>((resolve) => confirms.push(resolve));
+    };
+    const first = once.run("a", send);
+    const other = once.run("b", send); // the window holds one key: "a" is forgotten
+    const again = once.run("a", send);
+    expect(again).toBe(first);
+    expect(sends).toBe(2);
+    for (const confirm of confirms) confirm();
+    await Promise.all([first, other, again]);
+    const last = once.run("a", send); // confirmed and forgotten by the window: sent again
+    expect(sends).toBe(3);
+    confirms[2]?.();
+    await last;
+  });
+
   it("sends every time with a window of 0", async () => {
     const once = new SendOnce(0, 100);
     let sends = 0;

@@ -26,8 +26,11 @@ export class SendOnce {
   /** Runs `send` unless `key` was sent within the window. */
   run(key: string, send: () => Promise<void>): Promise<void> {
     if (this.windowMs <= 0) return send();
+    // A send under way is shared even if the window forgot its key meanwhile (full, or slower than it).
+    const underWay = this.sending.get(key);
+    if (underWay !== undefined) return underWay;
     const record = this.window.add(key);
-    if (record === undefined) return this.sending.get(key) ?? RESOLVED;
+    if (record === undefined) return RESOLVED;
     const sent = send();
     this.sending.set(key, sent);
     sent.then(
