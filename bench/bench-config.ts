@@ -96,8 +96,15 @@ export function pathSpec(config: BenchConfig, runId: string, name: string): Path
   };
 }
 
+/** A bench tool's own `--name=N` flag: a positive integer, `fallback` when it is not given. */
+export function positiveFlag(own: ReadonlyMap<string, string>, name: string, fallback: number): number {
+  const n = Number(own.get(name) ?? fallback);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer`);
+  return n;
+}
+
 /**
- * Arguments of a bench tool (bench/pair-latency.ts, bench/latency-blocks.ts): its own
+ * Arguments of a bench tool (bench/pair-latency.ts, latency-blocks.ts, broker-floor.ts, …): its own
  * `--name=value` flags apart, the rest read as bench flags (URLs, counts) after `defaults`.
  */
 export function parseToolArgs(

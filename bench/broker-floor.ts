@@ -9,6 +9,7 @@
  * Every round is bounded (60 s); the queues are deleted at the end.
  */
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from "amqplib";
+import { parseToolArgs, positiveFlag, UsageError } from "./bench-config.js";
 import { brokerCpuMs } from "./harness/broker-cpu.js";
 
 const VARIANTS = [
@@ -39,17 +40,6 @@ const TASK = Buffer.from(
     replyTo: "fa:sub.0123456789abcdef0123456789abcdef0123",
   }),
 );
-
-function option(name: string, fallback: string): string {
-  const prefix = `--${name}=`;
-  return process.argv.find((a) => a.startsWith(prefix))?.slice(prefix.length) ?? fallback;
-}
-
-function positive(name: string, fallback: number): number {
-  const n = Number(option(name, String(fallback)));
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
-  return n;
-}
 
 function bounded<T>(promise: Promise<T>, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -165,15 +155,17 @@ async function measure(url: string, variant: Variant, pack: number, tasks: numbe
 }
 
 async function main(): Promise<void> {
-  const url = option("amqp-url", process.env["BENCH_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672");
-  const variants = option("variants", "base").split(",") as Variant[];
+  const { own, config } = parseToolArgs(process.argv.slice(2), ["variants", "packs", "tasks", "rounds"]);
+  const variants = (own.get("variants") ?? "base").split(",") as Variant[];
   for (const v of variants) {
-    if (!VARIANTS.includes(v)) throw new Error(`Unknown variant "${v}": use ${VARIANTS.join(", ")}.`);
+    if (!VARIANTS.includes(v)) throw new UsageError(`Unknown variant "${v}": use ${VARIANTS.join(", ")}.`);
   }
-  const packs = option("packs", "1").split(",").map(Number);
-  if (packs.some((k) => !Number.isInteger(k) || k < 1)) throw new Error("--packs takes positive integers");
-  const tasks = positive("tasks", 20_000);
-  const rounds = positive("rounds", 3);
+  const packs = (own.get("packs") ?? "1").split(",").map(Number);
+  if (packs.some((k) => !Number.isInteger(k) || k < 1))
+    throw new UsageError("--packs takes positive integers");
+  const tasks = positiveFlag(own, "tasks", 20_000);
+  const rounds = positiveFlag(own, "rounds", 3);
+  const url = config.amqpUrl;
   console.log("| variant | tasks per message | messages/s | broker µs per message | broker µs per task |");
   console.log("|---|---|---|---|---|");
   for (const variant of variants) {

@@ -6,19 +6,13 @@
  *     [--paths=fa-amqp,raw-amqp] [--blocks=8] [--block=1000] [bench flags: --amqp-url=…, --concurrency=N]
  * Every phase is bounded (60 s); the worker processes are killed when it ends, whatever happens.
  */
-import { parseToolArgs, pathSpec, UsageError } from "./bench-config.js";
+import { parseToolArgs, pathSpec, positiveFlag } from "./bench-config.js";
 import { runLatency, runThroughput } from "./harness/load-driver.js";
 import { runTool, startWorkers, stopWorkers, workersCpuMs } from "./harness/worker-children.js";
 import type { PathSpec } from "./paths/bench-path.js";
 import { pathById } from "./paths/path-registry.js";
 
 const PHASE_MS = 60_000;
-
-function count(own: ReadonlyMap<string, string>, name: string, fallback: number): number {
-  const n = Number(own.get(name) ?? fallback);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer`);
-  return n;
-}
 
 async function blocksOf(id: string, spec: PathSpec, blocks: number, size: number): Promise<string> {
   const path = pathById(id);
@@ -49,8 +43,8 @@ async function blocksOf(id: string, spec: PathSpec, blocks: number, size: number
 async function main(): Promise<void> {
   const { own, config } = parseToolArgs(process.argv.slice(2), ["paths", "blocks", "block"]);
   const paths = (own.get("paths") ?? "fa-amqp,raw-amqp").split(",").filter(Boolean);
-  const blocks = count(own, "blocks", 8);
-  const size = count(own, "block", 1000);
+  const blocks = positiveFlag(own, "blocks", 8);
+  const size = positiveFlag(own, "block", 1000);
   const runId = `blocks-${Date.now().toString(36)}`;
   console.log(`p50 (producer + worker CPU per call) of ${blocks} consecutive blocks of ${size} calls:`);
   for (const id of paths) console.log(await blocksOf(id, pathSpec(config, runId, id), blocks, size));

@@ -10,13 +10,7 @@
  */
 import { Coordinator, InMemoryTransport, silentLogger, type Transport } from "fastagentic";
 import { subjects } from "../src/names.js";
-
-function positive(name: string, fallback: number): number {
-  const prefix = `--${name}=`;
-  const n = Number(process.argv.find((a) => a.startsWith(prefix))?.slice(prefix.length) ?? fallback);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
-  return n;
-}
+import { parseToolArgs, positiveFlag } from "./bench-config.js";
 
 interface Sent {
   id: string;
@@ -73,9 +67,10 @@ function stubTransport(): Transport {
 }
 
 async function main(): Promise<void> {
-  const tasks = positive("tasks", 50_000);
-  const rounds = positive("rounds", 8);
-  const inflight = positive("inflight", 1000);
+  const { own } = parseToolArgs(process.argv.slice(2), ["tasks", "rounds", "inflight"]);
+  const tasks = positiveFlag(own, "tasks", 50_000);
+  const rounds = positiveFlag(own, "rounds", 8);
+  const inflight = positiveFlag(own, "inflight", 1000);
   const coordinator = new Coordinator({
     transport: stubTransport(),
     config: { minWorkers: 0, autoScale: false, maxQueueSize: 1_000_000 },
