@@ -58,6 +58,18 @@ class FrameReader {
   }
 }
 
+/** In `sent`: a publish (the outcome), then acks, every one after it and on its channel (the consumer's). */
+function expectPublishThenAcksOnItsChannel(sent: readonly Frame[]): void {
+  const publish = sent.findIndex((f) => f.kind === "publish");
+  const acks = sent.filter((f) => f.kind === "ack");
+  expect(publish).toBeGreaterThanOrEqual(0);
+  expect(acks.length).toBeGreaterThan(0);
+  for (const ack of acks) {
+    expect(ack.channel).toBe(sent[publish]!.channel);
+    expect(sent.indexOf(ack)).toBeGreaterThan(publish);
+  }
+}
+
 /** Counts the socket writes of a transport's connection from now on (`_write` and `_writev`). */
 function countSocketWrites(t: AmqpTransport): { count: number } {
   const model = t.connection.current as unknown as {
@@ -156,15 +168,7 @@ describe("AMQP fast paths", () => {
     await t.publish("ev.jobs.task", enc("outcomes of a, b, c"));
     await Promise.all(deliveries.map((d) => d.ack()));
     await flushed(t, "jobs");
-    const sent = frames().slice(before);
-    const publish = sent.findIndex((f) => f.kind === "publish");
-    const acks = sent.filter((f) => f.kind === "ack");
-    expect(publish).toBeGreaterThanOrEqual(0);
-    expect(acks.length).toBeGreaterThan(0);
-    for (const ack of acks) {
-      expect(ack.channel).toBe(sent[publish]!.channel); // the consumer's channel
-      expect(sent.indexOf(ack)).toBeGreaterThan(publish);
-    }
+    expectPublishThenAcksOnItsChannel(frames().slice(before));
     expect(dec((await events.waitFor(2))[1]!.body)).toBe("outcomes of a, b, c");
     expect(await producer.depth("jobs")).toBe(0);
   });
@@ -188,12 +192,7 @@ describe("AMQP fast paths", () => {
     await t.publish("ev.jobs.task", enc("outcome of a"), { inbox: sub.inbox });
     await delivery!.ack();
     await flushed(t, "jobs");
-    const sent = frames().slice(before);
-    const publish = sent.findIndex((f) => f.kind === "publish");
-    const ack = sent.findIndex((f) => f.kind === "ack");
-    expect(publish).toBeGreaterThanOrEqual(0);
-    expect(ack).toBeGreaterThan(publish);
-    expect(sent[ack]!.channel).toBe(sent[publish]!.channel);
+    expectPublishThenAcksOnItsChannel(frames().slice(before));
     const [message] = await mine.waitFor(1);
     expect(`${message!.subject}=${dec(message!.body)}`).toBe("ev.jobs.task=outcome of a");
     // The other subscriber gets the next fan-out message, and nothing before it.
@@ -251,12 +250,7 @@ describe("AMQP fast paths", () => {
     await t.publish("ev.jobs.task", enc("outcome of a"));
     await d!.ack();
     await flushed(t, "jobs");
-    const sent = frames().slice(before);
-    const publish = sent.findIndex((f) => f.kind === "publish");
-    const ack = sent.findIndex((f) => f.kind === "ack");
-    expect(publish).toBeGreaterThanOrEqual(0);
-    expect(ack).toBeGreaterThan(publish);
-    expect(sent[ack]!.channel).toBe(sent[publish]!.channel);
+    expectPublishThenAcksOnItsChannel(frames().slice(before));
     expect(dec((await events.waitFor(2))[1]!.body)).toBe("outcome of a");
   });
 
