@@ -10,6 +10,7 @@
  */
 import { Coordinator, InMemoryTransport, silentLogger, type Transport } from "fastagentic";
 import { subjects } from "../src/names.js";
+import { overriding } from "../test/helpers/tap.js";
 import { parseToolArgs, positiveFlag } from "./bench-config.js";
 
 interface Sent {
@@ -47,21 +48,15 @@ function stubTransport(): Transport {
       void inner.publish(subjects.taskEvents(queue), Buffer.from(body as string));
     }
   };
-  return new Proxy(inner, {
-    get(target, property) {
-      if (property === "kind") return "stub"; // not "memory": tasks need no local handler
-      if (property === "enqueue") {
-        return (_queue: string, body: Uint8Array): Promise<void> => {
-          sent.push(JSON.parse(Buffer.from(body).toString("utf8")) as Sent);
-          if (!scheduled) {
-            scheduled = true;
-            setImmediate(answer);
-          }
-          return Promise.resolve();
-        };
+  return overriding(inner, {
+    kind: "stub", // not "memory": tasks need no local handler
+    enqueue: (_queue: string, body: Uint8Array): Promise<void> => {
+      sent.push(JSON.parse(Buffer.from(body).toString("utf8")) as Sent);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(answer);
       }
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
+      return Promise.resolve();
     },
   });
 }
