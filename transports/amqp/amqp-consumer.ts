@@ -1,12 +1,16 @@
 /**
  * A competing consumer over one or more work queues, on a channel of its own. Its concurrency
- * is the broker's prefetch: per consumer when it reads one queue (the cheap kind of limit for
- * RabbitMQ), channel-wide (`global`) when it reads several, so the limit holds across them, or
- * once its concurrency changed while consuming (a channel-wide limit changes at once; a
- * per-consumer one only for consumers started afterwards). 0 cancels the broker consumers,
- * raising it consumes again. After a lost channel or connection it re-opens a channel,
- * re-declares its queues and consumes again; deliveries of the dead channel become stale, and
- * settling them is a no-op (the broker has put them back already).
+ * (the tasks it may hold) is kept with a channel-wide prefetch, which changes at once: the
+ * messages in hand plus as many as the free slots could take if each carried the largest pack
+ * seen lately (see amqp-packs.ts), so a message of several tasks never brings more than the
+ * worker has room for; a larger pack than expected sends back to the queue what does not fit.
+ * With single messages the prefetch is the concurrency. 0 cancels the broker consumers, raising
+ * it consumes again. After a lost channel or connection it re-opens a channel, re-declares its
+ * queues and consumes again; deliveries of the dead channel become stale, and settling them is a
+ * no-op (the broker has put them back already).
+ *
+ * A pack's tasks are deliveries of their own, settled one by one (a nack or a dead letter sends
+ * that task alone); the message is acked once all of them are settled.
  *
  * Acks leave together at the end of a tick (see ChannelAcks). The channel also carries fan-out
  * publishes when the transport chooses it (see `publishFanout`): an outcome published there
@@ -14,17 +18,19 @@
  *
  * Delivery counting: classic queues do not count redeliveries, so the transport records the
  * count in a header whenever it sends a message again (nack, delay). A message the broker
- * redelivers (its consumer died) is re-stamped first, sent again with one more delivery counted,
- * so a task that keeps killing its workers is eventually seen as poison.
+ * redelivers (its consumer died) is re-stamped first, sent again with one more delivery counted
+ * (a pack as single messages), so a task that keeps killing its workers is eventually seen as
+ * poison, without the tasks it came with.
  */
 import type { Channel, ConsumeMessage, Options } from "amqplib";
 import type { Logger } from "../../src/logger.js";
 import type { Consumer, DeliveryHandler } from "../transport.js";
 import { ChannelAcks } from "./amqp-acks.js";
 import type { AmqpConnection } from "./amqp-connection.js";
-import { AmqpDelivery, type DeliverySettler, type Settlement } from "./amqp-delivery.js";
+import { AmqpDelivery, type DeliverySettler, type PackRecord, type Settlement } from "./amqp-delivery.js";
 import { type MessageMeta, readMeta, taskTimeoutOver } from "./amqp-messages.js";
 import type { AmqpNames } from "./amqp-names.js";
+import { DEFAULT_MAX_TASKS_PER_MESSAGE, decodePack, memberOf, PackSizes, prefetchFor } from "./amqp-packs.js";
 import type { AmqpTopology } from "./amqp-topology.js";
 
 export type ResendTarget =
@@ -51,6 +57,7 @@ interface Held {
   queue: string;
   message: ConsumeMessage;
   meta: MessageMeta;
+  pack?: PackRecord;
 }
 
 export class AmqpConsumer implements Consumer, DeliverySettler {
@@ -59,10 +66,11 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
   private acks?: ChannelAcks;
   /** Broker consumer tag per queue, on the current channel. */
   private readonly tags = new Map<string, string>();
-  /** The limit set on the current channel (per consumer or channel-wide, see `channelWide`). */
+  /** The limit set on the current channel (channel-wide: it changes at once; see `wantedPrefetch`). */
   private prefetch = 0;
-  /** Whether the prefetch is channel-wide (several queues, or a concurrency that changes). */
-  private channelWide: boolean;
+  /** A prefetch change under way (one at a time; the next one is worked out when it is done). */
+  private qosBusy = false;
+  private readonly packSizes: PackSizes;
   private readonly unsettled = new Set<AmqpDelivery>();
   /** Received while at the concurrency limit (after it was lowered): handed over when a slot frees. */
   private overflow: Held[] = [];
@@ -81,7 +89,10 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     private concurrency: number,
   ) {
     this.concurrency = normalize(concurrency);
-    this.channelWide = queues.length > 1;
+    // Expect full packs on a consumer with many slots (at most 1 in 16 of them idle meanwhile).
+    this.packSizes = new PackSizes(
+      Math.min(DEFAULT_MAX_TASKS_PER_MESSAGE, Math.max(1, Math.floor(this.concurrency / 16))),
+    );
   }
 
   /** Whether this consumer has an open channel (and so may carry fan-out publishes). */
@@ -170,7 +181,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     if (!this.unsettled.has(delivery)) return RESOLVED; // its consumer stopped: the message went back already
     if (how.kind === "ack" || this.channel !== delivery.channel) {
       // A stale delivery (its channel died) is not acked: the broker has requeued it already.
-      if (this.channel === delivery.channel) this.acks?.ack(delivery.message);
+      if (this.channel === delivery.channel) this.ackMessage(delivery);
       this.release(delivery);
       return RESOLVED;
     }
@@ -180,6 +191,20 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
   private release(delivery: AmqpDelivery): void {
     this.unsettled.delete(delivery);
     if (this.overflow.length > 0) this.pump();
+    this.adaptPrefetch();
+  }
+
+  /** Acks a delivery's message: its own, or its pack's once every task of the pack is settled. */
+  private ackMessage(delivery: AmqpDelivery): void {
+    if (delivery.pack === undefined) this.acks?.ack(delivery.message);
+    else this.packTaskDone(delivery.pack);
+  }
+
+  private packTaskDone(pack: PackRecord, failed = false): void {
+    if (failed) pack.failed = true;
+    if (--pack.left > 0) return;
+    if (pack.failed) this.acks?.nack(pack.message);
+    else this.acks?.ack(pack.message);
   }
 
   /** A nack or a dead letter: a copy goes to its queue, a wait queue or the dead letters, then the ack. */
@@ -199,10 +224,14 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     this.track(resent);
     try {
       await resent;
-      if (this.channel === channel) this.acks?.ack(delivery.message);
+      if (this.channel === channel) this.ackMessage(delivery);
     } catch (error) {
-      // Could not send the copy: give the message back to the queue as it is.
-      if (this.channel === channel) this.acks?.nack(delivery.message);
+      // Could not send the copy: give the message back to the queue as it is (a pack once all
+      // its tasks are settled: the others run again, as after a crash).
+      if (this.channel === channel) {
+        if (delivery.pack === undefined) this.acks?.nack(delivery.message);
+        else this.packTaskDone(delivery.pack, true);
+      }
       throw error;
     } finally {
       this.release(delivery);
@@ -251,22 +280,10 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
       await this.cancelAll(channel);
       return;
     }
-    if (!this.channelWide) {
-      // A per-consumer limit is exact only for a consumer started with nothing in hand, and it
-      // cannot change once started. Otherwise, from now on, a channel-wide limit: it changes at
-      // once, and RabbitMQ counts the deliveries already in hand against it.
-      const consuming = this.tags.size > 0;
-      const changed = this.prefetch !== this.concurrency;
-      if (consuming ? changed : (this.acks?.size ?? 0) > 0) {
-        this.channelWide = true;
-        await this.cancelAll(channel);
-        if (this.prefetch !== 0) await channel.prefetch(0, false);
-        this.prefetch = 0;
-      }
-    }
-    if (this.prefetch !== this.concurrency) {
-      await channel.prefetch(this.concurrency, this.channelWide);
-      this.prefetch = this.concurrency;
+    const wanted = this.wantedPrefetch();
+    if (this.prefetch !== wanted) {
+      this.prefetch = wanted;
+      await channel.prefetch(wanted, true);
     }
     for (const queue of this.queues) {
       if (this.tags.has(queue) || this.channel !== channel) continue;
@@ -277,6 +294,43 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
       );
       this.tags.set(queue, ok.consumerTag);
     }
+    // Deliveries may have arrived before the consume calls returned.
+    this.adaptPrefetch();
+  }
+
+  /**
+   * How many messages the broker may have out to this consumer: those in hand, plus as many more
+   * as the free slots could take if each carried the largest pack seen lately. So a worker never
+   * receives more tasks than it has free slots (a pack larger than any seen lately is the
+   * exception: what does not fit is sent back to the queue). With single messages it is the
+   * concurrency, as a plain prefetch would be.
+   */
+  private wantedPrefetch(): number {
+    return prefetchFor(
+      this.acks?.size ?? 0,
+      this.concurrency - this.unsettled.size - this.overflow.length,
+      this.concurrency,
+      this.packSizes.largest,
+    );
+  }
+
+  /** Sets the channel's prefetch to what `wantedPrefetch` says, one change at a time. */
+  private adaptPrefetch(): void {
+    const channel = this.channel;
+    if (!channel || this.qosBusy || this.stopped || this.concurrency === 0) return;
+    const wanted = this.wantedPrefetch();
+    if (wanted === this.prefetch) return;
+    this.qosBusy = true;
+    this.prefetch = wanted;
+    channel.prefetch(wanted, true).then(
+      () => {
+        this.qosBusy = false;
+        if (this.channel === channel) this.adaptPrefetch();
+      },
+      () => {
+        this.qosBusy = false; // the channel is gone: a new one starts from scratch
+      },
+    );
   }
 
   private async cancelAll(channel: Channel): Promise<void> {
@@ -343,9 +397,12 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
       return;
     }
     const meta = readMeta(message);
+    this.packSizes.note(meta.tasks, 2 * Math.max(1, this.concurrency));
     if (message.fields.redelivered) {
-      // A consumer died holding it: count that delivery, then take the re-stamped copy.
-      this.internal({ channel, queue, message, meta }, { to: "queue" }, meta.deliveries + 1);
+      // A consumer died holding it: count that delivery, then take the re-stamped copy (of each
+      // task of a pack, apart: one that keeps killing its workers must not take the others along).
+      if (meta.tasks > 1) this.split({ channel, queue, message, meta });
+      else this.internal({ channel, queue, message, meta }, { to: "queue" }, meta.deliveries + 1);
       return;
     }
     if (meta.notBefore > 0) {
@@ -355,10 +412,78 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
         return;
       }
     }
-    this.warnLongTimeout(queue, message.content);
-    if (this.overflow.length === 0 && this.unsettled.size < this.concurrency) {
-      this.handOver(channel, queue, message, meta);
-    } else this.overflow.push({ channel, queue, message, meta });
+    if (meta.tasks > 1) this.unpack(channel, queue, message, meta);
+    else {
+      this.warnLongTimeout(queue, message.content);
+      if (this.overflow.length === 0 && this.unsettled.size < this.concurrency) {
+        this.handOver(channel, queue, message, meta);
+      } else this.overflow.push({ channel, queue, message, meta });
+    }
+    this.adaptPrefetch();
+  }
+
+  /**
+   * Hands the tasks of a pack over, each as a delivery of its own, as long as slots are free; a
+   * task that does not fit (the pack was larger than any seen lately) is sent back to the queue.
+   */
+  private unpack(channel: Channel, queue: string, message: ConsumeMessage, meta: MessageMeta): void {
+    const bodies = decodePack(message.content, meta.tasks);
+    if (bodies === undefined) {
+      // Not a pack after all: the worker dead-letters what it cannot decode.
+      this.overflow.push({ channel, queue, message, meta: { ...meta, tasks: 1 } });
+      this.pump();
+      return;
+    }
+    const pack: PackRecord = { message, left: bodies.length, failed: false };
+    for (const body of bodies) {
+      const member = memberOf(message, body);
+      this.warnLongTimeout(queue, body);
+      if (this.overflow.length === 0 && this.unsettled.size < this.concurrency) {
+        this.handOver(channel, queue, member, meta, pack);
+      } else this.sendBack({ channel, queue, message: member, meta, pack });
+    }
+  }
+
+  /** A task of a pack that found no free slot goes back to its queue alone (kept here if it cannot). */
+  private sendBack(held: Held & { pack: PackRecord }): void {
+    const done = this.host.resend(held.message, held.queue, { to: "queue" }, held.meta.deliveries).then(
+      () => {
+        if (this.channel === held.channel) this.packTaskDone(held.pack);
+      },
+      () => {
+        if (this.channel !== held.channel) return;
+        this.overflow.push(held);
+        this.pump();
+      },
+    );
+    this.track(done);
+  }
+
+  /** A redelivered pack: each task is sent again on its own, with the delivery counted; then the ack. */
+  private split(held: Held): void {
+    const { channel, queue, message, meta } = held;
+    const bodies = decodePack(message.content, meta.tasks);
+    if (bodies === undefined) {
+      this.internal({ ...held, meta: { ...meta, tasks: 1 } }, { to: "queue" }, meta.deliveries + 1);
+      return;
+    }
+    const copies = bodies.map((body) =>
+      this.host.resend(memberOf(message, body), queue, { to: "queue" }, meta.deliveries + 1),
+    );
+    const done = Promise.all(copies).then(
+      () => {
+        if (this.channel === channel) this.acks?.ack(message);
+      },
+      (error: Error) => {
+        this.host.logger.warn(
+          { err: error.message, queue },
+          "could not split a redelivered pack; delivering it",
+        );
+        if (this.channel === channel)
+          this.unpack(channel, queue, message, { ...meta, deliveries: meta.deliveries + 1 });
+      },
+    );
+    this.track(done);
   }
 
   /** Sends a copy of a message on (re-stamped or delayed again) without handing it over. */
@@ -385,12 +510,19 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
   private pump(): void {
     while (this.overflow.length > 0 && this.unsettled.size < this.concurrency) {
       const held = this.overflow.shift() as Held;
-      if (held.channel === this.channel) this.handOver(held.channel, held.queue, held.message, held.meta);
+      if (held.channel === this.channel)
+        this.handOver(held.channel, held.queue, held.message, held.meta, held.pack);
     }
   }
 
-  private handOver(channel: Channel, queue: string, message: ConsumeMessage, meta: MessageMeta): void {
-    const delivery = new AmqpDelivery(this, channel, message, queue, meta);
+  private handOver(
+    channel: Channel,
+    queue: string,
+    message: ConsumeMessage,
+    meta: MessageMeta,
+    pack?: PackRecord,
+  ): void {
+    const delivery = new AmqpDelivery(this, channel, message, queue, meta, pack);
     this.unsettled.add(delivery);
     try {
       this.onDelivery(delivery);

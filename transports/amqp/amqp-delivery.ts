@@ -19,6 +19,14 @@ export interface DeliverySettler {
 
 const ACK: Settlement = Object.freeze({ kind: "ack" });
 
+/** The broker message of a pack (several tasks) and how many of its tasks are not settled yet. */
+export interface PackRecord {
+  readonly message: ConsumeMessage;
+  left: number;
+  /** A task of it could not be sent on (nack, dead letter): the message goes back to its queue. */
+  failed: boolean;
+}
+
 /** Dead-letter reasons travel in a header; AMQP header tables are limited to 64 KiB. */
 const MAX_REASON_CHARS = 4096;
 
@@ -36,6 +44,8 @@ export class AmqpDelivery implements Delivery {
     readonly message: ConsumeMessage,
     readonly queue: string,
     meta: MessageMeta,
+    /** The pack this task came in, if it shared its message with others. */
+    readonly pack?: PackRecord,
   ) {
     this.body = message.content;
     this.deliveryCount = meta.deliveries + 1;

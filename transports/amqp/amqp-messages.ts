@@ -6,7 +6,7 @@
 import type { ConsumeMessage, Options } from "amqplib";
 import { ValidationError } from "../../src/errors.js";
 import { priorityLevel } from "../transport.js";
-import { H_DELAY, H_DELIVERIES, H_NOT_BEFORE, H_PRIORITY, PRIORITY_LEVELS } from "./amqp-names.js";
+import { H_DELAY, H_DELIVERIES, H_NOT_BEFORE, H_PACK, H_PRIORITY, PRIORITY_LEVELS } from "./amqp-names.js";
 
 /** What the transport knows about a received message. */
 export interface MessageMeta {
@@ -17,11 +17,13 @@ export interface MessageMeta {
   notBefore: number;
   /** The user's headers (and the dead-letter reason). */
   headers: Record<string, string>;
+  /** Tasks the message carries: more than 1 for a pack (see amqp-packs.ts). */
+  tasks: number;
 }
 
 /** Headers RabbitMQ adds when it dead-letters a message (wait queues do, on every delay). */
 const BROKER_HEADERS = /^x-(death|first-death-|last-death-)/;
-const INTERNAL = new Set([H_DELIVERIES, H_PRIORITY, H_NOT_BEFORE, H_DELAY]);
+const INTERNAL = new Set([H_DELIVERIES, H_PRIORITY, H_NOT_BEFORE, H_DELAY, H_PACK]);
 const UNSAFE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
 /** Properties of a new message: persistent, its priority level, the user's headers. */
@@ -59,7 +61,7 @@ export function newMessageProperties(
 
 /** What a message without headers of its own carries, per priority level (shared, never changed). */
 const PLAIN_META: readonly MessageMeta[] = PRIORITY_LEVELS.map((value) =>
-  Object.freeze({ deliveries: 0, priority: value, notBefore: 0, headers: Object.freeze({}) }),
+  Object.freeze({ deliveries: 0, priority: value, notBefore: 0, headers: Object.freeze({}), tasks: 1 }),
 );
 
 export function readMeta(message: ConsumeMessage): MessageMeta {
@@ -83,6 +85,7 @@ export function readMeta(message: ConsumeMessage): MessageMeta {
     priority: Number.isFinite(explicit) ? explicit : (PRIORITY_LEVELS[level] ?? PRIORITY_LEVELS[0]),
     notBefore: nonNegativeInt(table[H_NOT_BEFORE]),
     headers,
+    tasks: Math.max(1, nonNegativeInt(table[H_PACK])),
   };
 }
 
@@ -95,7 +98,14 @@ export function copyProperties(message: ConsumeMessage, deliveries: number): Opt
   const source = (message.properties.headers ?? {}) as Record<string, unknown>;
   const headers: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(source)) {
-    if (BROKER_HEADERS.test(key) || key === H_DELAY || key === H_NOT_BEFORE || key === H_DELIVERIES) continue;
+    if (
+      BROKER_HEADERS.test(key) ||
+      key === H_DELAY ||
+      key === H_NOT_BEFORE ||
+      key === H_DELIVERIES ||
+      key === H_PACK
+    )
+      continue;
     headers[key] = value;
   }
   if (deliveries > 0) headers[H_DELIVERIES] = String(deliveries);

@@ -31,6 +31,8 @@ export const H_DELIVERIES = "x-fa-deliveries";
 export const H_PRIORITY = "x-fa-priority";
 export const H_NOT_BEFORE = "x-fa-not-before";
 export const H_DELAY = "x-fa-delay";
+/** How many tasks a message carries, when more than one (see amqp-packs.ts). */
+export const H_PACK = "x-fa-pack";
 
 /** RabbitMQ's limit on queue and exchange names (an AMQP short string). */
 const MAX_NAME_BYTES = 255;

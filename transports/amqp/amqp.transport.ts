@@ -37,6 +37,7 @@ import { AmqpFanout } from "./amqp-fanout.js";
 import { copyProperties, newMessageProperties } from "./amqp-messages.js";
 import { AmqpNames, delayBucket, H_DELAY, H_NOT_BEFORE } from "./amqp-names.js";
 import { type AmqpTransportOptions, type ResolvedAmqpOptions, resolveAmqpOptions } from "./amqp-options.js";
+import { Packer } from "./amqp-packs.js";
 import { AmqpPublisher, isUnroutable } from "./amqp-publisher.js";
 import { AmqpTopology } from "./amqp-topology.js";
 import { DelayedCounts, SendOnce } from "./amqp-tracking.js";
@@ -61,6 +62,8 @@ export class AmqpTransport implements Transport, ConsumerHost {
   private readonly fanout: AmqpFanout;
   private readonly consumers = new Set<AmqpConsumer>();
   private readonly dedup: SendOnce;
+  /** Groups a turn's enqueues into messages of several tasks; undefined with maxTasksPerMessage 1. */
+  private readonly packer?: Packer;
   private readonly delayed = new DelayedCounts();
   private closing?: Promise<void>;
 
@@ -89,6 +92,11 @@ export class AmqpTransport implements Transport, ConsumerHost {
       o.reconnect.maxDelayMs,
     );
     this.dedup = new SendOnce(o.dedupWindowMs, o.dedupMaxEntries);
+    if (o.maxTasksPerMessage > 1) {
+      this.packer = new Packer(o.maxTasksPerMessage, (queue, content, properties) =>
+        this.sendTo(queue, content, properties, 0, Date.now() + this.options.publishTimeoutMs),
+      );
+    }
     this.connection.busy = () => this.underWay() > 1;
   }
 
@@ -163,6 +171,9 @@ export class AmqpTransport implements Transport, ConsumerHost {
   ): Promise<void> {
     const delayMs = options.delayMs ?? 0;
     if (options.dedupId === undefined) {
+      if (delayMs === 0 && properties.headers === undefined && this.packer !== undefined) {
+        return this.packer.add(queue, content, properties);
+      }
       return this.sendTo(queue, content, properties, delayMs, Date.now() + this.options.publishTimeoutMs);
     }
     return this.dedup.run(`${queue}\u0000${options.dedupId}`, () =>
@@ -200,7 +211,10 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.names.queue(queue);
     await this.ready();
     const ready = await this.topology.depth(queue, Date.now() + this.options.publishTimeoutMs);
-    return ready + this.delayed.count(queue);
+    // Ready messages are counted by the broker; a message may carry several tasks (an estimate from
+    // what this process sent lately: exact for a queue fed by this process alone).
+    const perMessage = this.packer?.tasksPerMessage(queue) ?? 1;
+    return Math.round(ready * perMessage) + this.delayed.count(queue);
   }
 
   /**
