@@ -314,10 +314,14 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     );
   }
 
-  /** Sets the channel's prefetch to what `wantedPrefetch` says, one change at a time. */
+  /**
+   * Sets the channel's prefetch to what `wantedPrefetch` says, one change at a time, and only with
+   * messages in hand: an idle worker waits for the next message to adjust it, so tasks one at a
+   * time (the number in hand going 0, 1, 0, …) cause no change after the first.
+   */
   private adaptPrefetch(): void {
     const channel = this.channel;
-    if (!channel || this.qosBusy || this.stopped || this.concurrency === 0) return;
+    if (!channel || this.qosBusy || this.stopped || this.concurrency === 0 || !this.acks?.size) return;
     const wanted = this.wantedPrefetch();
     if (wanted === this.prefetch) return;
     this.qosBusy = true;
