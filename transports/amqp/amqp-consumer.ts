@@ -71,6 +71,8 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
   /** A prefetch change under way (one at a time; the next one is worked out when it is done). */
   private qosBusy = false;
   private readonly packSizes: PackSizes;
+  /** Messages (or tasks of a pack) being sent on by this consumer: each holds a slot meanwhile. */
+  private resending = 0;
   private readonly unsettled = new Set<AmqpDelivery>();
   /** Received while at the concurrency limit (after it was lowered): handed over when a slot frees. */
   private overflow: Held[] = [];
@@ -308,7 +310,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
   private wantedPrefetch(): number {
     return prefetchFor(
       this.acks?.size ?? 0,
-      this.concurrency - this.unsettled.size - this.overflow.length,
+      this.concurrency - this.unsettled.size - this.overflow.length - this.resending,
       this.concurrency,
       this.packSizes.largest,
     );
@@ -460,7 +462,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
         this.pump();
       },
     );
-    this.track(done);
+    this.holding(done);
   }
 
   /** A redelivered pack: each task is sent again on its own, with the delivery counted; then the ack. */
@@ -487,7 +489,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
           this.unpack(channel, queue, message, { ...meta, deliveries: meta.deliveries + 1 });
       },
     );
-    this.track(done);
+    this.holding(done);
   }
 
   /** Sends a copy of a message on (re-stamped or delayed again) without handing it over. */
@@ -508,7 +510,22 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
         this.pump();
       },
     );
-    this.track(done);
+    this.holding(done);
+  }
+
+  /**
+   * A message (or a task of a pack) being sent on holds a slot until that is done, as it did when
+   * the prefetch was the concurrency: a worker re-stamping a redelivered task does not take its
+   * copy (or another task) meanwhile.
+   */
+  private holding(done: Promise<void>): void {
+    this.resending++;
+    this.track(
+      done.finally(() => {
+        this.resending--;
+        this.adaptPrefetch();
+      }),
+    );
   }
 
   private pump(): void {

@@ -181,7 +181,8 @@ export class PackSizes {
  * or more of its slots), so one with `largest` over a quarter of its concurrency takes one more
  * message whenever a slot is free, and sends back what does not fit.
  */
-export function prefetchFor(inHand: number, free: number, concurrency: number, largest: number): number {
+export function prefetchFor(inHand: number, slots: number, concurrency: number, largest: number): number {
+  const free = Math.max(0, slots);
   let more = Math.floor(free / Math.min(largest, Math.max(1, concurrency)));
   if (more === 0 && free > 0 && (inHand === 0 || 4 * largest > concurrency)) more = 1;
   return Math.max(1, inHand + more);
