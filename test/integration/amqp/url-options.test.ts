@@ -35,6 +35,12 @@ describe("AMQP URLs and options", () => {
     expect(() => amqpTransportFromUrl(new URL("amqp://h?prefetch=5"), {})).toThrow(/prefetch/);
     expect(() => new AmqpTransport({ maxPayloadBytes: 512 * 1024 * 1024 })).toThrow(ConfigError);
     expect(() => new AmqpTransport({ publishTimeoutMs: 0 })).toThrow(/publishTimeoutMs/);
+    for (const bad of [0, 65, 1.5]) {
+      expect(() => new AmqpTransport({ maxTasksPerMessage: bad })).toThrow(
+        /maxTasksPerMessage must be an integer from 1 to 64/,
+      );
+    }
+    expect(new AmqpTransport({ maxTasksPerMessage: 1 })).toBeInstanceOf(AmqpTransport);
   });
 
   it("passes TLS options through for amqps:// and refuses them for amqp://", () => {
