@@ -23,7 +23,9 @@ export interface MessageMeta {
 
 /** Headers RabbitMQ adds when it dead-letters a message (wait queues do, on every delay). */
 const BROKER_HEADERS = /^x-(death|first-death-|last-death-)/;
-const INTERNAL = new Set([H_DELIVERIES, H_PRIORITY, H_NOT_BEFORE, H_DELAY, H_PACK]);
+/** Bookkeeping a copy sets afresh (or must not carry: a copy is one task); the exact priority travels on. */
+const NOT_COPIED = new Set([H_DELIVERIES, H_NOT_BEFORE, H_DELAY, H_PACK]);
+const INTERNAL = new Set([...NOT_COPIED, H_PRIORITY]);
 const UNSAFE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
 /** Properties of a new message: persistent, its priority level, the user's headers. */
@@ -98,14 +100,7 @@ export function copyProperties(message: ConsumeMessage, deliveries: number): Opt
   const source = (message.properties.headers ?? {}) as Record<string, unknown>;
   const headers: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(source)) {
-    if (
-      BROKER_HEADERS.test(key) ||
-      key === H_DELAY ||
-      key === H_NOT_BEFORE ||
-      key === H_DELIVERIES ||
-      key === H_PACK
-    )
-      continue;
+    if (BROKER_HEADERS.test(key) || NOT_COPIED.has(key)) continue;
     headers[key] = value;
   }
   if (deliveries > 0) headers[H_DELIVERIES] = String(deliveries);

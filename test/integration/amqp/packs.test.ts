@@ -45,6 +45,15 @@ describe("AMQP: several tasks per message", () => {
     return transport({ namespace: of.namespace });
   }
 
+  /** A producer and, on its namespace, a consumer of "jobs" collecting what it is handed. */
+  async function producerAndConsumer(concurrency: number) {
+    const producer = await transport();
+    const consumer = await peer(producer);
+    const got = new Collector<Delivery>();
+    const consuming = await consumer.consume(["jobs"], got.push, { concurrency });
+    return { producer, consumer, got, consuming };
+  }
+
   /** Messages ready in a queue, as the broker counts them (not tasks). */
   async function brokerMessages(t: AmqpTransport, queue: string): Promise<number> {
     const conn = await connect(AMQP_URL);
@@ -96,10 +105,7 @@ describe("AMQP: several tasks per message", () => {
     skip,
   }) => {
     if (!ok) skip();
-    const producer = await transport();
-    const consumer = await peer(producer);
-    const got = new Collector<Delivery>();
-    await consumer.consume(["jobs"], got.push, { concurrency: 3 });
+    const { producer, got } = await producerAndConsumer(3);
     const bodies = Array.from({ length: 8 }, (_, i) => `t${i}`);
     await enqueueTogether(producer, "jobs", bodies);
 
@@ -123,10 +129,7 @@ describe("AMQP: several tasks per message", () => {
     skip,
   }) => {
     if (!ok) skip();
-    const producer = await transport();
-    const consumer = await peer(producer);
-    const got = new Collector<Delivery>();
-    await consumer.consume(["jobs"], got.push, { concurrency: 8 });
+    const { producer, consumer, got } = await producerAndConsumer(8);
     await enqueueTogether(producer, "jobs", ["ok1", "retry", "dead", "ok2"]);
     const four = await got.waitFor(4);
     const byBody = new Map(four.map((d) => [dec(d.body), d]));
@@ -153,10 +156,7 @@ describe("AMQP: several tasks per message", () => {
     skip,
   }) => {
     if (!ok) skip();
-    const producer = await transport();
-    const first = await peer(producer);
-    const got = new Collector<Delivery>();
-    const consuming = await first.consume(["jobs"], got.push, { concurrency: 8 });
+    const { producer, got, consuming } = await producerAndConsumer(8);
     await enqueueTogether(producer, "jobs", ["x", "y", "z"]);
     const three = await got.waitFor(3);
     await three[0]!.ack(); // one finished; the message stays unacked until all are settled
