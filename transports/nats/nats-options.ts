@@ -3,6 +3,7 @@
  * namespace, JetStream limits), their defaults, and validation that says what to fix.
  */
 import { ConfigError } from "../../src/errors.js";
+import { type EventLogOptions, type ResolvedEventLogOptions, resolveEventLogOptions } from "../event-log.js";
 
 export interface NatsTlsOptions {
   /** PEM files… */
@@ -62,6 +63,8 @@ export interface NatsTransportOptions {
   maxReconnectWaitMs?: number;
   /** How long an idle consumer's pull request waits on an empty level before it is renewed. Default 5000. */
   idlePullMs?: number;
+  /** Retention of the event log (EventBus): max age, bytes, events; applied when its stream is created. */
+  events?: EventLogOptions;
 }
 
 export interface ResolvedNatsOptions {
@@ -89,6 +92,7 @@ export interface ResolvedNatsOptions {
   reconnectWaitMs: number;
   maxReconnectWaitMs: number;
   idlePullMs: number;
+  events: ResolvedEventLogOptions;
 }
 
 export const DEFAULT_NAMESPACE = "fastagentic";
@@ -158,6 +162,16 @@ const SCHEMA: Record<keyof NatsTransportOptions, Check> = {
   reconnectWaitMs: ms(10),
   maxReconnectWaitMs: ms(10),
   idlePullMs: ms(100),
+  events: (v) => {
+    if (typeof v !== "object" || v === null || Array.isArray(v))
+      return "an object ({ maxAgeMs, maxBytes, … })";
+    try {
+      resolveEventLogOptions(v as EventLogOptions, -1);
+      return undefined;
+    } catch (error) {
+      return `valid (${(error as Error).message})`;
+    }
+  },
 };
 
 /** Keys a caller of transportFromUrl may pass that mean nothing to this transport. */
@@ -216,6 +230,7 @@ export function resolveNatsOptions(input: NatsTransportOptions = {}): ResolvedNa
     reconnectWaitMs: input.reconnectWaitMs ?? 250,
     maxReconnectWaitMs: input.maxReconnectWaitMs ?? 5000,
     idlePullMs: input.idlePullMs ?? 5000,
+    events: resolveEventLogOptions(input.events, -1),
   };
   if (resolved.maxReconnectWaitMs < resolved.reconnectWaitMs) {
     throw new ConfigError(

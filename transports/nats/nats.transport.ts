@@ -34,6 +34,7 @@ import {
 import { openConnection, ReconnectBackoff } from "./nats-connection.js";
 import { type ConsumerLink, NatsConsumer } from "./nats-consumer.js";
 import { DeliveryCorrections, type NatsDelivery } from "./nats-delivery.js";
+import { NatsEventLog } from "./nats-event-log.js";
 import {
   MSG_ID_HEADER,
   NOT_BEFORE_HEADER,
@@ -78,6 +79,7 @@ export class NatsTransport implements Transport {
   private readonly consumers = new Set<NatsConsumer>();
   private readonly subscriptions = new Set<NatsSubscription>();
   private readonly corrections = new DeliveryCorrections();
+  private events?: NatsEventLog;
 
   constructor(options: NatsTransportOptions = {}) {
     this.options = resolveNatsOptions(options);
@@ -213,6 +215,16 @@ export class NatsTransport implements Transport {
     };
   }
 
+  /** The event log (EventBus) on this connection: JetStream streams `<ns>~events` and `<ns>~events-dead`. */
+  eventLog(): NatsEventLog {
+    this.events ??= new NatsEventLog(
+      () => this.live(),
+      this.options,
+      () => this._state === "connected",
+    );
+    return this.events;
+  }
+
   /** The NATS subject of one priority level of a queue (for tools that publish to it directly). */
   subjectOf(queue: string, priority: number): string {
     assertLogicalName(queue, "queue name");
@@ -222,6 +234,7 @@ export class NatsTransport implements Transport {
   /** Deletes every stream (and consumer) of this transport's namespace. For tests and teardown. */
   async deleteStreams(): Promise<void> {
     await this.live().topology.deleteNamespace();
+    await this.events?.deleteStreams();
   }
 
   // ---- connection -------------------------------------------------------------------------------
@@ -264,12 +277,14 @@ export class NatsTransport implements Transport {
       if (this.closing) return;
       if (status.type === "disconnect") {
         for (const c of this.consumers) c.onDisconnect();
+        this.events?.onDisconnect();
         this.setState("reconnecting");
       } else if (status.type === "reconnect") {
         this.backoff.reset();
         this.conn?.topology.invalidate();
         this.conn?.publisher.resendAll();
         for (const c of this.consumers) c.onReconnect();
+        this.events?.onReconnect();
         this.setState("connected");
       }
     }
@@ -279,18 +294,23 @@ export class NatsTransport implements Transport {
     const now = Date.now();
     this.conn?.publisher.tick(now);
     for (const c of this.consumers) c.tick(now);
+    this.events?.tick(now);
   }
 
   private async shutdown(): Promise<void> {
     await this.connecting?.catch(() => {});
     const conn = this.conn;
     for (const c of [...this.consumers]) await c.stop();
+    await this.events?.close().catch(() => {});
     for (const sub of this.subscriptions) if (!sub.isClosed()) sub.unsubscribe();
     this.subscriptions.clear();
     if (conn) {
       await conn.publisher.whenIdle(2000);
       conn.publisher.failAll(this.closedError());
-      if (this.options.streamsOnClose === "delete") await conn.topology.deleteUsed().catch(() => {});
+      if (this.options.streamsOnClose === "delete") {
+        await conn.topology.deleteUsed().catch(() => {});
+        await this.events?.deleteStreams().catch(() => {});
+      }
       conn.publisher.stop();
       clearInterval(conn.ticker);
       // Settlements (the naks of stopped consumers) leave before the socket closes.
