@@ -2,11 +2,13 @@
  * Options of the AMQP transport: what a user may pass, the defaults, validation that names the
  * bad key, and the mapping of an `amqp://` / `amqps://` URL onto amqplib's connect options.
  */
+
 import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
 import type { Options, SocketOptions } from "amqplib";
 import { validateKeys } from "../../src/config.js";
 import { ConfigError } from "../../src/errors.js";
 import type { Logger } from "../../src/logger.js";
+import { type EventLogOptions, type ResolvedEventLogOptions, resolveEventLogOptions } from "../event-log.js";
 import { DEFAULT_DELAY_BUCKETS_MS, validateNamespace } from "./amqp-names.js";
 import { DEFAULT_MAX_TASKS_PER_MESSAGE } from "./amqp-packs.js";
 
@@ -66,6 +68,8 @@ export interface AmqpTransportOptions {
    * free slots (see the README, RabbitMQ). 1 sends one message per task. Default 8, at most 64.
    */
   maxTasksPerMessage?: number;
+  /** Retention of the event log (EventBus): max age, bytes, events; applied when its queues are created. */
+  events?: EventLogOptions;
   /** A pino-compatible logger. Default: the library's logger. */
   logger?: Logger;
 }
@@ -87,6 +91,7 @@ export interface ResolvedAmqpOptions {
   deleteOnClose: boolean;
   queueVersion: 1 | 2;
   maxTasksPerMessage: number;
+  events: ResolvedEventLogOptions;
   logger?: Logger;
 }
 
@@ -107,6 +112,7 @@ export const AMQP_OPTION_KEYS = [
   "deleteOnClose",
   "queueVersion",
   "maxTasksPerMessage",
+  "events",
   "logger",
 ] as const;
 
@@ -199,6 +205,7 @@ export function resolveAmqpOptions(options: AmqpTransportOptions = {}): Resolved
     deleteOnClose: options.deleteOnClose ?? false,
     queueVersion: options.queueVersion ?? 2,
     maxTasksPerMessage: options.maxTasksPerMessage ?? DEFAULT_MAX_TASKS_PER_MESSAGE,
+    events: resolveEventLogOptions(options.events, -1),
   };
   check(
     Number.isInteger(resolved.maxTasksPerMessage) &&

@@ -163,6 +163,11 @@ export class AmqpTopology {
     return done;
   }
 
+  /** Runs broker calls on the topology channel (other capabilities' declarations: the event log). */
+  exec<T>(deadline: number, op: (ch: Channel) => Promise<T>): Promise<T> {
+    return this.run(deadline, op);
+  }
+
   /** Runs broker calls on the topology channel; retries across reconnections until `deadline`. */
   private async run<T>(deadline: number, op: (ch: Channel) => Promise<T>): Promise<T> {
     for (;;) {

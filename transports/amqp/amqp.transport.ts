@@ -33,6 +33,7 @@ import {
 } from "../transport.js";
 import { AmqpConnection } from "./amqp-connection.js";
 import { AmqpConsumer, type ConsumerHost, type ResendTarget } from "./amqp-consumer.js";
+import { AmqpEventLog } from "./amqp-event-log.js";
 import { AmqpFanout } from "./amqp-fanout.js";
 import { copyProperties, newMessageProperties } from "./amqp-messages.js";
 import { AmqpNames, delayBucket, H_DELAY, H_NOT_BEFORE } from "./amqp-names.js";
@@ -66,6 +67,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
   private readonly packer?: Packer;
   private readonly delayed = new DelayedCounts();
   private closing?: Promise<void>;
+  private events?: AmqpEventLog;
 
   constructor(options: AmqpTransportOptions = {}) {
     this.options = resolveAmqpOptions(options);
@@ -131,8 +133,24 @@ export class AmqpTransport implements Transport, ConsumerHost {
     return this.closing;
   }
 
+  /** The event log (EventBus) on this connection: see amqp-event-log.ts for what it declares. */
+  eventLog(): AmqpEventLog {
+    this.events ??= new AmqpEventLog({
+      connection: this.connection,
+      topology: this.topology,
+      namespace: this.namespace,
+      options: this.options.events,
+      publishTimeoutMs: this.options.publishTimeoutMs,
+      logger: this.logger,
+      send: (message, deadline) => this.publisher.send(message, deadline),
+    });
+    return this.events;
+  }
+
   private async shutdown(): Promise<void> {
     for (const consumer of [...this.consumers]) await consumer.stop().catch(() => {});
+    if (this.options.deleteOnClose) await this.events?.deleteAll().catch(() => {});
+    await this.events?.close().catch(() => {});
     await this.fanout.close().catch(() => {});
     await this.publisher.close(Math.min(this.options.publishTimeoutMs, 5000));
     if (this.options.deleteOnClose) await this.topology.deleteAll();
