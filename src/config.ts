@@ -99,6 +99,12 @@ export interface WorkerConfig {
    * Keep it at or under the coordinator's workerTimeoutMs.
    */
   stallTimeoutMs: number;
+  /**
+   * Task outcomes also published on the event bus as `task.completed|failed|cancelled|timeout`:
+   * "off" (default: no broker write more per task), "durable" (stored, confirmed before the task is
+   * acked) or "fast" (`durable: false`: live subscribers only, at most once).
+   */
+  lifecycleEvents: "off" | "durable" | "fast";
 }
 
 export interface CoordinatorConfig {
@@ -143,6 +149,7 @@ export const DEFAULT_WORKER_CONFIG: WorkerConfig = {
   gracefulShutdownTimeoutMs: 30_000,
   maxRedeliveries: 3,
   stallTimeoutMs: 30_000,
+  lifecycleEvents: "off",
 };
 
 export const DEFAULT_COORDINATOR_CONFIG: CoordinatorConfig = {
@@ -176,6 +183,8 @@ export function resolveWorkerConfig(input: unknown, what = "WorkerConfig"): Work
     gracefulShutdownTimeoutMs: duration,
     maxRedeliveries: int(0),
     stallTimeoutMs: positiveDuration,
+    lifecycleEvents: (v: unknown) =>
+      v === "off" || v === "durable" || v === "fast" ? undefined : '"off", "durable" or "fast"',
   });
   const config = { ...DEFAULT_WORKER_CONFIG, ...definedOnly(given) };
   config.tags = normalizeTags(config.tags);

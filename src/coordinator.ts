@@ -20,6 +20,7 @@ import {
   type WorkerConfig,
 } from "./config.js";
 import { describeThrown, type EscalationError, NoHandlerError, StateError } from "./errors.js";
+import { EventBus } from "./events/event-bus.js";
 import type { HandlerRegistrar } from "./handlers.js";
 import { newId } from "./ids.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
@@ -65,6 +66,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly warnedTypes = new Set<string>();
   private stopping?: Promise<void>;
   private resolveStopped?: () => void;
+  private bus?: EventBus;
 
   constructor(options: CoordinatorOptions = {}) {
     super();
@@ -147,6 +149,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   register(instance: object): this {
     this.pool.register(instance);
     return this;
+  }
+
+  /** The event bus on this coordinator's transport (publish, subscribe, groups): see EventBus. */
+  get events(): EventBus {
+    this.bus ??= new EventBus({ transport: this.transport, clock: this.clock, logger: this.logger });
+    return this.bus;
   }
 
   /** "idle" | "starting" | "running" | "stopping" | "stopped". */
@@ -298,6 +306,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private async shutdown(graceful: boolean): Promise<void> {
     try {
       await this.pool.stop({ graceful });
+      await this.bus?.close();
       await this.queue.close();
       await this.registry.stop();
       if (this.ownsTransport) await this.transport.close();

@@ -41,6 +41,7 @@ interface Batch {
 }
 
 const BATCH_OVERHEAD = 64;
+const LIFECYCLE_KINDS = new Set(["completed", "failed", "cancelled", "timeout"]);
 /** Room kept for a "started" event (ids and numbers only) before it is encoded. */
 const STARTED_SIZE = 256;
 
@@ -51,6 +52,8 @@ export class TaskEventPublisher {
   private readonly recent = new RecentOutcomes(() => Date.now());
   private readonly answered = new Set<string>();
   private wasDown = false;
+  /** Set to publish task outcomes on the event bus too (src/events/task-lifecycle.ts). */
+  lifecycle?: (task: EventRoute, event: TaskEvent) => Promise<void>;
 
   constructor(private readonly transport: Transport) {
     // After a reconnect, send the recent outcomes again: a client may have missed them meanwhile.
@@ -140,6 +143,9 @@ export class TaskEventPublisher {
     batch.parts.push(json ?? full);
     batch.bytes += size + 1;
     this.schedule();
+    if (this.lifecycle !== undefined && LIFECYCLE_KINDS.has(full.kind)) {
+      return { sent: full, done: Promise.all([batch.done, this.lifecycle(task, full)]).then(() => {}) };
+    }
     return { sent: full, done: batch.done };
   }
 

@@ -96,6 +96,8 @@ export {
 } from "./events/event-bus.js";
 export type { BusEvent } from "./events/event-codec.js";
 export type { EventContext, EventHandler, SubscriptionStats } from "./events/event-subscription.js";
+export { type EventHandlerMetadata, On, type OnDecorator } from "./events/on.decorator.js";
+export type { TaskLifecycleEvent } from "./events/task-lifecycle.js";
 export { type Logger, silentLogger } from "./logger.js";
 export {
   InMemoryWorkerRegistry,

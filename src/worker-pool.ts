@@ -21,6 +21,7 @@ import {
 } from "./config.js";
 import { registerActor, runActorHooks } from "./decorators/actor-explorer.js";
 import { ConfigError, EscalationError, StateError } from "./errors.js";
+import { ActorEvents } from "./events/actor-events.js";
 import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
@@ -132,15 +133,19 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
 
   /** Registers the @Handler methods of an @Actor instance (rules: src/decorators/actor-explorer.ts). */
   register(instance: object): this {
-    registerActor(this, instance, {
+    const actor = registerActor(this, instance, {
       owner: `WorkerPool ${this.id}`,
       handlers: this.handlers,
       started: this.state !== "new",
       settings: this.workerConfig,
       given: this.givenConfig,
     });
+    this.actorEvents.add(actor.events);
     return this;
   }
+
+  /** The @On methods of the registered actors, subscribed while the pool runs. */
+  private readonly actorEvents = new ActorEvents();
 
   /** @internal The handler table, shared with a Coordinator. */
   get handlerTable(): HandlerTable {
@@ -174,6 +179,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     this.supervisor.start();
     this.control = await this.transport.subscribe(subjects.control, (m) => this.onControl(m.body));
     await Promise.all(Array.from({ length: this.minWorkers }, () => this.spawn()));
+    await this.actorEvents.start(this.transport, this.clock, this.logger);
   }
 
   /** Submits a task to this pool's queue and resolves with the handler's result. */
@@ -259,6 +265,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     this.state = "stopping";
     this.stopping = (async () => {
       this.supervisor.send({ type: "STOP" });
+      await this.actorEvents.stop();
       await this.control?.unsubscribe();
       await Promise.all([...this.workers.values()].map((w) => w.stop(options)));
       await this.queue?.close();

@@ -22,6 +22,7 @@ import {
 import { registerActor, runActorHooks } from "./decorators/actor-explorer.js";
 import { ConnectionError, describeThrown, LifecycleHookError, NoHandlerError, StateError } from "./errors.js";
 import { eventPublisherFor } from "./event-publisher.js";
+import { enableLifecycleEvents } from "./events/task-lifecycle.js";
 import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
@@ -205,6 +206,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     try {
       await runActorHooks(this, "start", `Worker ${this.id}`);
       await this.transport.connect();
+      const lifecycle = this.config.lifecycleEvents;
+      if (lifecycle !== "off") enableLifecycleEvents(this.transport, lifecycle, this.logger);
       this.subscriptions.push(
         await this.transport.subscribe(subjects.control, (m) => this.onControl(m.body)),
       );

@@ -13,12 +13,18 @@
 import "reflect-metadata";
 import { DEFAULT_WORKER_CONFIG, definedOnly } from "../config.js";
 import { ConfigError, describeThrown, LifecycleHookError } from "../errors.js";
+import type { EventHandlerMetadata } from "../events/on.decorator.js";
 import type { HandlerDefaults, HandlerTable } from "../handlers.js";
 import { normalizeTags } from "../names.js";
 import type { TaskHandler } from "../types.js";
 import type { ActorOptions } from "./actor-options.js";
 import type { HandlerMetadata } from "./handler.decorator.js";
-import { ACTOR_METADATA, HANDLERS_METADATA, MISUSE_METADATA } from "./metadata-keys.js";
+import {
+  ACTOR_METADATA,
+  EVENT_HANDLERS_METADATA,
+  HANDLERS_METADATA,
+  MISUSE_METADATA,
+} from "./metadata-keys.js";
 import { SYMBOL_METADATA } from "./metadata-writer.js";
 
 /** Optional lifecycle methods of an actor instance. */
@@ -35,11 +41,20 @@ export interface ExploredHandler {
   defaults: HandlerDefaults | undefined;
 }
 
+/** An `@On` method: its pattern, subscribe options (group defaults to the actor's name) and bound method. */
+export interface ExploredEventHandler {
+  pattern: string;
+  method: string;
+  options: EventHandlerMetadata["options"] & { group: string };
+  fn: (...args: never[]) => unknown;
+}
+
 export interface ExploredActor {
   name: string;
   instance: object;
   options: ActorOptions;
   handlers: ExploredHandler[];
+  events: ExploredEventHandler[];
 }
 
 /** What a host hands to registerActor(). */
@@ -90,6 +105,7 @@ export function exploreActor(instance: unknown, owner: string): ExploredActor {
   }
   const options = (chain[0] && Reflect.getMetadata(ACTOR_METADATA, chain[0])) as ActorOptions | undefined;
   const entries = collectHandlers(chain, owner);
+  const onEntries = chain.flatMap((c) => ownList<EventHandlerMetadata>(EVENT_HANDLERS_METADATA, c));
   if (options === undefined) {
     throw new ConfigError(
       `${owner}: ${className} is not decorated with @Actor(). ` +
@@ -99,10 +115,10 @@ export function exploreActor(instance: unknown, owner: string): ExploredActor {
     );
   }
   const name = options.name ?? className;
-  if (entries.length === 0) {
+  if (entries.length === 0 && onEntries.length === 0) {
     throw new ConfigError(
-      `${owner}: actor ${name} has no @Handler("task_type") methods, so it would handle nothing. ` +
-        "Decorate its task methods with @Handler.",
+      `${owner}: actor ${name} has no @Handler("task_type") or @On("event.type") methods, so it would ` +
+        "handle nothing. Decorate its task methods with @Handler (and its event methods with @On).",
     );
   }
   const handlers = entries.map((entry): ExploredHandler => {
@@ -126,7 +142,22 @@ export function exploreActor(instance: unknown, owner: string): ExploredActor {
       defaults: Object.keys(defaults).length > 0 ? defaults : undefined,
     };
   });
-  return { name, instance, options, handlers };
+  const events = onEntries.map((entry): ExploredEventHandler => {
+    const method = (instance as Record<string | symbol, unknown>)[entry.method];
+    if (typeof method !== "function") {
+      throw new ConfigError(
+        `${owner}: ${name}.${String(entry.method)} (an @On method) is not a function on the instance.`,
+      );
+    }
+    const group = entry.options.group ?? name.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64);
+    return {
+      pattern: entry.pattern,
+      method: String(entry.method),
+      options: { ...entry.options, group },
+      fn: (method as (...args: never[]) => unknown).bind(instance),
+    };
+  });
+  return { name, instance, options, handlers, events };
 }
 
 /** Registers an actor instance's handlers on a host (see the rules at the top of this file). */

@@ -11,3 +11,6 @@ export const HANDLERS_METADATA = "fastagentic:handlers";
 
 /** Same places: misplaced decorators, reported when an instance is registered. */
 export const MISUSE_METADATA = "fastagentic:misuse";
+
+/** Same places as the handlers: EventHandlerMetadata[] (set by `@On`). */
+export const EVENT_HANDLERS_METADATA = "fastagentic:event-handlers";

@@ -17,9 +17,11 @@ import { InMemoryTransport } from "../../transports/memory/memory.transport.js";
 import type { Transport } from "../../transports/transport.js";
 import { type Clock, systemClock } from "../clock.js";
 import { type RetryBackoff, validateKeys } from "../config.js";
+import { exploreActor } from "../decorators/actor-explorer.js";
 import { ConfigError, StateError } from "../errors.js";
 import { newId } from "../ids.js";
 import { childLogger, getDefaultLogger, type Logger } from "../logger.js";
+import { subscribeHandler } from "./actor-events.js";
 import { assertEventId, assertEventKey, assertHeaders, type BusEvent, encodeEvent } from "./event-codec.js";
 import { type EventHandler, EventRunner, type SubscriptionStats } from "./event-subscription.js";
 
@@ -186,6 +188,14 @@ export class EventBus {
     };
     this.subscriptions.add(subscription);
     return subscription;
+  }
+
+  /** Subscribes the `@On` methods of an `@Actor` instance (its group defaults to the actor's name). */
+  async register(instance: object): Promise<EventSubscription[]> {
+    const actor = exploreActor(instance, "EventBus.register()");
+    const subscriptions: EventSubscription[] = [];
+    for (const h of actor.events) subscriptions.push(await subscribeHandler(this, h));
+    return subscriptions;
   }
 
   /** The durable groups on the transport (every process's), with their lag where the broker tells it. */

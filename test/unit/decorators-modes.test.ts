@@ -149,7 +149,7 @@ describe.each(modes)("decorators compiled with %s decorators", (mode) => {
     ["HandlerOnClass", /@Handler\("on_class"\) is on .*class/],
     ["DuplicateTypes", /two @Handler\("same"\) methods, first and second/],
     ["NoActor", /NoActor is not decorated with @Actor\(\)\. Add @Actor\(\) to the class.*"orphan"/],
-    ["NoHandlers", /has no @Handler\("task_type"\) methods/],
+    ["NoHandlers", /has no @Handler\("task_type"\) or @On\("event.type"\) methods/],
   ])("rejects %s at registration with a ConfigError", (name, message) => {
     const w = new Worker();
     const instance = new misuse[name]!();
