@@ -5,6 +5,7 @@
  *   amqp://user:pass@host:5672/vhost[?namespace=app]   (amqps:// for TLS)
  * Broker adapters load on connect(), so an in-memory deployment never loads a broker client.
  */
+import type { EventLog } from "../transports/event-log.js";
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
 import type {
   Bytes,
@@ -169,5 +170,13 @@ class LazyTransport implements Transport {
 
   async subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription> {
     return this.connected.subscribe(subject, onMessage);
+  }
+
+  eventLog(): EventLog {
+    const inner = this.connected;
+    if (typeof inner.eventLog !== "function") {
+      throw new ConfigError(`The ${inner.kind} transport has no event log, so it cannot carry the EventBus.`);
+    }
+    return inner.eventLog();
   }
 }

@@ -2,6 +2,7 @@
 /** The `fastagentic` command line: worker, submit, status. */
 import { Command } from "commander";
 import { FastAgenticError } from "../errors.js";
+import { eventsGroupsCommand, eventsPublishCommand, eventsTailCommand } from "./events.command.js";
 import { intOption, jsonObjectOption, listOption, priorityOption } from "./shared-options.js";
 import { statusCommand } from "./status.command.js";
 import { submitCommand } from "./submit.command.js";
@@ -74,6 +75,40 @@ program
   .option("--transport-options <json>", optionsHelp, jsonObjectOption)
   .option("--queue <name>", "queue name (default: default)")
   .action(async (flags) => exit(await statusCommand(flags)));
+
+const events = program.command("events").description("publish, follow and list cluster-wide events");
+events
+  .command("publish")
+  .description("publish one event; prints its id")
+  .argument("<type>", "event type, e.g. order.created")
+  .argument("[json]", "event data as JSON")
+  .option("--key <key>", "ordering key")
+  .option("--id <id>", "event id (a re-send with the same id is stored once)")
+  .option("--fast", "durable: false (not stored: live subscribers only)")
+  .option("--transport <url>", transportHelp)
+  .option("--namespace <ns>", "broker namespace")
+  .option("--transport-options <json>", optionsHelp, jsonObjectOption)
+  .action(async (type: string, json: string | undefined, flags) =>
+    exit(await eventsPublishCommand(type, json, flags)),
+  );
+events
+  .command("tail")
+  .description("print matching events as JSON lines until Ctrl-C")
+  .argument("<pattern>", 'event pattern: "*" one part, a final ">" the rest')
+  .option("--group <g>", "follow as this durable group (default: live events only)")
+  .option("--from <where>", "all | new | an ISO time | #sequence (a new group starts there)")
+  .option("--max <n>", "stop after N events", intOption("--max", 1))
+  .option("--transport <url>", transportHelp)
+  .option("--namespace <ns>", "broker namespace")
+  .option("--transport-options <json>", optionsHelp, jsonObjectOption)
+  .action(async (pattern: string, flags) => exit(await eventsTailCommand(pattern, flags)));
+events
+  .command("groups")
+  .description("list the durable event groups with their lag, as JSON lines")
+  .option("--transport <url>", transportHelp)
+  .option("--namespace <ns>", "broker namespace")
+  .option("--transport-options <json>", optionsHelp, jsonObjectOption)
+  .action(async (flags) => exit(await eventsGroupsCommand(flags)));
 
 function exit(code: number): void {
   process.exitCode = code;

@@ -126,8 +126,8 @@ export class EventBus {
     if (headers["traceparent"] === undefined) propagation.inject(otelContext.active(), headers);
     const event: BusEvent = { id, type, data: data ?? null, time: this.clock.now(), headers };
     if (options.key !== undefined) event.key = options.key;
-    const body = encodeEvent(event, this.transport.maxPayloadBytes);
     const log = await this.log();
+    const body = encodeEvent(event, this.transport.maxPayloadBytes);
     const record = options.key === undefined ? { type, id, body } : { type, id, key: options.key, body };
     if (options.durable === false) await log.notify(record);
     else await log.append(record);
