@@ -10,6 +10,7 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseBenchConfig, pathSpec, UsageError } from "./bench-config.js";
 import { bestOf } from "./harness/best-round.js";
+import { measureEvents } from "./harness/events-bench.js";
 import { measureFailover } from "./harness/failover.js";
 import { runInGcChild } from "./harness/gc-child-runner.js";
 import { measurePairedLatency } from "./harness/paired-latency.js";
@@ -17,6 +18,7 @@ import { measurePath, type RoundTripResult } from "./harness/round-trip.js";
 import { measureScaling } from "./harness/scaling.js";
 import { killAllChildren } from "./harness/worker-children.js";
 import { PATHS, pathById } from "./paths/path-registry.js";
+import { eventLines, eventsSvg, eventTargets } from "./report/events-report.js";
 import { throughputSvg } from "./report/svg-chart.js";
 import { type BenchResults, formatReport } from "./report/table-report.js";
 import { evaluateTargets } from "./report/targets.js";
@@ -116,13 +118,30 @@ async function main(): Promise<void> {
   if (!skip.has("failover")) {
     results.failover = await measureFailover(config, (name) => pathSpec(config, runId, name), log);
   }
+  if (!skip.has("events")) {
+    results.events = await measureEvents(
+      {
+        natsUrl: config.natsUrl,
+        amqpUrl: config.amqpUrl,
+        events: config.quick ? 3000 : 20_000,
+        window: 500,
+        latencyCalls: config.quick ? 200 : 1000,
+        runId,
+      },
+      log,
+    );
+  }
   results.targets = evaluateTargets(results);
+  if (results.events) results.targets.push(...eventTargets(results.events));
   results.durationSec = (Date.now() - started) / 1000;
   results.machine.loadAverageAtEnd = loadavg()[0] ?? 0;
   process.stdout.write(`${formatReport(results)}\n`);
+  if (results.events) process.stdout.write(`${eventLines(results.events)}\n`);
   mkdirSync(config.resultsDir, { recursive: true });
   writeFileSync(join(config.resultsDir, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(config.resultsDir, "throughput.svg"), throughputSvg(results));
+  if (results.events)
+    writeFileSync(join(config.resultsDir, "events.svg"), eventsSvg(results.events, results.date));
   log(
     `wrote ${join(config.resultsDir, "latest.json")} and throughput.svg (${results.durationSec.toFixed(0)} s)`,
   );

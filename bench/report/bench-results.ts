@@ -108,6 +108,8 @@ export interface BenchResults {
   xstate?: XStateResult | { error: string };
   scaling?: ScalingResult[];
   failover?: FailoverResult[];
+  /** The event bus section (bench/harness/events-bench.ts). */
+  events?: import("../harness/events-bench.js").EventsResults;
   targets: TargetResult[];
   durationSec?: number;
 }

@@ -1,0 +1,121 @@
+/** The event bus section: its targets (issue 17), its table lines and bench/results/events.svg. */
+import type { EventsResults, EventsRow } from "../harness/events-bench.js";
+import type { TargetResult } from "./bench-results.js";
+
+function rate(results: EventsResults, id: string): number | undefined {
+  const r = results.rows.find((x) => x.id === id);
+  return r?.status === "ok" ? r.eventsPerSec : undefined;
+}
+
+function target(
+  name: string,
+  value: number | undefined,
+  comparator: ">=" | "<=",
+  limit: number,
+): TargetResult {
+  if (value === undefined || !Number.isFinite(value)) {
+    return { name, status: "N/A", limit, comparator, unit: "×", detail: "a path of the ratio did not run" };
+  }
+  const pass = comparator === ">=" ? value >= limit : value <= limit;
+  const share = Math.abs(value / limit - 1);
+  return {
+    name,
+    status: pass ? "PASS" : "MISS",
+    value,
+    limit,
+    comparator,
+    unit: "×",
+    detail: `${pass ? "margin" : comparator === ">=" ? "short by" : "over by"} ${(share * 100).toFixed(0)}%`,
+  };
+}
+
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined ? undefined : a / b;
+
+export function eventTargets(results: EventsResults): TargetResult[] {
+  const r = (id: string) => rate(results, id);
+  return [
+    target(
+      "events NATS: durable publish→handler ≥ 0.85× raw JetStream",
+      ratio(r("ev-fa-nats"), r("ev-raw-jetstream")),
+      ">=",
+      0.85,
+    ),
+    target(
+      "events RabbitMQ: durable publish→handler ≥ 0.85× raw amqplib",
+      ratio(r("ev-fa-amqp"), r("ev-raw-amqp")),
+      ">=",
+      0.85,
+    ),
+    target(
+      "events NATS: cost per group with 3 groups ≤ 1.3× one group's",
+      ratio(r("ev-fa-nats"), r("ev-fa-nats-3")),
+      "<=",
+      1.3,
+    ),
+    target(
+      "events RabbitMQ: cost per group with 3 groups ≤ 1.3× one group's",
+      ratio(r("ev-fa-amqp"), r("ev-fa-amqp-3")),
+      "<=",
+      1.3,
+    ),
+    target(
+      "events NATS: durable:false ≥ 1× raw core NATS emit",
+      ratio(r("ev-fa-nats-live"), r("ev-raw-nats-core")),
+      ">=",
+      1,
+    ),
+  ];
+}
+
+export function eventLines(results: EventsResults): string {
+  const lines = [
+    `Event bus (${results.events.toLocaleString("en-US")} events, ${results.window} publishes in flight):`,
+  ];
+  for (const row of results.rows) {
+    const value =
+      row.status === "ok"
+        ? `${Math.round(row.eventsPerSec ?? 0).toLocaleString("en-US")} events/s${row.p50Ms === undefined ? "" : `, p50 ${row.p50Ms.toFixed(2)} ms`}`
+        : `${row.status}: ${row.reason ?? ""}`;
+    lines.push(`  ${row.label.padEnd(66)} ${value}`);
+  }
+  return lines.join("\n");
+}
+
+const COLORS = { fastagentic: "#2563eb", raw: "#9ca3af" } as const;
+
+export function eventsSvg(results: EventsResults, date: string): string {
+  const rows: EventsRow[] = results.rows;
+  const max = Math.max(1, ...rows.map((r) => r.eventsPerSec ?? 0));
+  const width = 920;
+  const labelW = 450;
+  const barMax = 300;
+  const rowH = 30;
+  const top = 64;
+  const height = top + rows.length * rowH + 24;
+  const esc = (t: string) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="13">`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="16" y="26" font-size="16" font-weight="600" fill="#111827">Events per second, publish → handler (blue: fastagentic, grey: raw client)</text>`,
+    `<text x="16" y="46" fill="#6b7280">${esc(`${date.slice(0, 10)} · ${results.events} events, ${results.window} in flight · brokers on loopback`)}</text>`,
+  ];
+  rows.forEach((r, i) => {
+    const y = top + i * rowH;
+    parts.push(
+      `<text x="${labelW - 8}" y="${y + 19}" text-anchor="end" fill="#111827">${esc(r.label)}</text>`,
+    );
+    if (r.status !== "ok" || r.eventsPerSec === undefined) {
+      parts.push(`<text x="${labelW}" y="${y + 19}" fill="#b91c1c">${esc(r.status)}</text>`);
+      return;
+    }
+    const w = Math.max(2, (r.eventsPerSec / max) * barMax);
+    const p50 = r.p50Ms === undefined ? "" : ` · p50 ${r.p50Ms.toFixed(2)} ms`;
+    parts.push(
+      `<rect x="${labelW}" y="${y + 5}" width="${w.toFixed(1)}" height="${rowH - 10}" rx="3" fill="${COLORS[r.kind]}"/>`,
+      `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 19}" fill="#374151">${Math.round(r.eventsPerSec).toLocaleString("en-US")}${p50}</text>`,
+    );
+  });
+  parts.push("</svg>");
+  return `${parts.join("\n")}\n`;
+}
