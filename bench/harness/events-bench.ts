@@ -46,7 +46,11 @@ class Counter {
   add(): void {
     this.value++;
     if (this.waiters.length === 0) return;
-    this.waiters = this.waiters.filter((w) => (this.value >= w.target ? (w.resolve(), false) : true));
+    this.waiters = this.waiters.filter((w) => {
+      if (this.value < w.target) return true;
+      w.resolve();
+      return false;
+    });
   }
   reach(target: number, guardMs = 120_000): Promise<void> {
     if (this.value >= target) return Promise.resolve();

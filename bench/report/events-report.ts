@@ -1,32 +1,14 @@
 /** The event bus section: its targets (issue 17), its table lines and bench/results/events.svg. */
 import type { EventsResults, EventsRow } from "../harness/events-bench.js";
 import type { TargetResult } from "./bench-results.js";
+import { target as checkTarget } from "./targets.js";
+
+const target = (name: string, value: number | undefined, comparator: ">=" | "<=", limit: number) =>
+  checkTarget(name, value, comparator, limit, "×", "a path of the ratio did not run");
 
 function rate(results: EventsResults, id: string): number | undefined {
   const r = results.rows.find((x) => x.id === id);
   return r?.status === "ok" ? r.eventsPerSec : undefined;
-}
-
-function target(
-  name: string,
-  value: number | undefined,
-  comparator: ">=" | "<=",
-  limit: number,
-): TargetResult {
-  if (value === undefined || !Number.isFinite(value)) {
-    return { name, status: "N/A", limit, comparator, unit: "×", detail: "a path of the ratio did not run" };
-  }
-  const pass = comparator === ">=" ? value >= limit : value <= limit;
-  const share = Math.abs(value / limit - 1);
-  return {
-    name,
-    status: pass ? "PASS" : "MISS",
-    value,
-    limit,
-    comparator,
-    unit: "×",
-    detail: `${pass ? "margin" : comparator === ">=" ? "short by" : "over by"} ${(share * 100).toFixed(0)}%`,
-  };
 }
 
 const ratio = (a: number | undefined, b: number | undefined) =>

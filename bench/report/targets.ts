@@ -7,7 +7,7 @@ function ok(results: BenchResults, id: string): RoundTripResult | undefined {
   return r?.status === "ok" ? r : undefined;
 }
 
-function target(
+export function target(
   name: string,
   value: number | undefined,
   comparator: ">=" | "<=",

@@ -9,7 +9,7 @@ import { ConfigError } from "../errors.js";
 import { EventBus } from "../events/event-bus.js";
 import type { BusEvent } from "../events/event-codec.js";
 import { newId } from "../ids.js";
-import { cliLogger, type TransportFlags, transportOf } from "./shared-options.js";
+import { cliLogger, jsonArgument, type TransportFlags, transportOf } from "./shared-options.js";
 
 export interface PublishFlags extends TransportFlags {
   key?: string;
@@ -28,16 +28,7 @@ export async function eventsPublishCommand(
   json: string | undefined,
   flags: PublishFlags,
 ): Promise<number> {
-  let data: unknown = null;
-  if (json !== undefined) {
-    try {
-      data = JSON.parse(json);
-    } catch (error) {
-      throw new ConfigError(
-        `The event data must be JSON, e.g. '{"orderId": "o-1"}'; got ${json} (${(error as Error).message}).`,
-      );
-    }
-  }
+  const data = jsonArgument(json, "event data", '{"orderId": "o-1"}');
   const transport = transportOf(flags);
   const bus = new EventBus({ transport, logger: cliLogger() });
   try {

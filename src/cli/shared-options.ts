@@ -66,3 +66,15 @@ export function priorityOption(value: string): TaskPriority {
 export function cliLogger(): Logger {
   return getDefaultLogger();
 }
+
+/** Parses a JSON command-line argument (task or event data); undefined stays null. */
+export function jsonArgument(json: string | undefined, what: string, example: string): unknown {
+  if (json === undefined) return null;
+  try {
+    return JSON.parse(json);
+  } catch (error) {
+    throw new ConfigError(
+      `The ${what} must be JSON, e.g. '${example}'; got ${json} (${(error as Error).message}).`,
+    );
+  }
+}

@@ -1,8 +1,7 @@
 /** `fastagentic submit TYPE JSON`: enqueue one task; with --wait, print its result. */
-import { ConfigError } from "../errors.js";
 import { TaskQueue } from "../task-queue.js";
 import type { TaskPriority } from "../types.js";
-import { type TransportFlags, transportOf } from "./shared-options.js";
+import { jsonArgument, type TransportFlags, transportOf } from "./shared-options.js";
 
 export interface SubmitFlags extends TransportFlags {
   priority?: TaskPriority;
@@ -18,16 +17,7 @@ export async function submitCommand(
   json: string | undefined,
   flags: SubmitFlags,
 ): Promise<number> {
-  let data: unknown = null;
-  if (json !== undefined) {
-    try {
-      data = JSON.parse(json);
-    } catch (error) {
-      throw new ConfigError(
-        `The task data must be JSON, e.g. '{"x": 21}'; got ${json} (${(error as Error).message}).`,
-      );
-    }
-  }
+  const data = jsonArgument(json, "task data", '{"x": 21}');
   const transport = transportOf(flags);
   const queue = new TaskQueue({ name: flags.queue ?? "default", transport });
   try {

@@ -1,16 +1,9 @@
-import { afterAll, beforeAll } from "vitest";
 import { amqpAvailable, testTransport } from "../integration/amqp/amqp-helpers.js";
-import { BROKER_LOCK_WAIT_MS, lockBroker } from "../integration/amqp/broker-lock.js";
+import { holdBrokerLockForFile } from "../integration/amqp/broker-lock.js";
 import { describeEventLogConformance } from "./event-log-conformance.js";
 
 // One RabbitMQ test file at a time: others stop the broker or lower its limits.
-let release: (() => Promise<void>) | undefined;
-beforeAll(async () => {
-  release = await lockBroker();
-}, BROKER_LOCK_WAIT_MS + 10_000);
-afterAll(async () => {
-  await release?.();
-});
+holdBrokerLockForFile();
 
 describeEventLogConformance({
   name: "amqp",

@@ -3,9 +3,7 @@
  * coordinator.events, task lifecycle events, trace context from publisher to handler, ordered
  * runs per key on one member, timeouts and validation of subscribe options.
  */
-import { context, propagation, ROOT_CONTEXT, type SpanContext, TraceFlags, trace } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { context, ROOT_CONTEXT, type SpanContext, TraceFlags, trace } from "@opentelemetry/api";
 import {
   type BusEvent,
   ConfigError,
@@ -15,9 +13,10 @@ import {
   silentLogger,
   type TaskLifecycleEvent,
 } from "fastagentic";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { Collector } from "../helpers/async.js";
 import { compileFixtures, type DecoratorMode } from "../helpers/compile-fixtures.js";
+import { useW3CTracing } from "../helpers/otel.js";
 
 const stops: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -182,15 +181,7 @@ describe("trace context", () => {
     traceFlags: TraceFlags.SAMPLED,
     isRemote: false,
   };
-  const manager = new AsyncLocalStorageContextManager();
-  beforeAll(() => {
-    context.setGlobalContextManager(manager.enable());
-    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  });
-  afterAll(() => {
-    context.disable();
-    propagation.disable();
-  });
+  useW3CTracing();
 
   it("carries the publisher's span context into the handler's active context", async () => {
     const bus = new EventBus({ logger: silentLogger });

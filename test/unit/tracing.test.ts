@@ -4,11 +4,10 @@
  * context manager), or as explicit headers.
  */
 
-import { context, propagation, ROOT_CONTEXT, type SpanContext, TraceFlags, trace } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { context, ROOT_CONTEXT, type SpanContext, TraceFlags, trace } from "@opentelemetry/api";
 import { Coordinator, silentLogger, type TaskContext } from "fastagentic";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { useW3CTracing } from "../helpers/otel.js";
 
 const parent: SpanContext = {
   traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
@@ -18,15 +17,7 @@ const parent: SpanContext = {
 };
 
 describe("trace context", () => {
-  const manager = new AsyncLocalStorageContextManager();
-  beforeAll(() => {
-    context.setGlobalContextManager(manager.enable());
-    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  });
-  afterAll(() => {
-    context.disable();
-    propagation.disable();
-  });
+  useW3CTracing();
 
   it("carries the submitter's active span context into the handler's context", async () => {
     const coordinator = new Coordinator({

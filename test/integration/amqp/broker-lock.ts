@@ -8,6 +8,7 @@ import { constants, watch } from "node:fs";
 import { mkdir, open, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
 
 const DIR = join(tmpdir(), "fastagentic-rabbitmq-tests");
 const LOCK = join(DIR, "lock");
@@ -65,5 +66,16 @@ function released(ms: number): Promise<void> {
       watcher.close();
       resolve();
     }
+  });
+}
+
+/** Takes the lock in beforeAll and releases it in afterAll, for a RabbitMQ test file. */
+export function holdBrokerLockForFile(): void {
+  let release: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    release = await lockBroker();
+  }, BROKER_LOCK_WAIT_MS + 10_000);
+  afterAll(async () => {
+    await release?.();
   });
 }
