@@ -265,9 +265,9 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     this.state = "stopping";
     this.stopping = (async () => {
       this.supervisor.send({ type: "STOP" });
-      await this.actorEvents.stop();
       await this.control?.unsubscribe();
       await Promise.all([...this.workers.values()].map((w) => w.stop(options)));
+      await this.actorEvents.stop();
       await this.queue?.close();
       this.supervisor.stop();
       this.state = "stopped";

@@ -6,6 +6,8 @@
  * publish → handler beside each raw client's. Publisher and handlers run in this process, on both
  * sides of each comparison.
  */
+
+import { type ChildProcess, spawn } from "node:child_process";
 import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { connect as amqpConnect } from "amqplib";
@@ -42,6 +44,10 @@ const payload = (n: number) => ({ orderId: `o-${n}`, total: n, items: [{ sku: "a
 /** Waits on a counter without polling: resolves when `count()` reaches `target`. */
 class Counter {
   value = 0;
+  /** Sets the count reported by another process. */
+  set(value: number): void {
+    while (this.value < value) this.add();
+  }
   private waiters: Array<{ target: number; resolve: () => void }> = [];
   add(): void {
     this.value++;
@@ -117,6 +123,52 @@ async function faFlow(url: string, ns: string, groups: number, durable: boolean)
       await Promise.all(counters.map((c) => c.reach(count)));
     },
     close: async () => {
+      await bus.close();
+      await transport.close();
+    },
+  };
+}
+
+/** Every group's member in a process of its own (as services are): the fan-out measure. */
+async function faProcessesFlow(url: string, ns: string, groups: number): Promise<Flow> {
+  const cleanup = url.startsWith("nats") ? { streamsOnClose: "delete" } : { deleteOnClose: true };
+  const transport: Transport = transportFromUrl(url, { namespace: ns, ...cleanup });
+  const bus = new EventBus({ transport, logger: silentLogger });
+  const counters: Counter[] = [];
+  const children: ChildProcess[] = [];
+  for (let g = 0; g < groups; g++) {
+    const counter = new Counter();
+    counters.push(counter);
+    const child = spawn(process.execPath, ["--import", "tsx", "bench/events-member.ts"], {
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      env: { ...process.env, BENCH_EVENTS_MEMBER: JSON.stringify({ url, namespace: ns, group: `g${g}` }) },
+    });
+    children.push(child);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("event member not ready within 30 s")), 30_000);
+      child.on("message", (m: { type: string; count?: number }) => {
+        if (m.type === "ready") {
+          clearTimeout(timer);
+          resolve();
+        } else if (m.type === "count") counter.set(m.count ?? 0);
+      });
+      child.once("exit", (code) => reject(new Error(`event member exited (${code})`)));
+    });
+  }
+  return {
+    publish: async (n) => {
+      await bus.publish("bench.order", payload(n));
+    },
+    handled: async (count) => {
+      await Promise.all(counters.map((c) => c.reach(count)));
+    },
+    close: async () => {
+      for (const child of children) {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.disconnect();
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        child.kill("SIGKILL");
+      }
       await bus.close();
       await transport.close();
     },
@@ -267,11 +319,19 @@ export async function measureEvents(
       latency: true,
     },
     {
-      id: "ev-fa-nats-3",
-      label: "fastagentic events, NATS, 3 groups (per group)",
+      id: "ev-fa-nats-1p",
+      label: "fastagentic events, NATS, 1 group in its own process",
       kind: "fastagentic",
       broker: "nats",
-      make: (ns) => faFlow(natsUrl, ns, 3, true),
+      make: (ns) => faProcessesFlow(natsUrl, ns, 1),
+      latency: false,
+    },
+    {
+      id: "ev-fa-nats-3p",
+      label: "fastagentic events, NATS, 3 groups, a process each (per group)",
+      kind: "fastagentic",
+      broker: "nats",
+      make: (ns) => faProcessesFlow(natsUrl, ns, 3),
       latency: false,
     },
     {
@@ -307,11 +367,19 @@ export async function measureEvents(
       latency: true,
     },
     {
-      id: "ev-fa-amqp-3",
-      label: "fastagentic events, RabbitMQ, 3 groups (per group)",
+      id: "ev-fa-amqp-1p",
+      label: "fastagentic events, RabbitMQ, 1 group in its own process",
       kind: "fastagentic",
       broker: "amqp",
-      make: (ns) => faFlow(amqpUrl, ns, 3, true),
+      make: (ns) => faProcessesFlow(amqpUrl, ns, 1),
+      latency: false,
+    },
+    {
+      id: "ev-fa-amqp-3p",
+      label: "fastagentic events, RabbitMQ, 3 groups, a process each (per group)",
+      kind: "fastagentic",
+      broker: "amqp",
+      make: (ns) => faProcessesFlow(amqpUrl, ns, 3),
       latency: false,
     },
   ];

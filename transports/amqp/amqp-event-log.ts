@@ -116,15 +116,30 @@ export class AmqpEventLog implements EventLog {
   async notify(record: EventRecord): Promise<void> {
     assertEventType(record.type);
     await this.ensureLog();
-    const channel = await this.link.connection.channel(false, this.deadline());
-    try {
-      channel.publish(this.names.exchange, `n.${record.type}`, asBuffer(record.body), {
-        persistent: false,
-        type: record.type,
-      });
-    } finally {
-      await channel.close().catch(() => {});
-    }
+    // No confirm (at most once): a plain channel kept for these, opened again after it closes.
+    const channel = await this.notifyChannel();
+    channel.publish(this.names.exchange, `n.${record.type}`, asBuffer(record.body), {
+      persistent: false,
+      type: record.type,
+    });
+  }
+
+  private notifier?: Promise<Channel>;
+
+  private notifyChannel(): Promise<Channel> {
+    this.notifier ??= this.link.connection.channel(false, this.deadline()).then(
+      (channel) => {
+        channel.on("close", () => {
+          this.notifier = undefined;
+        });
+        return channel;
+      },
+      (error: unknown) => {
+        this.notifier = undefined;
+        throw error;
+      },
+    );
+    return this.notifier;
   }
 
   async join(spec: GroupSpec, onEvent: (delivery: EventDelivery) => void): Promise<GroupMember> {
@@ -222,6 +237,9 @@ export class AmqpEventLog implements EventLog {
   async close(): Promise<void> {
     for (const m of [...this.members]) await m.close().catch(() => {});
     this.members.clear();
+    const notifier = this.notifier;
+    this.notifier = undefined;
+    await notifier?.then((ch) => ch.close()).catch(() => {});
   }
 
   // ---- internals --------------------------------------------------------------------------------

@@ -52,6 +52,9 @@ interface Group {
   dead: DeadEvent[];
 }
 
+/** A non-durable group keeps at most this many events waiting for its members (at most once: the rest are dropped). */
+const MAX_LIVE_WAITING = 100_000;
+
 /** A ready list scanned for an ordered group stops after this many entries blocked by their key. */
 const MAX_SCAN = 1000;
 
@@ -78,7 +81,7 @@ export class MemoryEventLog implements EventLog {
     this.log.push(entry);
     this.trim(entry.time);
     for (const g of this.groupsByKey.values()) {
-      if (!g.spec.durable && patternMatches(g.spec.pattern, record.type)) g.ready.push(entry);
+      if (!g.spec.durable && patternMatches(g.spec.pattern, record.type)) offerLive(g, entry);
     }
     this.schedule();
   }
@@ -87,7 +90,7 @@ export class MemoryEventLog implements EventLog {
     this.assertOpen();
     const entry: Entry = { seq: 0, time: this.clock.now(), record };
     for (const g of this.groupsByKey.values()) {
-      if (!g.spec.durable && patternMatches(g.spec.pattern, record.type)) g.ready.push(entry);
+      if (!g.spec.durable && patternMatches(g.spec.pattern, record.type)) offerLive(g, entry);
     }
     this.schedule();
   }
@@ -337,6 +340,10 @@ export class MemoryEventLog implements EventLog {
   private assertOpen(): void {
     if (this.closed) throw new StateError("The in-memory transport is closed; its event log too.");
   }
+}
+
+function offerLive(g: Group, entry: Entry): void {
+  if (g.ready.length < MAX_LIVE_WAITING) g.ready.push(entry);
 }
 
 function groupKey(group: string, pattern: string, durable: boolean): string {
