@@ -156,8 +156,11 @@ export const EVENT_PARTITIONS = 8;
 
 const GROUP = /^[A-Za-z0-9_-]{1,64}$/;
 
+const knownTypes = new Set<string>();
+
 /** Throws InvalidNameError unless `type` is a valid event type (no wildcards). */
 export function assertEventType(type: unknown): asserts type is string {
+  if (knownTypes.has(type as string)) return;
   const problem = typeof type === "string" ? logicalNameProblem(type) : "it is not a string";
   if (problem !== undefined) {
     throw new InvalidNameError(
@@ -165,6 +168,8 @@ export function assertEventType(type: unknown): asserts type is string {
         'letters, digits, "_" and "-" (e.g. "order.created"); "*" and ">" are for subscription patterns.',
     );
   }
+  if (knownTypes.size >= 10_000) knownTypes.clear();
+  knownTypes.add(type as string);
 }
 
 /** Throws InvalidNameError unless `pattern` is a valid subscription pattern. */

@@ -304,32 +304,23 @@ export class NatsLiveMember {
 
   private deliver(msg: Msg): void {
     this.inHand++;
-    let done = false;
-    const settle = () => {
-      if (done) return;
-      done = true;
-      this.inHand--;
-      const next = this.waiting.shift();
-      if (next && !this.closed) this.deliver(next);
-    };
-    const delivery: EventDelivery = {
-      type: this.names.typeOf(msg.subject),
-      body: msg.data,
-      sequence: undefined,
-      deliveryCount: 1,
-      ack: settle,
-      release: settle,
-      inProgress: () => {},
-      deadLetter: async (reason) => {
-        await this.storeDeadLetter(delivery, reason);
-        settle();
-      },
-    };
+    const delivery = new LiveDelivery(this, msg, this.names.typeOf(msg.subject));
     try {
       this.onEvent(delivery);
     } catch {
-      settle();
+      delivery.ack();
     }
+  }
+
+  /** A live delivery is over (handled, failed or dropped): the next waiting one may start. */
+  done(): void {
+    this.inHand--;
+    const next = this.waiting.shift();
+    if (next && !this.closed) this.deliver(next);
+  }
+
+  deadLetter(delivery: EventDelivery, reason: string): Promise<void> {
+    return this.storeDeadLetter(delivery, reason);
   }
 
   tick(): void {}
@@ -340,5 +331,38 @@ export class NatsLiveMember {
     this.closed = true;
     this.waiting.length = 0;
     for (const sub of this.subs) if (!sub.isClosed()) sub.unsubscribe();
+  }
+}
+
+/** A delivery of a live (non-durable) group: nothing to settle on the broker. */
+class LiveDelivery implements EventDelivery {
+  readonly body: Uint8Array;
+  readonly sequence = undefined;
+  readonly deliveryCount = 1;
+  private over = false;
+
+  constructor(
+    private readonly member: NatsLiveMember,
+    msg: Msg,
+    readonly type: string,
+  ) {
+    this.body = msg.data;
+  }
+
+  ack(): void {
+    if (this.over) return;
+    this.over = true;
+    this.member.done();
+  }
+
+  release(): void {
+    this.ack();
+  }
+
+  inProgress(): void {}
+
+  async deadLetter(reason: string): Promise<void> {
+    await this.member.deadLetter(this, reason);
+    this.ack();
   }
 }
