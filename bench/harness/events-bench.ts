@@ -242,7 +242,7 @@ async function rawCoreNatsFlow(url: string, ns: string): Promise<Flow> {
 }
 
 async function rawAmqpFlow(url: string, ns: string): Promise<Flow> {
-  const conn = await amqpConnect(url);
+  const conn = await amqpConnect(url, { noDelay: true, timeout: 5000 });
   const pub = await conn.createConfirmChannel();
   const exchange = `${ns}:raw`;
   const queue = `${ns}:raw.g0`;
