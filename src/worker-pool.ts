@@ -20,6 +20,8 @@ import {
   type WorkerConfig,
 } from "./config.js";
 import { registerActor, runActorHooks } from "./decorators/actor-explorer.js";
+import type { AnyEntityDefinition } from "./entities/define-entity.js";
+import { type EntitiesOptions, entityToRegister, resolveEntitiesOptions } from "./entities/entity-hosting.js";
 import { ConfigError, EscalationError, StateError } from "./errors.js";
 import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
@@ -41,6 +43,8 @@ export interface WorkerPoolOptions {
   logger?: Logger;
   retryBackoff?: Partial<RetryBackoff>;
   restartIntensity?: Partial<RestartIntensity>;
+  /** Entity hosting: state store, event sink, failover time (see README, "Entities"). */
+  entities?: EntitiesOptions;
 }
 
 export interface WorkerPoolStats {
@@ -91,6 +95,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   private restarts = 0;
   private escalation?: EscalationError;
   private retired = { completed: 0, failed: 0 };
+  private readonly entityOptions: EntitiesOptions;
+  private readonly entityDefs = new Map<string, AnyEntityDefinition>();
 
   constructor(options: WorkerPoolOptions = {}) {
     super();
@@ -106,6 +112,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     this.transport = options.transport ?? new InMemoryTransport({ clock: this.clock });
     this.logger = childLogger(options.logger ?? getDefaultLogger(), { poolId: this.id });
     this.retryBackoff = options.retryBackoff;
+    this.entityOptions = resolveEntitiesOptions(options.entities, "WorkerPoolOptions");
     resolveWorkerConfig(options.config, "WorkerPoolOptions.config"); // fail now, not at the first spawn
     const intensity = { ...DEFAULT_RESTART_INTENSITY, ...options.restartIntensity };
     this.supervisor = createActor(
@@ -132,6 +139,19 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
 
   /** Registers the @Handler methods of an @Actor instance (rules: src/decorators/actor-explorer.ts). */
   register(instance: object): this {
+    const entity = entityToRegister(instance, `WorkerPool ${this.id}`);
+    if (entity) {
+      if (this.entityDefs.get(entity.name) === entity) return this;
+      for (const w of this.workers.values()) w.register(entity); // refuses a second type of the same name
+      if (this.entityDefs.has(entity.name)) {
+        throw new ConfigError(
+          `WorkerPool ${this.id}.register(): an entity type named "${entity.name}" is already registered. ` +
+            "Each type has one definition; register it once, or give the other a different name.",
+        );
+      }
+      this.entityDefs.set(entity.name, entity);
+      return this;
+    }
     registerActor(this, instance, {
       owner: `WorkerPool ${this.id}`,
       handlers: this.handlers,
@@ -140,6 +160,11 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       given: this.givenConfig,
     });
     return this;
+  }
+
+  /** The entity types this pool's workers hold. */
+  get entityDefinitions(): AnyEntityDefinition[] {
+    return [...this.entityDefs.values()];
   }
 
   /** @internal The handler table, shared with a Coordinator. */
@@ -280,8 +305,10 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       logger: this.logger,
       retryBackoff: this.retryBackoff,
       poolId: this.id,
+      entities: this.entityOptions,
     });
     for (const [type, fn] of this.handlers.entries()) worker.registerHandler(type, fn);
+    for (const def of this.entityDefs.values()) worker.register(def);
     this.workers.set(worker.id, worker);
     worker.on("exit", (exit) => this.onExit(worker, exit));
     await worker.start();

@@ -16,6 +16,8 @@
  */
 
 import { InvalidNameError } from "../src/errors.js";
+import type { EntityMailbox } from "./entity-mailbox.js";
+import type { StateStore } from "./state-store.js";
 
 export type Bytes = Uint8Array;
 
@@ -135,6 +137,11 @@ export interface Transport {
   publish(subject: string, body: Bytes, options?: PublishOptions): Promise<void>;
   /** `subject` may end in `.>` to match every subject under that prefix. */
   subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription>;
+
+  /** Entities: partitioned mailboxes with one holder per partition (transports/entity-mailbox.ts). */
+  entityMailbox?(): EntityMailbox;
+  /** Entities: the state store that goes with this transport by default (transports/state-store.ts). */
+  stateStore?(): StateStore;
 }
 
 export const DEAD_LETTER_SUFFIX = "dead";

@@ -11,3 +11,6 @@ export const HANDLERS_METADATA = "fastagentic:handlers";
 
 /** Same places: misplaced decorators, reported when an instance is registered. */
 export const MISUSE_METADATA = "fastagentic:misuse";
+
+/** On a class: its entity name and EntityOptions (set by `@Entity`). */
+export const ENTITY_METADATA = "fastagentic:entity";
