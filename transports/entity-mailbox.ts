@@ -23,7 +23,10 @@ import type { Bytes } from "./transport.js";
 export interface MailboxMessage {
   readonly partition: number;
   readonly body: Bytes;
-  /** 1 on the first delivery; more after a hand-over or a reset. */
+  /**
+   * 1 on the first delivery; more when it comes again to the same holder. Informational: a broker
+   * that counts per consumer (NATS, a consumer per holder epoch) starts again at 1 after a hand-over.
+   */
   readonly deliveryCount: number;
   /**
    * Done: the message leaves the partition. Messages of one partition may be acked in any order.

@@ -141,7 +141,7 @@ export function describeEntitiesConformance(target: EntitiesTarget): void {
           w1.entityStats[0]!.partitions.length + w2.entityStats[0]!.partitions.length === 8 &&
           w1.entityStats[0]!.partitions.length > 0 &&
           w2.entityStats[0]!.partitions.length > 0,
-        "both workers holding partitions",
+        () => `both workers holding partitions: ${JSON.stringify([w1.entityStats, w2.entityStats])}`,
       );
       const ids = Array.from({ length: 24 }, (_, i) => `id-${i}`);
       const sends: Array<Promise<unknown>> = [];
