@@ -31,12 +31,12 @@ export interface EntitiesTarget {
 /** Polls `check` until it returns true (a hang guard, not a timing assertion). */
 async function eventually(
   check: () => Promise<boolean> | boolean,
-  what: string,
+  what: string | (() => string),
   guardMs = HANG_GUARD_MS,
 ): Promise<void> {
   const deadline = Date.now() + guardMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`hang guard: ${what}`);
+    if (Date.now() > deadline) throw new Error(`hang guard: ${typeof what === "string" ? what : what()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
