@@ -17,6 +17,7 @@
 
 import { InvalidNameError } from "../src/errors.js";
 import type { EntityMailbox } from "./entity-mailbox.js";
+import type { EventLog } from "./event-log.js";
 import type { StateStore } from "./state-store.js";
 
 export type Bytes = Uint8Array;
@@ -142,6 +143,8 @@ export interface Transport {
   entityMailbox?(): EntityMailbox;
   /** Entities: the state store that goes with this transport by default (transports/state-store.ts). */
   stateStore?(): StateStore;
+  /** The durable event log (transports/event-log.ts), for the EventBus; one per transport. */
+  eventLog?(): EventLog;
 }
 
 export const DEAD_LETTER_SUFFIX = "dead";

@@ -11,7 +11,7 @@ import { MemoryStateStore } from "../../transports/memory/memory-state-store.js"
 import type { StateStore, StoredValue } from "../../transports/state-store.js";
 import type { Transport } from "../../transports/transport.js";
 import { ConfigError } from "../errors.js";
-import { redact } from "../transport-url.js";
+import { redactUrl } from "../url-redaction.js";
 
 /** Subjects of the entity runtime (fan-out): holder heartbeats, and each client's answers. */
 export const entitySubjects = {
@@ -63,7 +63,7 @@ export function stateStoreFromUrl(url: string): StateStore {
   if (parsed.protocol === "postgres:" || parsed.protocol === "postgresql:")
     return new LazyPostgresStore(parsed);
   throw new ConfigError(
-    `Unsupported state store scheme "${parsed.protocol}" in "${redact(parsed)}". Use memory:// or postgres://. ` +
+    `Unsupported state store scheme "${parsed.protocol}" in "${redactUrl(parsed)}". Use memory:// or postgres://. ` +
       "(JetStream KV is the default store of the NATS transport.)",
   );
 }

@@ -5,11 +5,12 @@
  * sends them again (receivers recognise them by id). An entry that fails to leave is tried again
  * with a growing delay.
  */
+import { createHash } from "node:crypto";
 import { partitionOf } from "../../transports/entity-mailbox.js";
 import type { Transport } from "../../transports/transport.js";
 import type { Clock } from "../clock.js";
 import { encode } from "../codec.js";
-import { describeThrown } from "../errors.js";
+import { describeThrown, ValidationError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { AnyEntityDefinition } from "./define-entity.js";
 import type { EntityBackends } from "./entity-backends.js";
@@ -69,6 +70,15 @@ export class EntityOutbox {
         (error: unknown) => {
           this.sending.delete(entry);
           if (this.stopped) return;
+          if (error instanceof ValidationError) {
+            // Trying again cannot help (an invalid event type, a message too large): drop it, loudly.
+            this.sent.add(entry);
+            this.options.logger.error(
+              { entity: def.name, id, kind: entry.k, err: describeThrown(error) },
+              "an entity's outgoing message is invalid and was dropped",
+            );
+            return;
+          }
           const ms = RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)] as number;
           this.options.logger.warn(
             { entity: def.name, id, kind: entry.k, err: describeThrown(error), retryInMs: ms },
@@ -194,8 +204,14 @@ export class EntityOutbox {
       return;
     }
     const { type, ...data } = event;
-    await sink.publish(type, data, { key: `${def.name}:${id}`, id: eventId });
+    await sink.publish(type, data, { key: eventKey(def.name, id), id: eventId });
   }
+}
+
+/** The bus key of an entity's events (events of one key keep their order): its type and id. */
+function eventKey(entity: string, id: string): string {
+  const key = `${entity}:${id}`;
+  return key.length <= 256 ? key : `${entity}:#${createHash("sha256").update(id).digest("base64url")}`;
 }
 
 function withoutKind(

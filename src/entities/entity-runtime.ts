@@ -7,6 +7,7 @@ import type { StateStore } from "../../transports/state-store.js";
 import type { Transport } from "../../transports/transport.js";
 import type { Clock } from "../clock.js";
 import { ConfigError, describeThrown } from "../errors.js";
+import { EventBus } from "../events/event-bus.js";
 import type { Logger } from "../logger.js";
 import type { AnyEntityDefinition } from "./define-entity.js";
 import { type EntityBackends, entityBackends } from "./entity-backends.js";
@@ -78,10 +79,14 @@ export class EntityRuntime {
     const backends = entityBackends(o.transport, o.store);
     this.backends = backends;
     await backends.store.connect();
+    // emit() events go to the given sink, else to the event bus of the transport (if it has an event log).
+    const bus = o.transport.eventLog
+      ? new EventBus({ transport: o.transport, clock: o.clock, logger: o.logger })
+      : undefined;
     this.outbox = new EntityOutbox(o.transport, backends, {
       clock: o.clock,
       logger: o.logger,
-      sink: o.events,
+      sink: o.events ?? bus,
     });
     for (const def of this.defs.values()) this.addHost(def);
     this.membership = new EntityMembership(o.transport, {

@@ -18,6 +18,7 @@ import {
   type EventObject,
   type ExecutableActionObject,
 } from "xstate";
+import { assertEventType } from "../../transports/event-log.js";
 import { ConfigError, describeThrown } from "../errors.js";
 import { ENTITY_SEND, type EntitySendSpec } from "./entity-actions.js";
 import type { Effect, EntityEvent, EntityLogic, EntityView, StepResult } from "./entity-logic.js";
@@ -118,9 +119,12 @@ export class MachineLogic implements EntityLogic {
         case "xstate.cancel":
           effects.push({ k: "cancel", id: String(params?.["sendId"]) });
           break;
-        case "xstate.emit":
-          effects.push({ k: "emit", event: params?.["event"] as EntityEvent });
+        case "xstate.emit": {
+          const event = params?.["event"] as EntityEvent;
+          assertEventType(event?.type); // an emitted event goes on the bus: its type must be one there
+          effects.push({ k: "emit", event });
           break;
+        }
         case "xstate.sendTo":
           effects.push(this.sendTo(params ?? {}, id, unnamed++));
           break;

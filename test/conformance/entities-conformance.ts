@@ -10,6 +10,7 @@ import { defineEntity } from "../../src/entities/define-entity.js";
 import { Entity } from "../../src/entities/entity.decorator.js";
 import type { EntitiesOptions } from "../../src/entities/entity-hosting.js";
 import { EntityEventError, EntityRejectedError, EntitySnapshotError } from "../../src/errors.js";
+import { EventBus } from "../../src/events/event-bus.js";
 import { Worker } from "../../src/worker.js";
 import type { Transport } from "../../transports/transport.js";
 import { HANG_GUARD_MS } from "../helpers/async.js";
@@ -328,6 +329,24 @@ export function describeEntitiesConformance(target: EntitiesTarget): void {
         data: { hits: 2 },
         options: { key: expect.stringContaining(":r") },
       });
+    });
+
+    it("publishes emit() events on the transport's event bus when no sink is given", async ({ skip }) => {
+      if (!ok) skip();
+      fresh();
+      const probe = transport();
+      if (!probe.eventLog) skip(); // this transport has no event log (yet)
+      const Log = logEntity(name("log"));
+      const Relay = defineEntity(name("relay"), relayMachine(Log));
+      await worker(Log, Relay);
+      const c = await client();
+      const bus = new EventBus({ transport: probe });
+      const got: Array<{ type: string; data: unknown; key?: string }> = [];
+      const sub = await bus.subscribe("counter.hit", async (event) => void got.push(event), { group: name("g"), from: "all" });
+      stoppers.push(() => sub.close());
+      await c.entity(Relay, "r").ask({ type: "HIT", to: "sink" });
+      await eventually(() => got.length === 1, "the emitted event on the bus");
+      expect(got[0]).toMatchObject({ type: "counter.hit", data: { hits: 1 }, key: `${Relay.name}:r` });
     });
 
     it("runs @Entity classes with the same guarantees", async ({ skip }) => {

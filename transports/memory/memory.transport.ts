@@ -2,6 +2,7 @@ import { type Clock, systemClock } from "../../src/clock.js";
 import { PayloadTooLargeError, StateError } from "../../src/errors.js";
 import { DedupWindow } from "../dedup-window.js";
 import type { EntityMailbox } from "../entity-mailbox.js";
+import { type EventLogOptions, resolveEventLogOptions } from "../event-log.js";
 import type { StateStore } from "../state-store.js";
 import {
   assertLogicalName,
@@ -20,6 +21,7 @@ import {
 } from "../transport.js";
 import { type MemoryBroker, MemoryConsumer, type MemoryQueue, type Message } from "./memory-consumer.js";
 import { MemoryEntityMailbox } from "./memory-entity-mailbox.js";
+import { MemoryEventLog } from "./memory-event-log.js";
 import { MemoryStateStore } from "./memory-state-store.js";
 import { before, PriorityHeap } from "./priority-heap.js";
 
@@ -34,6 +36,8 @@ export interface InMemoryTransportOptions {
   dedupMaxEntries?: number;
   /** Dead-letter queues keep at most this many messages; later ones are dropped and counted. */
   maxDeadLetters?: number;
+  /** Retention of the event log (EventBus): by default 100,000 events and 7 days. */
+  events?: EventLogOptions;
 }
 
 /**
@@ -61,6 +65,8 @@ export class InMemoryTransport implements Transport, MemoryBroker {
   private _state: TransportState = "idle";
   private mailbox?: MemoryEntityMailbox;
   private store?: MemoryStateStore;
+  private events?: MemoryEventLog;
+  private readonly eventOptions?: EventLogOptions;
 
   constructor(options: InMemoryTransportOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -70,6 +76,13 @@ export class InMemoryTransport implements Transport, MemoryBroker {
       clock.now(),
     );
     this.maxDeadLetters = options.maxDeadLetters ?? 10_000;
+    this.eventOptions = options.events;
+    if (options.events !== undefined) resolveEventLogOptions(options.events, 100_000);
+  }
+
+  eventLog(): MemoryEventLog {
+    this.events ??= new MemoryEventLog(this.clock, resolveEventLogOptions(this.eventOptions, 100_000));
+    return this.events;
   }
 
   /** Fan-out always arrives here, unless a test injected a fault with dropPublishes(). */
@@ -94,6 +107,7 @@ export class InMemoryTransport implements Transport, MemoryBroker {
     this.mailbox?.close();
     this.exactSubs.clear();
     this.prefixSubs.clear();
+    this.events?.close();
     this.setState("closed");
   }
 
