@@ -342,7 +342,10 @@ export function describeEntitiesConformance(target: EntitiesTarget): void {
       const c = await client();
       const bus = new EventBus({ transport: probe });
       const got: Array<{ type: string; data: unknown; key?: string }> = [];
-      const sub = await bus.subscribe("counter.hit", async (event) => void got.push(event), { group: name("g"), from: "all" });
+      const sub = await bus.subscribe("counter.hit", async (event) => void got.push(event), {
+        group: name("g"),
+        from: "all",
+      });
       stoppers.push(() => sub.close());
       await c.entity(Relay, "r").ask({ type: "HIT", to: "sink" });
       await eventually(() => got.length === 1, "the emitted event on the bus");
