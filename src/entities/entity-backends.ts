@@ -22,6 +22,8 @@ export const entitySubjects = {
 export interface EntityBackends {
   mailbox: EntityMailbox;
   store: StateStore;
+  /** The store was made here (from FASTAGENTIC_STATE_STORE): whoever resolved it closes it. */
+  ownsStore: boolean;
 }
 
 /** The mailbox and store for entities on a connected transport. */
@@ -33,7 +35,9 @@ export function entityBackends(transport: Transport, store: StateStore | undefin
         "NATS or RabbitMQ transport.",
     );
   }
-  return { mailbox, store: store ?? transport.stateStore?.() ?? defaultStateStore(transport) };
+  const chosen = store ?? transport.stateStore?.();
+  if (chosen) return { mailbox, store: chosen, ownsStore: false };
+  return { mailbox, store: defaultStateStore(transport), ownsStore: true };
 }
 
 function defaultStateStore(transport: Transport): StateStore {
@@ -51,12 +55,10 @@ export function stateStoreFromUrl(url: string): StateStore {
   let parsed: URL;
   try {
     parsed = new URL(url.trim());
-  } catch (error) {
+  } catch {
+    // Not chained: the parse error carries the raw input, credentials included.
     throw new ConfigError(
-      `"${url}" is not a state store URL. Use memory:// or postgres://user@host:5432/db.`,
-      {
-        cause: error,
-      },
+      `"${redactUrl(url)}" is not a state store URL. Use memory:// or postgres://user@host:5432/db.`,
     );
   }
   if (parsed.protocol === "memory:") return new MemoryStateStore();

@@ -141,6 +141,7 @@ export class EntityClient {
     }
     const sub = await this.replies?.catch(() => undefined);
     await sub?.unsubscribe().catch(() => {});
+    if (this.backends?.ownsStore) await this.backends.store.close().catch(() => {});
   }
 
   private message(

@@ -113,6 +113,7 @@ export class EntityRuntime {
     await Promise.all([...this.hosts.values()].map((h) => h.stop(graceful)));
     await this.membership?.stop();
     this.outbox?.stop();
+    if (this.backends?.ownsStore) await this.backends.store.close().catch(() => {});
   }
 
   private addHost(def: AnyEntityDefinition): void {

@@ -28,7 +28,10 @@ describeEntitiesConformance({
   entities: (namespace) => {
     let store = stores.get(namespace);
     if (!store) {
-      store = new PostgresStateStore({ connectionString: POSTGRES_URL, table: namespace.replaceAll("-", "_") });
+      store = new PostgresStateStore({
+        connectionString: POSTGRES_URL,
+        table: namespace.replaceAll("-", "_"),
+      });
       stores.set(namespace, store);
     }
     return { stateStore: store };
