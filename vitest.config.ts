@@ -8,6 +8,7 @@ export default defineConfig({
     alias: [
       { find: /^fastagentic\/transports\/nats$/, replacement: here("./transports/nats/index.ts") },
       { find: /^fastagentic\/transports\/amqp$/, replacement: here("./transports/amqp/index.ts") },
+      { find: /^fastagentic\/transports\/postgres$/, replacement: here("./transports/postgres/index.ts") },
       { find: /^fastagentic$/, replacement: here("./src/index.ts") },
     ],
   },

@@ -181,6 +181,11 @@ function parse(bytes: Uint8Array, what: string): Record<string, unknown> {
   return record;
 }
 
+/** Parses any message of this envelope version (a JSON object with `v`), safely. */
+export function decodeMessage(bytes: Uint8Array, what: string): Record<string, unknown> {
+  return parse(bytes, what);
+}
+
 function dropDangerousKeys(key: string, value: unknown): unknown {
   if (key === "__proto__") return undefined;
   if (key === "constructor" && typeof value === "object" && value !== null && "prototype" in value) {

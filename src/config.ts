@@ -254,6 +254,7 @@ export function validatePoolOptions(input: unknown): void {
     retryBackoff: backoffSchema,
     restartIntensity: intensitySchema,
     registry: () => undefined,
+    entities: () => undefined,
   });
 }
 

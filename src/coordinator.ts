@@ -19,7 +19,13 @@ import {
   validateKeys,
   type WorkerConfig,
 } from "./config.js";
-import { describeThrown, type EscalationError, NoHandlerError, StateError } from "./errors.js";
+import type { AnyEntityDefinition, EntityDefinition } from "./entities/define-entity.js";
+import { entityDefinitionOf } from "./entities/entity.decorator.js";
+import { EntityClient, readEntity } from "./entities/entity-client.js";
+import { type EntitiesOptions, resolveEntitiesOptions } from "./entities/entity-hosting.js";
+import type { EntityEvent, EntitySnapshot } from "./entities/entity-logic.js";
+import { EntityRef } from "./entities/entity-ref.js";
+import { ConfigError, describeThrown, type EscalationError, NoHandlerError, StateError } from "./errors.js";
 import { EventBus } from "./events/event-bus.js";
 import type { HandlerRegistrar } from "./handlers.js";
 import { newId } from "./ids.js";
@@ -40,6 +46,8 @@ export interface CoordinatorOptions {
   transport?: Transport;
   clock?: Clock;
   logger?: Logger;
+  /** Entity hosting and addressing: state store, event sink, failover time (see README, "Entities"). */
+  entities?: EntitiesOptions;
 }
 
 interface CoordinatorEvents {
@@ -67,10 +75,20 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private stopping?: Promise<void>;
   private resolveStopped?: () => void;
   private bus?: EventBus;
+  private readonly entityOptions: EntitiesOptions;
+  private entityClient?: EntityClient;
 
   constructor(options: CoordinatorOptions = {}) {
     super();
-    validateKeys("CoordinatorOptions", options, ["config", "workerConfig", "transport", "clock", "logger"]);
+    validateKeys("CoordinatorOptions", options, [
+      "config",
+      "workerConfig",
+      "transport",
+      "clock",
+      "logger",
+      "entities",
+    ]);
+    this.entityOptions = resolveEntitiesOptions(options.entities, "CoordinatorOptions");
     this.config = resolveCoordinatorConfig(options.config);
     this.clock = options.clock ?? systemClock;
     this.ownsTransport = options.transport === undefined;
@@ -99,6 +117,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       logger: this.logger,
       retryBackoff: this.config.retryBackoff,
       restartIntensity: this.config.restartIntensity,
+      entities: this.entityOptions,
     });
     this.pool.on("escalated", (error) => {
       if (this.listenerCount("escalated") > 0) this.emit("escalated", error);
@@ -155,6 +174,45 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   get events(): EventBus {
     this.bus ??= new EventBus({ transport: this.transport, clock: this.clock, logger: this.logger });
     return this.bus;
+  }
+
+  /**
+   * A reference to the entity `id` of a type (a defineEntity definition or an @Entity class), held by
+   * whichever worker holds its partition, anywhere on the transport. Nothing runs until it gets an event.
+   */
+  entity<TEvent extends EntityEvent, TContext, TValue>(
+    target: EntityDefinition<TEvent, TContext, TValue>,
+    id: string,
+  ): EntityRef<TEvent, TContext, TValue>;
+  entity(target: abstract new (...args: never[]) => object, id: string): EntityRef;
+  entity(target: unknown, id: string): EntityRef {
+    const def = entityDefinitionOf(target, "Coordinator.entity()");
+    if (!def) {
+      throw new ConfigError(
+        "Coordinator.entity() takes an entity type: a definition from defineEntity() or a class decorated with @Entity.",
+      );
+    }
+    return new EntityRef(this.entities, def, id);
+  }
+
+  private get entities(): EntityClient {
+    this.entityClient ??= new EntityClient(this.transport, {
+      store: this.entityOptions.stateStore,
+      clock: this.clock,
+      logger: this.logger,
+    });
+    return this.entityClient;
+  }
+
+  /** The entity types this coordinator's own workers hold. */
+  get entityDefinitions(): AnyEntityDefinition[] {
+    return this.pool.entityDefinitions;
+  }
+
+  /** The stored snapshot of an entity by type name and id (null if none), e.g. for a dashboard. */
+  async readEntity(entity: string, id: string): Promise<EntitySnapshot | null> {
+    const { store } = await this.entities.ready();
+    return readEntity(store, entity, id);
   }
 
   /** "idle" | "starting" | "running" | "stopping" | "stopped". */
@@ -307,6 +365,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     try {
       await this.pool.stop({ graceful });
       await this.bus?.close();
+      await this.entityClient?.close();
       await this.queue.close();
       await this.registry.stop();
       if (this.ownsTransport) await this.transport.close();

@@ -214,6 +214,102 @@ export class HttpError extends FastAgenticError {
   }
 }
 
+/**
+ * A compare-and-set write found the value at another revision than expected: someone else wrote
+ * it since it was read (for an entity, another holder; a frozen one woken up is refused this way).
+ */
+export class StateConflictError extends FastAgenticError {
+  override readonly code = "FA_STATE_CONFLICT";
+  constructor(
+    readonly scope: string,
+    readonly key: string,
+    readonly expected: number | null,
+  ) {
+    super(
+      `The value of ${scope}/${JSON.stringify(key)} is no longer at revision ${expected ?? "(none)"}: ` +
+        "it was written since it was read. Read it again and retry on the new value.",
+      { retryable: true },
+    );
+  }
+}
+
+/** Base of the errors an entity's ask() answers with; `entity` is the type, `entityId` the id. */
+export class EntityError extends FastAgenticError {
+  override readonly code: string = "FA_ENTITY";
+  constructor(
+    message: string,
+    readonly entity: string,
+    readonly entityId: string,
+    options: FastAgenticErrorOptions = {},
+  ) {
+    super(message, options);
+  }
+}
+
+/** The entity's machine has no transition for the event in its current state: nothing changed. */
+export class EntityRejectedError extends EntityError {
+  override readonly code = "FA_ENTITY_REJECTED";
+  constructor(
+    entity: string,
+    entityId: string,
+    readonly eventType: string,
+    readonly state: unknown,
+  ) {
+    super(
+      `${entity} ${JSON.stringify(entityId)} rejected the event "${eventType}": no transition takes it in ` +
+        `state ${JSON.stringify(state)}. Its state is unchanged; send an event the current state accepts.`,
+      entity,
+      entityId,
+    );
+  }
+}
+
+/** The entity's machine (a guard, an assign, a reducer method) threw on the event: nothing changed. */
+export class EntityEventError extends EntityError {
+  override readonly code = "FA_ENTITY_EVENT_FAILED";
+  constructor(
+    entity: string,
+    entityId: string,
+    readonly eventType: string,
+    readonly reason: string,
+  ) {
+    super(
+      `${entity} ${JSON.stringify(entityId)} failed on the event "${eventType}": ${reason}. ` +
+        "Its state is unchanged; fix the machine (guards and assigns must not throw) or the event.",
+      entity,
+      entityId,
+    );
+  }
+}
+
+/**
+ * The stored snapshot cannot become this machine's state: written by another machine version
+ * without a migrate() for it, or its state no longer exists. The stored state is left as it is.
+ */
+export class EntitySnapshotError extends EntityError {
+  override readonly code = "FA_ENTITY_SNAPSHOT";
+}
+
+/** ask() got no answer in time; the event itself is durable and may still be applied. */
+export class EntityAskTimeoutError extends EntityError {
+  override readonly code = "FA_ENTITY_ASK_TIMEOUT";
+  constructor(
+    entity: string,
+    entityId: string,
+    readonly eventId: string,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      `No answer from ${entity} ${JSON.stringify(entityId)} within ${timeoutMs} ms for event ${eventId}. ` +
+        "The event was enqueued durably and may still be applied: ask again with the same { id } " +
+        "(it is applied at most once), or read the state with get().",
+      entity,
+      entityId,
+      { retryable: true },
+    );
+  }
+}
+
 /** The longest description of a thrown value kept (error texts travel in events and HTTP bodies). */
 export const MAX_ERROR_TEXT_CHARS = 8 * 1024;
 

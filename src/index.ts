@@ -1,5 +1,13 @@
 /** fastagentic: the public API. Every export is listed by name. */
 
+export {
+  assertPartition,
+  type EntityMailbox,
+  type HoldOptions,
+  type MailboxMessage,
+  type PartitionHold,
+  partitionOf,
+} from "../transports/entity-mailbox.js";
 export type {
   DeadEvent,
   EventGroupInfo,
@@ -8,6 +16,9 @@ export type {
   EventStart,
 } from "../transports/event-log.js";
 export { InMemoryTransport, type InMemoryTransportOptions } from "../transports/memory/memory.transport.js";
+export { MemoryEntityMailbox } from "../transports/memory/memory-entity-mailbox.js";
+export { MemoryStateStore } from "../transports/memory/memory-state-store.js";
+export type { StateStore, StoredValue } from "../transports/state-store.js";
 export {
   type ConsumeOptions,
   type Consumer,
@@ -61,8 +72,32 @@ export {
   handlersFromModule,
 } from "./decorators/handler-module.js";
 export {
+  type AnyEntityDefinition,
+  defineEntity,
+  type EntityDefinition,
+  type EntityOptions,
+  isEntityDefinition,
+} from "./entities/define-entity.js";
+export { Entity, type EntityDecorator } from "./entities/entity.decorator.js";
+export { type EntityActionArgs, sendToEntity } from "./entities/entity-actions.js";
+export { stateStoreFromUrl } from "./entities/entity-backends.js";
+export {
+  type AskOptions,
+  readEntity,
+  type SendOptions as EntitySendOptions,
+} from "./entities/entity-client.js";
+export type { EntitiesOptions } from "./entities/entity-hosting.js";
+export type { EntityEvent, EntitySnapshot } from "./entities/entity-logic.js";
+export type { EntityEventSink } from "./entities/entity-outbox.js";
+export { EntityRef } from "./entities/entity-ref.js";
+export {
   ConfigError,
   ConnectionError,
+  EntityAskTimeoutError,
+  EntityError,
+  EntityEventError,
+  EntityRejectedError,
+  EntitySnapshotError,
   EscalationError,
   FastAgenticError,
   type FastAgenticErrorOptions,
@@ -75,6 +110,7 @@ export {
   PayloadTooLargeError,
   PublishError,
   QueueFullError,
+  StateConflictError,
   StateError,
   TaskCancelledError,
   TaskError,

@@ -5,8 +5,11 @@
  *   amqp://user:pass@host:5672/vhost[?namespace=app]   (amqps:// for TLS)
  * Broker adapters load on connect(), so an in-memory deployment never loads a broker client.
  */
+
+import type { EntityMailbox } from "../transports/entity-mailbox.js";
 import type { EventLog } from "../transports/event-log.js";
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
+import type { StateStore } from "../transports/state-store.js";
 import type {
   Bytes,
   ConsumeOptions,
@@ -84,6 +87,9 @@ class LazyTransport implements Transport {
   private inner?: Transport;
   private loading?: Promise<Transport>;
   private readonly pendingListeners = new Set<(e: TransportStatusEvent) => void>();
+  /** The adapter's entity capabilities, once connected (when it has them). */
+  entityMailbox?: () => EntityMailbox;
+  stateStore?: () => StateStore;
 
   constructor(
     private readonly url: URL,
@@ -120,6 +126,8 @@ class LazyTransport implements Transport {
     this.loading ??= this.load().then((factory) => {
       const inner = factory(this.url, this.options);
       for (const l of this.pendingListeners) inner.onStatus(l);
+      if (inner.entityMailbox) this.entityMailbox = () => (inner.entityMailbox as () => EntityMailbox)();
+      if (inner.stateStore) this.stateStore = () => (inner.stateStore as () => StateStore)();
       this.inner = inner;
       return inner;
     });

@@ -20,6 +20,8 @@ import {
   type WorkerConfig,
 } from "./config.js";
 import { registerActor, runActorHooks } from "./decorators/actor-explorer.js";
+import type { AnyEntityDefinition } from "./entities/define-entity.js";
+import { type EntitiesOptions, entityToRegister, resolveEntitiesOptions } from "./entities/entity-hosting.js";
 import { ConfigError, EscalationError, StateError } from "./errors.js";
 import { ActorEvents } from "./events/actor-events.js";
 import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
@@ -42,6 +44,8 @@ export interface WorkerPoolOptions {
   logger?: Logger;
   retryBackoff?: Partial<RetryBackoff>;
   restartIntensity?: Partial<RestartIntensity>;
+  /** Entity hosting: state store, event sink, failover time (see README, "Entities"). */
+  entities?: EntitiesOptions;
 }
 
 export interface WorkerPoolStats {
@@ -92,6 +96,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   private restarts = 0;
   private escalation?: EscalationError;
   private retired = { completed: 0, failed: 0 };
+  private readonly entityOptions: EntitiesOptions;
+  private readonly entityDefs = new Map<string, AnyEntityDefinition>();
 
   constructor(options: WorkerPoolOptions = {}) {
     super();
@@ -107,6 +113,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     this.transport = options.transport ?? new InMemoryTransport({ clock: this.clock });
     this.logger = childLogger(options.logger ?? getDefaultLogger(), { poolId: this.id });
     this.retryBackoff = options.retryBackoff;
+    this.entityOptions = resolveEntitiesOptions(options.entities, "WorkerPoolOptions");
     resolveWorkerConfig(options.config, "WorkerPoolOptions.config"); // fail now, not at the first spawn
     const intensity = { ...DEFAULT_RESTART_INTENSITY, ...options.restartIntensity };
     this.supervisor = createActor(
@@ -133,6 +140,19 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
 
   /** Registers the @Handler methods of an @Actor instance (rules: src/decorators/actor-explorer.ts). */
   register(instance: object): this {
+    const entity = entityToRegister(instance, `WorkerPool ${this.id}`);
+    if (entity) {
+      if (this.entityDefs.get(entity.name) === entity) return this;
+      for (const w of this.workers.values()) w.register(entity); // refuses a second type of the same name
+      if (this.entityDefs.has(entity.name)) {
+        throw new ConfigError(
+          `WorkerPool ${this.id}.register(): an entity type named "${entity.name}" is already registered. ` +
+            "Each type has one definition; register it once, or give the other a different name.",
+        );
+      }
+      this.entityDefs.set(entity.name, entity);
+      return this;
+    }
     const actor = registerActor(this, instance, {
       owner: `WorkerPool ${this.id}`,
       handlers: this.handlers,
@@ -146,6 +166,10 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
 
   /** The @On methods of the registered actors, subscribed while the pool runs. */
   private readonly actorEvents = new ActorEvents();
+  /** The entity types this pool's workers hold. */
+  get entityDefinitions(): AnyEntityDefinition[] {
+    return [...this.entityDefs.values()];
+  }
 
   /** @internal The handler table, shared with a Coordinator. */
   get handlerTable(): HandlerTable {
@@ -287,8 +311,10 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       logger: this.logger,
       retryBackoff: this.retryBackoff,
       poolId: this.id,
+      entities: this.entityOptions,
     });
     for (const [type, fn] of this.handlers.entries()) worker.registerHandler(type, fn);
+    for (const def of this.entityDefs.values()) worker.register(def);
     this.workers.set(worker.id, worker);
     worker.on("exit", (exit) => this.onExit(worker, exit));
     await worker.start();

@@ -20,6 +20,8 @@ import {
   type WorkerConfig,
 } from "./config.js";
 import { registerActor, runActorHooks } from "./decorators/actor-explorer.js";
+import { type EntitiesOptions, entityToRegister, resolveEntitiesOptions } from "./entities/entity-hosting.js";
+import { EntityRuntime } from "./entities/entity-runtime.js";
 import { ConnectionError, describeThrown, LifecycleHookError, NoHandlerError, StateError } from "./errors.js";
 import { eventPublisherFor } from "./event-publisher.js";
 import { enableLifecycleEvents } from "./events/task-lifecycle.js";
@@ -42,6 +44,8 @@ export interface WorkerOptions {
   retryBackoff?: Partial<RetryBackoff>;
   /** Set by WorkerPool. */
   poolId?: string;
+  /** Entity hosting: state store, event sink, failover time (see README, "Entities"). */
+  entities?: EntitiesOptions;
 }
 
 export interface WorkerExit {
@@ -83,6 +87,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private lastHeartbeat = 0;
   private lifecycle: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   private consumerChange: Promise<void> = Promise.resolve();
+  private readonly entityOptions: EntitiesOptions;
+  private entityRuntime?: EntityRuntime;
 
   constructor(options: WorkerOptions = {}) {
     super();
@@ -95,7 +101,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       "logger",
       "retryBackoff",
       "poolId",
+      "entities",
     ]);
+    this.entityOptions = resolveEntitiesOptions(options.entities, "WorkerOptions");
     this.id = options.id ?? newId("worker");
     this.config = resolveWorkerConfig(options.config);
     this.givenConfig = options.config;
@@ -143,6 +151,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Registers the @Handler methods of an @Actor instance (rules: src/decorators/actor-explorer.ts). */
   register(instance: object): this {
+    const entity = entityToRegister(instance, `Worker ${this.id}`);
+    if (entity) {
+      this.entities.register(entity, `Worker ${this.id}.register()`);
+      if (this.lifecycle === "running") this.startEntities();
+      return this;
+    }
     registerActor(this, instance, {
       owner: `Worker ${this.id}`,
       handlers: this.handlers,
@@ -151,6 +165,31 @@ export class Worker extends EventEmitter<WorkerEvents> {
       given: this.givenConfig,
     });
     return this;
+  }
+
+  /** The entities this worker holds (created on the first entity type registered). */
+  private get entities(): EntityRuntime {
+    this.entityRuntime ??= new EntityRuntime({
+      holder: this.id,
+      transport: this.transport,
+      clock: this.clock,
+      logger: this.logger,
+      store: this.entityOptions.stateStore,
+      events: this.entityOptions.events,
+      failoverMs: this.entityOptions.failoverMs,
+    });
+    return this.entityRuntime;
+  }
+
+  /** Entity types registered here and what their hosts did (for stats and dashboards). */
+  get entityStats() {
+    return this.entityRuntime?.stats ?? [];
+  }
+
+  private startEntities(): void {
+    this.entityRuntime?.start().catch((error: unknown) => {
+      this.logger.error({ err: describeThrown(error) }, "could not start holding entities");
+    });
   }
 
   /** Task types this worker has handlers for. */
@@ -215,6 +254,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.lifecycle = "running";
       this.refreshConsumer();
       await this.consumerChange;
+      await this.entityRuntime?.start();
       if (this.transport.ackDeadlineMs !== undefined) {
         const interval = Math.max(100, Math.floor(this.transport.ackDeadlineMs / 3));
         this.stopProgress = every(this.clock, interval, () => this.runs.touch());
@@ -284,6 +324,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     let done!: () => void;
     this.stoppedPromise = new Promise<void>((r) => {
       done = r;
+    });
+    await this.entityRuntime?.stop(!abnormal).catch((error: unknown) => {
+      this.logger.warn({ err: describeThrown(error) }, "error while handing entities over");
     });
     this.runs.abortAll(new AbandonedRun());
     this.stopProgress?.();

@@ -16,7 +16,9 @@
  */
 
 import { InvalidNameError } from "../src/errors.js";
+import type { EntityMailbox } from "./entity-mailbox.js";
 import type { EventLog } from "./event-log.js";
+import type { StateStore } from "./state-store.js";
 
 export type Bytes = Uint8Array;
 
@@ -137,6 +139,10 @@ export interface Transport {
   /** `subject` may end in `.>` to match every subject under that prefix. */
   subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription>;
 
+  /** Entities: partitioned mailboxes with one holder per partition (transports/entity-mailbox.ts). */
+  entityMailbox?(): EntityMailbox;
+  /** Entities: the state store that goes with this transport by default (transports/state-store.ts). */
+  stateStore?(): StateStore;
   /** The durable event log (transports/event-log.ts), for the EventBus; one per transport. */
   eventLog?(): EventLog;
 }

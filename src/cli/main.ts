@@ -22,7 +22,7 @@ program
   .option("--transport <url>", transportHelp)
   .option(
     "--handlers <module>",
-    "module whose default export maps task types to handlers, or @Actor class(es)",
+    "module whose default export maps task types to handlers, or @Actor class(es) and entity types",
   )
   .option("--concurrency <n>", "tasks at once per worker", intOption("--concurrency", 1))
   .option(
@@ -43,6 +43,11 @@ program
     "--stall-timeout-ms <ms>",
     "a worker whose own heartbeat comes this late (frozen process) leaves and is replaced",
     intOption("--stall-timeout-ms", 1),
+  )
+  .option(
+    "--state-store <url>",
+    "where entities keep their state: postgres://… or memory:// (default: the transport's; " +
+      "$FASTAGENTIC_STATE_STORE on amqp://)",
   )
   .action(async (flags) => exit(await workerCommand(flags)));
 

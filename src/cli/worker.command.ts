@@ -1,5 +1,6 @@
 /** `fastagentic worker`: a WorkerPool process on a transport, or N of them under a supervisor. */
 import { DEFAULT_RESTART_INTENSITY } from "../config.js";
+import { stateStoreFromUrl } from "../entities/entity-backends.js";
 import { WorkerPool } from "../worker-pool.js";
 import { loadHandlers } from "./load-handlers.js";
 import { superviseProcesses } from "./process-supervisor.js";
@@ -16,6 +17,7 @@ export interface WorkerFlags extends TransportFlags {
   restartPeriodMs?: number;
   heartbeatMs?: number;
   stallTimeoutMs?: number;
+  stateStore?: string;
 }
 
 export async function workerCommand(flags: WorkerFlags): Promise<number> {
@@ -54,6 +56,9 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
     transport,
     queueName: flags.queue ?? "default",
     logger,
+    ...(flags.stateStore === undefined
+      ? {}
+      : { entities: { stateStore: stateStoreFromUrl(flags.stateStore) } }),
     config: {
       tags,
       ...(maxConcurrentTasks === undefined ? {} : { maxConcurrentTasks }),
@@ -84,7 +89,8 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
   await pool.start();
   console.error(
     `fastagentic worker ${process.pid}: ${pool.workerCount} worker(s) on ${transport.kind} serving ` +
-      `${module.types.join(", ")}${tags.length ? ` with tags ${tags.join(", ")}` : ""}`,
+      `${[...module.types, ...pool.entityDefinitions.map((d) => `entity ${d.name}`)].join(", ")}` +
+      `${tags.length ? ` with tags ${tags.join(", ")}` : ""}`,
   );
   await done;
   return typeof process.exitCode === "number" ? process.exitCode : 0;

@@ -95,16 +95,9 @@ export function exploreActor(instance: unknown, owner: string): ExploredActor {
     );
   }
   const cls = (instance as { constructor?: unknown }).constructor;
+  const { className, handlers: entries } = handlerMethodsOf(cls, owner);
   const chain = classChain(cls);
-  const className = chain[0]?.name || "an anonymous class";
-  const misuse = chain.flatMap((c) => ownList<string>(MISUSE_METADATA, c));
-  if (misuse.length > 0) {
-    throw new ConfigError(
-      `${owner}: the decorators of ${className} are misplaced: ${misuse.join("; ")}. Fix the class.`,
-    );
-  }
   const options = (chain[0] && Reflect.getMetadata(ACTOR_METADATA, chain[0])) as ActorOptions | undefined;
-  const entries = collectHandlers(chain, owner);
   const onEntries = chain.flatMap((c) => ownList<EventHandlerMetadata>(EVENT_HANDLERS_METADATA, c));
   if (options === undefined) {
     throw new ConfigError(
@@ -276,6 +269,25 @@ function checkConcurrency(
     host.settings.maxConcurrentTasks = want;
     state.concurrencyFrom ??= actor.name;
   };
+}
+
+/**
+ * The `@Handler` methods of a class and its ancestors (a subclass's handler for a type overrides
+ * its parent's); misplaced decorators are a ConfigError. Also read by the `@Entity` class form.
+ */
+export function handlerMethodsOf(
+  cls: unknown,
+  owner: string,
+): { className: string; handlers: HandlerMetadata[] } {
+  const chain = classChain(cls);
+  const className = chain[0]?.name || "an anonymous class";
+  const misuse = chain.flatMap((c) => ownList<string>(MISUSE_METADATA, c));
+  if (misuse.length > 0) {
+    throw new ConfigError(
+      `${owner}: the decorators of ${className} are misplaced: ${misuse.join("; ")}. Fix the class.`,
+    );
+  }
+  return { className, handlers: collectHandlers(chain, owner) };
 }
 
 /** The class and its ancestors, most derived first. */

@@ -3,6 +3,7 @@
  * something to register: an `@Actor` class (constructed with no arguments), an actor instance, an
  * array of those, or an object mapping task types to functions.
  */
+import { entityDefinitionOf } from "../entities/entity.decorator.js";
 import { ConfigError } from "../errors.js";
 import { assertTaskType } from "../names.js";
 import type { TaskHandler } from "../types.js";
@@ -19,6 +20,8 @@ export interface HandlerModule {
   source: string;
   /** The module's actor instances, for `register()`. */
   actors: object[];
+  /** The module's entity types (definitions, @Entity instances), for `register()`. */
+  entities: object[];
   /** The module's plain handlers (from an object export), for `registerHandler()`. */
   handlers: Map<string, TaskHandler>;
   /** Every task type the module handles. */
@@ -32,8 +35,8 @@ export interface HandlerModule {
 }
 
 const USAGE =
-  "Export default an @Actor class, an array of them, or an object mapping task types to handler " +
-  "functions (export default { resize: async (data) => ... }).";
+  "Export default an @Actor class, an array of them (entity types from defineEntity() and @Entity " +
+  "classes too), or an object mapping task types to handler functions (export default { resize: async (data) => ... }).";
 
 /**
  * Turns a module (its namespace from `await import(...)`, or its default export) into a
@@ -45,11 +48,16 @@ export function handlersFromModule(exported: unknown, source = "the handlers mod
   if (items.length === 0) throw new ConfigError(`${source} exports an empty array. ${USAGE}`);
   const actors: ExploredActor[] = [];
   const handlers = new Map<string, TaskHandler>();
+  const entities: object[] = [];
   items.forEach((item, i) => {
     const where = Array.isArray(value)
       ? `${source} (default export, item ${i})`
       : `${source} (default export)`;
-    if (isActorClass(item)) {
+    if (entityDefinitionOf(item, where) !== undefined) {
+      entities.push(
+        typeof item === "function" ? construct(item as new () => object, where) : (item as object),
+      );
+    } else if (isActorClass(item)) {
       actors.push(exploreActor(construct(item, where), where));
     } else if (typeof item === "object" && item !== null && isActorClass(item.constructor)) {
       actors.push(exploreActor(item, where));
@@ -80,12 +88,14 @@ export function handlersFromModule(exported: unknown, source = "the handlers mod
   return {
     source,
     actors: actors.map((a) => a.instance),
+    entities,
     handlers,
     types,
     tags: [...new Set(actors.flatMap((a) => a.options.tags ?? []))].sort(),
     maxConcurrentTasks: concurrency[0],
     registerOn(target) {
       for (const a of actors) target.register(a.instance);
+      for (const e of entities) target.register(e);
       for (const [type, fn] of handlers) target.registerHandler(type, fn);
     },
   };

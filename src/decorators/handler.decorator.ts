@@ -6,7 +6,6 @@
 import "reflect-metadata";
 import { ConfigError } from "../errors.js";
 import { assertTaskType } from "../names.js";
-import type { TaskHandler } from "../types.js";
 import { type HandlerOptions, resolveHandlerOptions } from "./actor-options.js";
 import { decoratorCall, describePlacement } from "./decorator-call.js";
 import { HANDLERS_METADATA, MISUSE_METADATA } from "./metadata-keys.js";
@@ -19,8 +18,12 @@ export interface HandlerMetadata {
   options: HandlerOptions;
 }
 
-/** A method that can handle tasks: `(data, ctx) => result`. */
-type HandlerMethod = TaskHandler;
+/**
+ * A method that can handle tasks, `(data, ctx) => result`, or, on an `@Entity` class, events:
+ * `(state, event) => nextState`. Its second parameter's type is the method's own.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: any data and event types the method declares.
+type HandlerMethod = (data: any, second: any) => unknown;
 
 /** A method decorator in both forms: standard `(method, context)` and legacy `(proto, key, descriptor)`. */
 export interface HandlerDecorator {

@@ -14,3 +14,5 @@ export const MISUSE_METADATA = "fastagentic:misuse";
 
 /** Same places as the handlers: EventHandlerMetadata[] (set by `@On`). */
 export const EVENT_HANDLERS_METADATA = "fastagentic:event-handlers";
+/** On a class: its entity name and EntityOptions (set by `@Entity`). */
+export const ENTITY_METADATA = "fastagentic:entity";

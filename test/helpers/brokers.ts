@@ -2,6 +2,7 @@ import { createConnection } from "node:net";
 
 export const NATS_URL = process.env["NATS_URL"] ?? "nats://127.0.0.1:4222";
 export const AMQP_URL = process.env["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672";
+export const POSTGRES_URL = process.env["POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
 
 /** True when something accepts TCP connections at host:port. */
 export function reachable(host: string, port: number, timeoutMs = 2000): Promise<boolean> {

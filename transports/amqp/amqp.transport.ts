@@ -15,6 +15,7 @@ import {
   TransportError,
 } from "../../src/errors.js";
 import { childLogger, getDefaultLogger, type Logger } from "../../src/logger.js";
+import type { EntityMailbox } from "../entity-mailbox.js";
 import {
   assertLogicalName,
   type Bytes,
@@ -33,6 +34,7 @@ import {
 } from "../transport.js";
 import { AmqpConnection } from "./amqp-connection.js";
 import { AmqpConsumer, type ConsumerHost, type ResendTarget } from "./amqp-consumer.js";
+import { AmqpEntityMailbox } from "./amqp-entity-mailbox.js";
 import { AmqpEventLog } from "./amqp-event-log.js";
 import { AmqpFanout } from "./amqp-fanout.js";
 import { copyProperties, newMessageProperties } from "./amqp-messages.js";
@@ -68,6 +70,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
   private readonly delayed = new DelayedCounts();
   private closing?: Promise<void>;
   private events?: AmqpEventLog;
+  private mailbox?: AmqpEntityMailbox;
 
   constructor(options: AmqpTransportOptions = {}) {
     this.options = resolveAmqpOptions(options);
@@ -117,6 +120,25 @@ export class AmqpTransport implements Transport, ConsumerHost {
     return this.connection.state;
   }
 
+  /** Entity mailboxes: partition queues with single active consumer (see amqp-entity-mailbox.ts). */
+  entityMailbox(): EntityMailbox {
+    this.mailbox ??= new AmqpEntityMailbox({
+      namespace: this.namespace,
+      connection: this.connection,
+      topology: this.topology,
+      logger: this.logger,
+      maxPayloadBytes: this.maxPayloadBytes,
+      operationTimeoutMs: this.operationTimeoutMs,
+      delayExchange: this.names.delayExchange,
+      publishConfirmed: (exchange, routingKey, content, properties) =>
+        this.publisher.send(
+          { exchange, routingKey, content, properties, mandatory: true },
+          Date.now() + this.options.publishTimeoutMs,
+        ),
+    });
+    return this.mailbox;
+  }
+
   /** Where it connects, with the password hidden. */
   get url(): string {
     return this.options.where;
@@ -148,6 +170,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
   }
 
   private async shutdown(): Promise<void> {
+    await this.mailbox?.close().catch(() => {});
     for (const consumer of [...this.consumers]) await consumer.stop().catch(() => {});
     if (this.options.deleteOnClose) await this.events?.deleteAll().catch(() => {});
     await this.events?.close().catch(() => {});

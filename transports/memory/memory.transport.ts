@@ -1,7 +1,9 @@
 import { type Clock, systemClock } from "../../src/clock.js";
 import { PayloadTooLargeError, StateError } from "../../src/errors.js";
 import { DedupWindow } from "../dedup-window.js";
+import type { EntityMailbox } from "../entity-mailbox.js";
 import { type EventLogOptions, resolveEventLogOptions } from "../event-log.js";
+import type { StateStore } from "../state-store.js";
 import {
   assertLogicalName,
   type Bytes,
@@ -18,7 +20,9 @@ import {
   type TransportStatusEvent,
 } from "../transport.js";
 import { type MemoryBroker, MemoryConsumer, type MemoryQueue, type Message } from "./memory-consumer.js";
+import { MemoryEntityMailbox } from "./memory-entity-mailbox.js";
 import { MemoryEventLog } from "./memory-event-log.js";
+import { MemoryStateStore } from "./memory-state-store.js";
 import { before, PriorityHeap } from "./priority-heap.js";
 
 export interface InMemoryTransportOptions {
@@ -59,6 +63,8 @@ export class InMemoryTransport implements Transport, MemoryBroker {
   private dispatchScheduled = false;
   private dirty = new Set<MemoryQueue>();
   private _state: TransportState = "idle";
+  private mailbox?: MemoryEntityMailbox;
+  private store?: MemoryStateStore;
   private events?: MemoryEventLog;
   private readonly eventOptions?: EventLogOptions;
 
@@ -98,6 +104,7 @@ export class InMemoryTransport implements Transport, MemoryBroker {
   async close(): Promise<void> {
     if (this._state === "closed") return;
     for (const consumer of [...this.consumers]) await consumer.stop();
+    this.mailbox?.close();
     this.exactSubs.clear();
     this.prefixSubs.clear();
     this.events?.close();
@@ -189,6 +196,18 @@ export class InMemoryTransport implements Transport, MemoryBroker {
         if (set.size === 0) map.delete(key);
       },
     };
+  }
+
+  /** Entity mailboxes in this process (one per transport, shared by everything on it). */
+  entityMailbox(): EntityMailbox {
+    this.mailbox ??= new MemoryEntityMailbox({ clock: this.clock, maxPayloadBytes: this.maxPayloadBytes });
+    return this.mailbox;
+  }
+
+  /** Entity state in this process (one store per transport; it outlives close(), like a database). */
+  stateStore(): StateStore {
+    this.store ??= new MemoryStateStore();
+    return this.store;
   }
 
   /**

@@ -17,6 +17,9 @@ import {
   StateError,
   ValidationError,
 } from "../../src/errors.js";
+import { getDefaultLogger } from "../../src/logger.js";
+import type { EntityMailbox } from "../entity-mailbox.js";
+import type { StateStore } from "../state-store.js";
 import {
   assertLogicalName,
   type Bytes,
@@ -34,6 +37,7 @@ import {
 import { openConnection, ReconnectBackoff } from "./nats-connection.js";
 import { type ConsumerLink, NatsConsumer } from "./nats-consumer.js";
 import { DeliveryCorrections, type NatsDelivery } from "./nats-delivery.js";
+import { NatsEntityMailbox } from "./nats-entity-mailbox.js";
 import { NatsEventLog } from "./nats-event-log.js";
 import {
   MSG_ID_HEADER,
@@ -51,6 +55,7 @@ import {
 } from "./nats-options.js";
 import { Outbox } from "./nats-outbox.js";
 import { JetStreamPublisher } from "./nats-publisher.js";
+import { type NatsEntityLink, NatsStateStore } from "./nats-state-store.js";
 import { NatsTopology } from "./nats-topology.js";
 
 const TICK_MS = 250;
@@ -80,6 +85,8 @@ export class NatsTransport implements Transport {
   private readonly subscriptions = new Set<NatsSubscription>();
   private readonly corrections = new DeliveryCorrections();
   private events?: NatsEventLog;
+  private mailbox?: NatsEntityMailbox;
+  private store?: NatsStateStore;
 
   constructor(options: NatsTransportOptions = {}) {
     this.options = resolveNatsOptions(options);
@@ -225,6 +232,39 @@ export class NatsTransport implements Transport {
     return this.events;
   }
 
+  /** Entity mailboxes on JetStream (streams `<ns>~ent~<type>`, leases in KV). */
+  entityMailbox(): EntityMailbox {
+    this.mailbox ??= new NatsEntityMailbox(
+      () => this.entityLink(),
+      (error, what) =>
+        this.warn(`entity mailbox: ${what}: ${error instanceof Error ? error.message : String(error)}`),
+    );
+    return this.mailbox;
+  }
+
+  /** Entity state in the JetStream KV bucket `fa_state_<namespace>`. */
+  stateStore(): StateStore {
+    this.store ??= new NatsStateStore(() => this.entityLink());
+    return this.store;
+  }
+
+  private entityLink(): NatsEntityLink {
+    const conn = this.live();
+    const o = this.options;
+    return {
+      nc: conn.nc,
+      namespace: o.namespace,
+      storage: o.storage,
+      replicas: o.replicas,
+      maxPayloadBytes: this.maxPayloadBytes,
+      timeoutMs: o.publishTimeoutMs,
+    };
+  }
+
+  private warn(message: string): void {
+    getDefaultLogger().warn({ transport: "nats", namespace: this.options.namespace }, message);
+  }
+
   /** The NATS subject of one priority level of a queue (for tools that publish to it directly). */
   subjectOf(queue: string, priority: number): string {
     assertLogicalName(queue, "queue name");
@@ -283,6 +323,7 @@ export class NatsTransport implements Transport {
         this.backoff.reset();
         this.conn?.topology.invalidate();
         this.conn?.publisher.resendAll();
+        this.mailbox?.reconnected();
         for (const c of this.consumers) c.onReconnect();
         this.events?.onReconnect();
         this.setState("connected");
@@ -300,6 +341,7 @@ export class NatsTransport implements Transport {
   private async shutdown(): Promise<void> {
     await this.connecting?.catch(() => {});
     const conn = this.conn;
+    await this.mailbox?.close().catch(() => {});
     for (const c of [...this.consumers]) await c.stop();
     await this.events?.close().catch(() => {});
     for (const sub of this.subscriptions) if (!sub.isClosed()) sub.unsubscribe();

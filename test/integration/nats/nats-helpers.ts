@@ -51,3 +51,20 @@ export async function deleteNamespace(namespace: string, server = natsServer): P
     await nc.close();
   }
 }
+
+/** Deletes a namespace's entity objects: mailbox streams, and the state and lease KV buckets. */
+export async function deleteEntityObjects(namespace: string, server = natsServer): Promise<void> {
+  const nc = await connect({ servers: server });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const ours = (name: string) =>
+      name.startsWith(`${namespace}~ent~`) ||
+      name === `KV_fa_state_${namespace}` ||
+      name === `KV_fa_lease_${namespace}`;
+    const names: string[] = [];
+    for await (const name of jsm.streams.names()) if (ours(name)) names.push(name);
+    for (const name of names) await jsm.streams.delete(name).catch(() => {});
+  } finally {
+    await nc.close();
+  }
+}

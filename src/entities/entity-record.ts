@@ -1,0 +1,116 @@
+/**
+ * What is stored for one entity, as one JSON value written by compare-and-set:
+ *   mv  the machine version that wrote it        n   events applied (the entity's version)
+ *   s   the persisted snapshot                   ids the last event ids taken (newest last): a redelivered
+ *                                                    event is recognised and not applied again
+ *   tm  durable timers waiting: id → event, due time, token (a timer message fires only with its token)
+ *   ob  the outbox: messages this state still has to send (entity sends, bus events, timer messages);
+ *       sent after the write, at least once, and dropped by the next write once sent
+ */
+import { decodeMessage, encodeJson, utf8 } from "../codec.js";
+import { MalformedMessageError, PayloadTooLargeError } from "../errors.js";
+import type { EntityEvent } from "./entity-logic.js";
+
+export interface TimerEntry {
+  e: EntityEvent;
+  /** Due (epoch ms). */
+  at: number;
+  /** Unique per entity: the version that scheduled it, and its index in that step. */
+  t: string;
+}
+
+export type OutboxEntry =
+  | { k: "send"; b: string; p: number; to: string; id: string; e: EntityEvent }
+  | { k: "emit"; id: string; e: EntityEvent }
+  /** Schedule the timer tm[n] (if it still has token t). */
+  | { k: "timer"; n: string; t: string };
+
+export interface EntityRecord {
+  v: 1;
+  mv: number;
+  n: number;
+  s: unknown;
+  ids: string[];
+  tm: Record<string, TimerEntry>;
+  ob: OutboxEntry[];
+  at: number;
+}
+
+export function encodeRecord(record: EntityRecord, limitBytes: number): Uint8Array {
+  const wire: Partial<EntityRecord> = {
+    v: 1,
+    mv: record.mv,
+    n: record.n,
+    s: record.s,
+    ids: record.ids,
+    at: record.at,
+  };
+  if (Object.keys(record.tm).length > 0) wire.tm = record.tm;
+  if (record.ob.length > 0) wire.ob = record.ob;
+  const bytes = utf8(encodeJson(wire, "entity state"));
+  if (bytes.byteLength > limitBytes)
+    throw new PayloadTooLargeError(bytes.byteLength, limitBytes, "entity state");
+  return bytes;
+}
+
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+export function decodeRecord(bytes: Uint8Array): EntityRecord {
+  const r = decodeMessage(bytes, "stored entity state");
+  const bad = (field: string) =>
+    new MalformedMessageError(`The stored entity state has a missing or invalid "${field}" field.`);
+  if (!isInt(r["mv"])) throw bad("mv");
+  if (!isInt(r["n"])) throw bad("n");
+  if (!("s" in r)) throw bad("s");
+  if (!Array.isArray(r["ids"]) || !r["ids"].every((id) => typeof id === "string")) throw bad("ids");
+  const tm = r["tm"] ?? {};
+  if (typeof tm !== "object" || tm === null || Array.isArray(tm)) throw bad("tm");
+  for (const entry of Object.values(tm as Record<string, unknown>)) {
+    const t = entry as Partial<TimerEntry> | null;
+    if (typeof t !== "object" || t === null || !isInt(t.at) || typeof t.t !== "string" || !isEvent(t.e))
+      throw bad("tm");
+  }
+  const ob = r["ob"] ?? [];
+  if (!Array.isArray(ob) || !ob.every(isOutboxEntry)) throw bad("ob");
+  return {
+    v: 1,
+    mv: r["mv"],
+    n: r["n"],
+    s: r["s"],
+    ids: r["ids"] as string[],
+    tm: tm as Record<string, TimerEntry>,
+    ob: ob as OutboxEntry[],
+    at: isInt(r["at"]) ? r["at"] : 0,
+  };
+}
+
+export function isEvent(value: unknown): value is EntityEvent {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    !Array.isArray(value) &&
+    typeof (value as { type?: unknown }).type === "string" &&
+    (value as { type: string }).type.length > 0
+  );
+}
+
+function isOutboxEntry(value: unknown): value is OutboxEntry {
+  const o = value as Record<string, unknown> | null;
+  if (typeof o !== "object" || o === null) return false;
+  switch (o["k"]) {
+    case "send":
+      return (
+        typeof o["b"] === "string" &&
+        isInt(o["p"]) &&
+        typeof o["to"] === "string" &&
+        typeof o["id"] === "string" &&
+        isEvent(o["e"])
+      );
+    case "emit":
+      return typeof o["id"] === "string" && isEvent(o["e"]);
+    case "timer":
+      return typeof o["n"] === "string" && typeof o["t"] === "string";
+    default:
+      return false;
+  }
+}
