@@ -1,5 +1,12 @@
 /** fastagentic: the public API. Every export is listed by name. */
 
+export type {
+  DeadLetter,
+  DeadLetterPage,
+  DeadLetters,
+  ListDeadLettersOptions,
+  RetryDeadLetterOptions,
+} from "../transports/dead-letters.js";
 export { InMemoryTransport, type InMemoryTransportOptions } from "../transports/memory/memory.transport.js";
 export {
   type ConsumeOptions,
@@ -23,6 +30,14 @@ export {
   type ListenOptions,
   type ShutdownSignalOptions,
 } from "./app/app.js";
+export {
+  type AuthDecision,
+  type AuthFunction,
+  type AuthRefusal,
+  type AuthRequest,
+  type BearerTokenOptions,
+  bearerToken,
+} from "./app/auth.js";
 export { type CoordinatorRoutesOptions, coordinatorRoutes } from "./app/coordinator-routes.js";
 export { type HttpErrorBody, type HttpFailure, toHttpFailure } from "./app/http-errors.js";
 export {
@@ -44,6 +59,13 @@ export {
   Coordinator,
   type CoordinatorOptions,
 } from "./coordinator.js";
+export {
+  DeadLetterApi,
+  type DeadLetterCounts,
+  type DeadLetterInfo,
+  type DeadLetterList,
+  type DeadLetterListOptions,
+} from "./dead-letters/dead-letter-api.js";
 export { Actor, type ActorDecorator } from "./decorators/actor.decorator.js";
 export { type ActorLifecycle, type ExploredActor, exploreActor } from "./decorators/actor-explorer.js";
 export type { ActorOptions, HandlerOptions } from "./decorators/actor-options.js";
@@ -74,6 +96,7 @@ export {
   TaskFailedError,
   TaskTimeoutError,
   TransportError,
+  UnknownDeadLetterError,
   UnknownTaskError,
   UnrecoverableError,
   ValidationError,

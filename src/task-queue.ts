@@ -328,6 +328,11 @@ export class TaskQueue {
     return this.store.get(taskId);
   }
 
+  /** @internal A dead-lettered task re-enqueued by hand: tracked again (queued), so it can be awaited. */
+  trackRetried(task: Task): void {
+    this.store.reopen(task);
+  }
+
   /** Calls `listener` with each task this queue enqueued once it is finished; returns an unsubscribe. */
   onTaskFinished(listener: (task: Task) => void): () => void {
     return this.store.onTerminal(listener);

@@ -16,6 +16,7 @@
  */
 
 import { InvalidNameError } from "../src/errors.js";
+import type { DeadLetters } from "./dead-letters.js";
 
 export type Bytes = Uint8Array;
 
@@ -135,6 +136,11 @@ export interface Transport {
   publish(subject: string, body: Bytes, options?: PublishOptions): Promise<void>;
   /** `subject` may end in `.>` to match every subject under that prefix. */
   subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription>;
+
+  /** The dead letters of the work queues, to list, inspect, retry and purge (transports/dead-letters.ts). */
+  deadLetters?(): DeadLetters;
+  /** Messages waiting in `queue` by priority value, where the broker tells (for dashboards). */
+  depthByPriority?(queue: string): Promise<Record<number, number>>;
 }
 
 export const DEAD_LETTER_SUFFIX = "dead";

@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from "../../src/clock.js";
 import { PayloadTooLargeError, StateError } from "../../src/errors.js";
+import { DEAD_LETTER_AT_HEADER, DEAD_LETTER_DELIVERIES_HEADER, type DeadLetters } from "../dead-letters.js";
 import { DedupWindow } from "../dedup-window.js";
 import {
   assertLogicalName,
@@ -17,6 +18,7 @@ import {
   type TransportStatusEvent,
 } from "../transport.js";
 import { type MemoryBroker, MemoryConsumer, type MemoryQueue, type Message } from "./memory-consumer.js";
+import { MemoryDeadLetters } from "./memory-dead-letters.js";
 import { before, PriorityHeap } from "./priority-heap.js";
 
 export interface InMemoryTransportOptions {
@@ -55,6 +57,7 @@ export class InMemoryTransport implements Transport, MemoryBroker {
   private dispatchScheduled = false;
   private dirty = new Set<MemoryQueue>();
   private _state: TransportState = "idle";
+  private deadLetterStore?: MemoryDeadLetters;
 
   constructor(options: InMemoryTransportOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -177,6 +180,29 @@ export class InMemoryTransport implements Transport, MemoryBroker {
     };
   }
 
+  /** Dead letters: list, inspect, retry, delete, purge (transports/dead-letters.ts). */
+  deadLetters(): DeadLetters {
+    this.deadLetterStore ??= new MemoryDeadLetters({
+      existingQueue: (name) => this.queues.get(name),
+      queueNames: () => this.queues.keys(),
+      enqueueNew: (queue, body, priority, headers) => {
+        const message: Message = { seq: ++this.seq, priority, body, headers, deliveries: 0 };
+        this.put(this.queue(queue), message, 0);
+      },
+      assertOpen: () => this.assertOpen(),
+    });
+    return this.deadLetterStore;
+  }
+
+  /** Messages waiting in `queue` by priority value (delayed ones are not counted). */
+  async depthByPriority(queue: string): Promise<Record<number, number>> {
+    assertLogicalName(queue, "queue name");
+    const counts: Record<number, number> = {};
+    for (const m of this.queues.get(queue)?.heap.toArray() ?? [])
+      counts[m.priority] = (counts[m.priority] ?? 0) + 1;
+    return counts;
+  }
+
   /**
    * Fault injection for tests (like a network partition): fan-out messages for which `filter`
    * returns true are silently dropped until the returned function is called.
@@ -214,8 +240,14 @@ export class InMemoryTransport implements Transport, MemoryBroker {
       this.droppedDeadLetters++;
       return;
     }
-    message.headers = { ...message.headers, [DEAD_LETTER_REASON_HEADER]: reason };
+    message.headers = {
+      ...message.headers,
+      [DEAD_LETTER_REASON_HEADER]: reason,
+      [DEAD_LETTER_DELIVERIES_HEADER]: String(message.deliveries),
+      [DEAD_LETTER_AT_HEADER]: String(this.clock.now()),
+    };
     message.deliveries = 0;
+    message.seq = ++this.seq; // dead letters are addressed, and listed, in the order they died
     this.put(dlq, message, 0);
   }
 
