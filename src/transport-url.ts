@@ -5,6 +5,8 @@
  *   amqp://user:pass@host:5672/vhost[?namespace=app]   (amqps:// for TLS)
  * Broker adapters load on connect(), so an in-memory deployment never loads a broker client.
  */
+
+import type { DeadLetters } from "../transports/dead-letters.js";
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
 import type {
   Bytes,
@@ -31,6 +33,18 @@ export interface TransportUrlOptions {
 }
 
 type Factory = (url: URL, options: TransportUrlOptions) => Transport;
+
+function forwardDeadLetters(store: () => DeadLetters): DeadLetters {
+  return {
+    list: (queue, options) => store().list(queue, options),
+    count: (queue) => store().count(queue),
+    get: (queue, id) => store().get(queue, id),
+    retry: (queue, id, options) => store().retry(queue, id, options),
+    delete: (queue, id) => store().delete(queue, id),
+    purge: (queue) => store().purge(queue),
+    queues: () => store().queues(),
+  };
+}
 
 const LOADERS: Record<string, () => Promise<Factory>> = {
   "nats:": async () => (await import("../transports/nats/index.js")).natsTransportFromUrl as Factory,
@@ -169,5 +183,20 @@ class LazyTransport implements Transport {
 
   async subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription> {
     return this.connected.subscribe(subject, onMessage);
+  }
+
+  /** The adapter's dead letters, looked up at each call (the adapter exists once connected). */
+  deadLetters(): DeadLetters {
+    return forwardDeadLetters(() => {
+      const store = this.connected.deadLetters?.();
+      if (!store) throw new ConfigError(`The transport ${redact(this.url)} offers no dead-letters API.`);
+      return store;
+    });
+  }
+
+  async depthByPriority(queue: string): Promise<Record<number, number>> {
+    const inner = this.connected;
+    if (!inner.depthByPriority) return {};
+    return inner.depthByPriority(queue);
   }
 }
