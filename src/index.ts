@@ -39,6 +39,8 @@ export {
   bearerToken,
 } from "./app/auth.js";
 export { type CoordinatorRoutesOptions, coordinatorRoutes } from "./app/coordinator-routes.js";
+export type { DashboardProvider } from "./app/dashboard/dashboard-provider.js";
+export { type DashboardOptions, dashboardRoutes } from "./app/dashboard/dashboard-routes.js";
 export { type HttpErrorBody, type HttpFailure, toHttpFailure } from "./app/http-errors.js";
 export {
   CoordinatorMetrics,

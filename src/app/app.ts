@@ -10,6 +10,11 @@ import { ConfigError, describeThrown, LifecycleHookError, StateError } from "../
 import { getDefaultLogger, type Logger } from "../logger.js";
 import { type AuthFunction, accessOf, refusalOf } from "./auth.js";
 import { type CoordinatorRoutesOptions, coordinatorRoutes } from "./coordinator-routes.js";
+import {
+  type DashboardOptions,
+  dashboardRoutes,
+  normalizeDashboardPath,
+} from "./dashboard/dashboard-routes.js";
 import { httpErrorHandler } from "./http-errors.js";
 
 export interface AppOptions {
@@ -103,7 +108,7 @@ export class App {
       logger: options.logger ?? false,
       trustProxy: options.trustProxy ?? false,
       // Dead-letter ids name their work queue (up to 265 characters).
-      maxParamLength: 512,
+      routerOptions: { maxParamLength: 512 },
       // Strict JSON: no type coercion ("5" is not 5), unknown fields are errors, not dropped.
       ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     });
@@ -223,6 +228,21 @@ export class App {
     });
     const normalized = !prefix || prefix === "/" ? "" : `/${prefix.replace(/^\/+|\/+$/g, "")}`;
     void this.server.register(plugin, { prefix: normalized });
+    return this;
+  }
+
+  /**
+   * Serves the live dashboard of `coordinator` at `options.path` (default "/dashboard"), behind
+   * the App's `auth` like every other route (see dashboard/dashboard-routes.ts).
+   */
+  mountDashboard(coordinator: Coordinator, options: DashboardOptions = {}): this {
+    this.assertNew("mountDashboard");
+    const prefix = normalizeDashboardPath(options.path);
+    const { plugin } = dashboardRoutes(coordinator, options, {
+      logger: this.logger,
+      bodyLimit: this.bodyLimit,
+    });
+    void this.server.register(plugin, { prefix });
     return this;
   }
 

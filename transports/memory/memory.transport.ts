@@ -197,7 +197,7 @@ export class InMemoryTransport implements Transport, MemoryBroker {
   /** Messages waiting in `queue` by priority value (delayed ones are not counted). */
   async depthByPriority(queue: string): Promise<Record<number, number>> {
     assertLogicalName(queue, "queue name");
-    const counts: Record<number, number> = {};
+    const counts: Record<number, number> = { 0: 0, 5: 0, 10: 0, 20: 0 };
     for (const m of this.queues.get(queue)?.heap.toArray() ?? [])
       counts[m.priority] = (counts[m.priority] ?? 0) + 1;
     return counts;
