@@ -19,6 +19,7 @@ import {
   validateKeys,
   type WorkerConfig,
 } from "./config.js";
+import { DeadLetterApi } from "./dead-letters/dead-letter-api.js";
 import type { AnyEntityDefinition, EntityDefinition } from "./entities/define-entity.js";
 import { entityDefinitionOf } from "./entities/entity.decorator.js";
 import { EntityClient, readEntity } from "./entities/entity-client.js";
@@ -30,7 +31,7 @@ import { EventBus } from "./events/event-bus.js";
 import type { HandlerRegistrar } from "./handlers.js";
 import { newId } from "./ids.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
-import { assertTaskType, subjects } from "./names.js";
+import { assertTaskType, queuesServedBy, subjects } from "./names.js";
 import { TransportWorkerRegistry } from "./registry.js";
 import { submitAndWait } from "./submit.js";
 import { TaskQueue } from "./task-queue.js";
@@ -62,6 +63,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly queue: TaskQueue;
   readonly pool: WorkerPool;
   readonly registry: TransportWorkerRegistry;
+  /** The dead letters of this coordinator's queue: list, inspect, retry, delete, purge. */
+  readonly deadLetters: DeadLetterApi;
   private readonly scaler: ClusterScaler;
   /** A transport it created itself is closed by stop(); one it was given is the caller's. */
   private readonly ownsTransport: boolean;
@@ -124,6 +127,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     });
     this.registry = new TransportWorkerRegistry(this.transport, this.clock);
     this.scaler = new ClusterScaler(this.pool, this.registry, this.transport, this.config.queueName);
+    this.deadLetters = new DeadLetterApi({
+      transport: this.transport,
+      queue: this.config.queueName,
+      knownQueues: () => this.knownWorkQueues(),
+      onRetried: (task) => this.queue.trackRetried(task),
+      now: () => this.clock.now(),
+    });
     this.actor = createActor(
       coordinatorMachine.provide({
         actions: {
@@ -305,6 +315,19 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     for (const info of this.registry.list()) byId.set(info.id, info);
     for (const info of this.pool.getWorkers()) byId.set(info.id, info);
     return [...byId.values()];
+  }
+
+  /** The work queues this coordinator knows of: its submits' and those its workers (any process) serve. */
+  private knownWorkQueues(): Set<string> {
+    const names = new Set(this.queue.workQueues);
+    const kinds = new Map<string, WorkerInfo>();
+    for (const w of [...this.registry.list(), ...this.pool.getWorkers()]) {
+      kinds.set(`${w.types.join(",")}|${w.tags.join(",")}`, w);
+    }
+    for (const w of kinds.values()) {
+      for (const q of queuesServedBy(this.config.queueName, w.types, w.tags)) names.add(q);
+    }
+    return names;
   }
 
   getStats() {

@@ -1,5 +1,12 @@
 /** fastagentic: the public API. Every export is listed by name. */
 
+export type {
+  DeadLetter,
+  DeadLetterPage,
+  DeadLetters,
+  ListDeadLettersOptions,
+  RetryDeadLetterOptions,
+} from "../transports/dead-letters.js";
 export {
   assertPartition,
   type EntityMailbox,
@@ -41,7 +48,17 @@ export {
   type ListenOptions,
   type ShutdownSignalOptions,
 } from "./app/app.js";
+export {
+  type AuthDecision,
+  type AuthFunction,
+  type AuthRefusal,
+  type AuthRequest,
+  type BearerTokenOptions,
+  bearerToken,
+} from "./app/auth.js";
 export { type CoordinatorRoutesOptions, coordinatorRoutes } from "./app/coordinator-routes.js";
+export type { DashboardProvider } from "./app/dashboard/dashboard-provider.js";
+export { type DashboardOptions, dashboardRoutes } from "./app/dashboard/dashboard-routes.js";
 export { type HttpErrorBody, type HttpFailure, toHttpFailure } from "./app/http-errors.js";
 export {
   CoordinatorMetrics,
@@ -62,6 +79,13 @@ export {
   Coordinator,
   type CoordinatorOptions,
 } from "./coordinator.js";
+export {
+  DeadLetterApi,
+  type DeadLetterCounts,
+  type DeadLetterInfo,
+  type DeadLetterList,
+  type DeadLetterListOptions,
+} from "./dead-letters/dead-letter-api.js";
 export { Actor, type ActorDecorator } from "./decorators/actor.decorator.js";
 export { type ActorLifecycle, type ExploredActor, exploreActor } from "./decorators/actor-explorer.js";
 export type { ActorOptions, HandlerOptions } from "./decorators/actor-options.js";
@@ -117,6 +141,7 @@ export {
   TaskFailedError,
   TaskTimeoutError,
   TransportError,
+  UnknownDeadLetterError,
   UnknownTaskError,
   UnrecoverableError,
   ValidationError,

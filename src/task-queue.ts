@@ -328,6 +328,21 @@ export class TaskQueue {
     return this.store.get(taskId);
   }
 
+  /** @internal Up to `limit` tasks not finished yet (for dashboards). */
+  openTasks(limit: number): Task[] {
+    const out: Task[] = [];
+    for (const t of this.store.open()) {
+      if (out.length >= limit) break;
+      out.push(t);
+    }
+    return out;
+  }
+
+  /** @internal A dead-lettered task re-enqueued by hand: tracked again (queued), so it can be awaited. */
+  trackRetried(task: Task): void {
+    this.store.reopen(task);
+  }
+
   /** Calls `listener` with each task this queue enqueued once it is finished; returns an unsubscribe. */
   onTaskFinished(listener: (task: Task) => void): () => void {
     return this.store.onTerminal(listener);

@@ -79,6 +79,17 @@ export class TaskStore {
     this.move(task, event);
   }
 
+  /**
+   * Tracks a task again from `queued` (a dead letter re-enqueued by hand: a new life, same id).
+   * A finished record of it is replaced (its outcome stays counted); an open one is left as it is.
+   */
+  reopen(task: Task): void {
+    const r = this.records.get(task.id);
+    if (r && !isTerminal(r.status)) return;
+    if (r) this.records.delete(task.id);
+    this.addAndMove({ ...task, status: "pending" }, "ENQUEUE");
+  }
+
   /** Forgets a task that was never enqueued (its publish failed); whoever waited for it is told so. */
   remove(id: string): void {
     const r = this.records.get(id);

@@ -6,6 +6,7 @@
  * Broker adapters load on connect(), so an in-memory deployment never loads a broker client.
  */
 
+import type { DeadLetters } from "../transports/dead-letters.js";
 import type { EntityMailbox } from "../transports/entity-mailbox.js";
 import type { EventLog } from "../transports/event-log.js";
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
@@ -36,6 +37,18 @@ export interface TransportUrlOptions {
 }
 
 type Factory = (url: URL, options: TransportUrlOptions) => Transport;
+
+function forwardDeadLetters(store: () => DeadLetters): DeadLetters {
+  return {
+    list: (queue, options) => store().list(queue, options),
+    count: (queue) => store().count(queue),
+    get: (queue, id) => store().get(queue, id),
+    retry: (queue, id, options) => store().retry(queue, id, options),
+    delete: (queue, id) => store().delete(queue, id),
+    purge: (queue) => store().purge(queue),
+    queues: () => store().queues(),
+  };
+}
 
 const LOADERS: Record<string, () => Promise<Factory>> = {
   "nats:": async () => (await import("../transports/nats/index.js")).natsTransportFromUrl as Factory,
@@ -180,5 +193,20 @@ class LazyTransport implements Transport {
       throw new ConfigError(`The ${inner.kind} transport has no event log, so it cannot carry the EventBus.`);
     }
     return inner.eventLog();
+  }
+
+  /** The adapter's dead letters, looked up at each call (the adapter exists once connected). */
+  deadLetters(): DeadLetters {
+    return forwardDeadLetters(() => {
+      const store = this.connected.deadLetters?.();
+      if (!store) throw new ConfigError(`The transport ${redactUrl(this.url)} offers no dead-letters API.`);
+      return store;
+    });
+  }
+
+  async depthByPriority(queue: string): Promise<Record<number, number>> {
+    const inner = this.connected;
+    if (!inner.depthByPriority) return {};
+    return inner.depthByPriority(queue);
   }
 }

@@ -16,6 +16,7 @@
  */
 
 import { InvalidNameError } from "../src/errors.js";
+import type { DeadLetters } from "./dead-letters.js";
 import type { EntityMailbox } from "./entity-mailbox.js";
 import type { EventLog } from "./event-log.js";
 import type { StateStore } from "./state-store.js";
@@ -145,6 +146,10 @@ export interface Transport {
   stateStore?(): StateStore;
   /** The durable event log (transports/event-log.ts), for the EventBus; one per transport. */
   eventLog?(): EventLog;
+  /** The dead letters of the work queues, to list, inspect, retry and purge (transports/dead-letters.ts). */
+  deadLetters?(): DeadLetters;
+  /** Messages waiting in `queue` by priority value, where the broker tells (for dashboards). */
+  depthByPriority?(queue: string): Promise<Record<number, number>>;
 }
 
 export const DEAD_LETTER_SUFFIX = "dead";

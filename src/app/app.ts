@@ -6,9 +6,15 @@
 import type { IncomingHttpHeaders } from "node:http";
 import Fastify, { type FastifyInstance, type HTTPMethods } from "fastify";
 import type { Coordinator } from "../coordinator.js";
-import { describeThrown, LifecycleHookError, StateError } from "../errors.js";
+import { ConfigError, describeThrown, LifecycleHookError, StateError } from "../errors.js";
 import { getDefaultLogger, type Logger } from "../logger.js";
+import { type AuthFunction, accessOf, refusalOf } from "./auth.js";
 import { type CoordinatorRoutesOptions, coordinatorRoutes } from "./coordinator-routes.js";
+import {
+  type DashboardOptions,
+  dashboardRoutes,
+  normalizeDashboardPath,
+} from "./dashboard/dashboard-routes.js";
 import { httpErrorHandler } from "./http-errors.js";
 
 export interface AppOptions {
@@ -22,6 +28,18 @@ export interface AppOptions {
   trustProxy?: boolean;
   /** Where the App logs its own errors and shutdown. Default: the library's logger. */
   appLogger?: Logger;
+  /**
+   * Runs on every request before any route (REST, metrics, dashboard, agent endpoints, 404s):
+   * true allows, false answers 401, `{ status: 403 }` answers 403 (see auth.ts; `bearerToken()`
+   * is a ready one). Default: none — everything is open to whoever reaches the port.
+   */
+  auth?: AuthFunction;
+  /**
+   * Whether task error messages (a handler's thrown message) reach HTTP clients, in error
+   * answers and task records. Default true; false replaces them with a generic text (the server
+   * log keeps them).
+   */
+  exposeTaskErrors?: boolean;
 }
 
 /** What an agent endpoint's function receives. */
@@ -71,6 +89,7 @@ export class App {
   readonly server: FastifyInstance;
   private readonly bodyLimit: number;
   private readonly logger: Logger;
+  private readonly exposeTaskErrors: boolean;
   private readonly startupHooks: Hook[] = [];
   private readonly shutdownHooks: Hook[] = [];
   private state: "new" | "starting" | "listening" | "closing" | "closed" = "new";
@@ -83,14 +102,19 @@ export class App {
     this.title = options.title ?? "fastagentic";
     this.bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
     this.logger = options.appLogger ?? getDefaultLogger();
+    this.exposeTaskErrors = options.exposeTaskErrors ?? true;
     this.server = Fastify({
       bodyLimit: this.bodyLimit,
       logger: options.logger ?? false,
       trustProxy: options.trustProxy ?? false,
+      // Dead-letter ids name their work queue (up to 265 characters).
+      routerOptions: { maxParamLength: 512 },
       // Strict JSON: no type coercion ("5" is not 5), unknown fields are errors, not dropped.
       ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     });
-    this.server.setErrorHandler(httpErrorHandler(this.logger, { bodyLimit: this.bodyLimit }));
+    this.server.setErrorHandler(
+      httpErrorHandler(this.logger, { bodyLimit: this.bodyLimit, exposeTaskErrors: this.exposeTaskErrors }),
+    );
     this.server.setNotFoundHandler((request, reply) => {
       void reply.code(404).send({
         error: {
@@ -109,6 +133,37 @@ export class App {
         },
       });
     });
+    const auth = options.auth;
+    if (auth !== undefined) {
+      if (typeof auth !== "function") {
+        throw new ConfigError("AppOptions.auth must be a function of the request (e.g. bearerToken(token)).");
+      }
+      this.server.addHook("onRequest", async (request, reply) => {
+        let decision: Awaited<ReturnType<AuthFunction>>;
+        try {
+          decision = await auth({
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            ip: request.ip,
+            access: accessOf(request.method),
+          });
+        } catch (error) {
+          this.logger.error({ err: describeThrown(error), reqId: request.id }, "the auth function threw");
+          await reply.code(500).send({
+            error: {
+              code: "FA_INTERNAL",
+              message: `Could not check the credentials of request ${request.id}.`,
+            },
+          });
+          return;
+        }
+        if (decision === true) return;
+        const refusal = refusalOf(decision === false || typeof decision !== "object" ? false : decision);
+        for (const [name, values] of Object.entries(refusal.headers)) reply.header(name, values);
+        await reply.code(refusal.status).send(refusal.body);
+      });
+    }
   }
 
   /** Runs `fn` (awaited, in registration order) before the server starts listening. */
@@ -168,10 +223,26 @@ export class App {
     const plugin = coordinatorRoutes(coordinator, {
       bodyLimit: this.bodyLimit,
       logger: this.logger,
+      exposeTaskErrors: this.exposeTaskErrors,
       ...routes,
     });
     const normalized = !prefix || prefix === "/" ? "" : `/${prefix.replace(/^\/+|\/+$/g, "")}`;
     void this.server.register(plugin, { prefix: normalized });
+    return this;
+  }
+
+  /**
+   * Serves the live dashboard of `coordinator` at `options.path` (default "/dashboard"), behind
+   * the App's `auth` like every other route (see dashboard/dashboard-routes.ts).
+   */
+  mountDashboard(coordinator: Coordinator, options: DashboardOptions = {}): this {
+    this.assertNew("mountDashboard");
+    const prefix = normalizeDashboardPath(options.path);
+    const { plugin } = dashboardRoutes(coordinator, options, {
+      logger: this.logger,
+      bodyLimit: this.bodyLimit,
+    });
+    void this.server.register(plugin, { prefix });
     return this;
   }
 

@@ -12,7 +12,8 @@ import { HttpError, NoHandlerError, UnknownTaskError, WaitTimeoutError } from ".
 import { getDefaultLogger, type Logger } from "../logger.js";
 import { unwrapResult } from "../submit.js";
 import { type SubmitOptions, type Task, TaskPriority } from "../types.js";
-import { httpErrorHandler } from "./http-errors.js";
+import { deadLetterRoutes } from "./dead-letter-routes.js";
+import { HIDDEN_TASK_ERROR, httpErrorHandler } from "./http-errors.js";
 import { CoordinatorMetrics, type CoordinatorMetricsOptions } from "./metrics.js";
 
 export interface CoordinatorRoutesOptions {
@@ -24,6 +25,10 @@ export interface CoordinatorRoutesOptions {
   metrics?: boolean | CoordinatorMetricsOptions;
   /** The body limit in bytes, named in 413 messages (App passes its own). */
   bodyLimit?: number;
+  /** False: failed tasks' error messages are not sent to clients (App passes its own). Default true. */
+  exposeTaskErrors?: boolean;
+  /** Serve the dead-letter routes (GET/DELETE /dead-letters, POST …/retry). Default true. */
+  deadLetters?: boolean;
   logger?: Logger;
 }
 
@@ -82,6 +87,10 @@ export function coordinatorRoutes(
 ): FastifyPluginAsync {
   const maxWaitMs = options.maxWaitMs ?? 30_000;
   const logger = options.logger ?? getDefaultLogger();
+  const shown = <T extends { status: string; error?: string }>(task: T): T =>
+    options.exposeTaskErrors === false && task.error !== undefined && task.status !== "cancelled"
+      ? { ...task, error: HIDDEN_TASK_ERROR }
+      : task;
   return async (fastify: FastifyInstance) => {
     fastify.setErrorHandler(httpErrorHandler(logger, options));
     const prefix = fastify.prefix.replace(/\/$/, "");
@@ -118,7 +127,7 @@ export function coordinatorRoutes(
       } catch (error) {
         if (!(error instanceof WaitTimeoutError)) throw error;
         const latest = (await coordinator.getTask(task.id)) ?? task;
-        return reply.code(202).header("location", location).send(latest);
+        return reply.code(202).header("location", location).send(shown(latest));
       }
     });
 
@@ -126,7 +135,7 @@ export function coordinatorRoutes(
       const { id } = request.params as { id: string };
       const task = await coordinator.getTask(id);
       if (!task) throw new UnknownTaskError(id);
-      return task;
+      return shown(task);
     });
 
     fastify.delete("/tasks/:id", { schema: idSchema }, async (request) => {
@@ -142,7 +151,10 @@ export function coordinatorRoutes(
       return result;
     });
 
+    // Workers' pids and host names: keep the App behind `auth` where that matters.
     fastify.get("/workers", async () => ({ workers: await coordinator.getWorkers() }));
+
+    if (options.deadLetters !== false) await deadLetterRoutes(fastify, coordinator.deadLetters);
 
     fastify.get("/stats", async () => coordinator.getStats());
 

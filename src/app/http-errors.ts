@@ -18,6 +18,7 @@ import {
   TaskFailedError,
   TaskTimeoutError,
   TransportError,
+  UnknownDeadLetterError,
   UnknownTaskError,
   ValidationError,
   WaitTimeoutError,
@@ -40,7 +41,13 @@ export interface HttpErrorOptions {
   bodyLimit?: number;
   /** Retry-After (seconds) of a 503 for a full queue. */
   retryAfterSeconds?: number;
+  /** False: a failed task's error message (its handler's) is replaced by a generic one. Default true. */
+  exposeTaskErrors?: boolean;
 }
+
+/** What a client reads instead of a task's error when task errors are hidden. */
+export const HIDDEN_TASK_ERROR =
+  "The task failed; its error is not shown to HTTP clients (exposeTaskErrors is false). The server log and the dashboard have it.";
 
 const fail = (
   status: number,
@@ -55,6 +62,7 @@ const fail = (
 /** The status of each library error (checked in order: subclasses first). */
 const STATUS: Array<[abstract new (...args: never[]) => Error, number]> = [
   [UnknownTaskError, 404],
+  [UnknownDeadLetterError, 404],
   [QueueFullError, 503],
   [PayloadTooLargeError, 413],
   [ValidationError, 400],
@@ -84,7 +92,8 @@ export function toHttpFailure(error: unknown, options: HttpErrorOptions = {}): H
       const taskStatus = TASK_STATUS[error.code];
       if (taskStatus) extra.status = taskStatus;
     }
-    const failure: HttpFailure = fail(status, error.code, error.message, extra);
+    const hide = options.exposeTaskErrors === false && error instanceof TaskFailedError;
+    const failure: HttpFailure = fail(status, error.code, hide ? HIDDEN_TASK_ERROR : error.message, extra);
     if (error instanceof QueueFullError) {
       failure.headers = { "retry-after": String(options.retryAfterSeconds ?? 1) };
     }
@@ -137,7 +146,8 @@ export function httpErrorHandler(logger: Logger, options: HttpErrorOptions = {})
     if (failure === undefined) {
       logger.error({ err: loggable(error), reqId: request.id, url: request.url }, "request failed");
     } else if (failure.status >= 500) {
-      const { code, message } = failure.body.error;
+      const code = failure.body.error.code;
+      const message = error instanceof Error ? error.message : failure.body.error.message;
       logger.warn({ code, reason: message, reqId: request.id, url: request.url }, "request failed");
     }
     failure ??= fail(

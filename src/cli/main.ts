@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** The `fastagentic` command line: worker, submit, status. */
 import { Command } from "commander";
-import { FastAgenticError } from "../errors.js";
+import { ConfigError, FastAgenticError } from "../errors.js";
+import { type DeadLetterAction, deadLettersCommand } from "./dead-letters.command.js";
 import { eventsGroupsCommand, eventsPublishCommand, eventsTailCommand } from "./events.command.js";
 import { intOption, jsonObjectOption, listOption, priorityOption } from "./shared-options.js";
 import { statusCommand } from "./status.command.js";
@@ -114,6 +115,33 @@ events
   .option("--namespace <ns>", "broker namespace")
   .option("--transport-options <json>", optionsHelp, jsonObjectOption)
   .action(async (flags) => exit(await eventsGroupsCommand(flags)));
+program
+  .command("dead-letters")
+  .description("list, show, retry, delete or purge the dead letters of a queue")
+  .argument("<action>", "list | show | retry | delete | purge")
+  .argument("[ids...]", "letter ids (show, retry, delete), as list prints them")
+  .option("--transport <url>", transportHelp)
+  .option("--type <type>", "only letters of this task type")
+  .option("--limit <n>", "letters per page (list), 1-500", intOption("--limit", 1))
+  .option("--cursor <c>", "continue a list where the last page ended")
+  .option("--all", "retry: every letter (of --type)")
+  .option("--yes", "purge: yes, delete them for good")
+  .option("--json", "print JSON")
+  .option(
+    "--wait-ms <ms>",
+    "how long to collect worker heartbeats (to find queues)",
+    intOption("--wait-ms", 0),
+  )
+  .option("--namespace <ns>", "broker namespace")
+  .option("--transport-options <json>", optionsHelp, jsonObjectOption)
+  .option("--queue <name>", "queue name (default: default)")
+  .action(async (action: string, ids: string[], flags) => {
+    const actions = ["list", "show", "retry", "delete", "purge"];
+    if (!actions.includes(action)) {
+      throw new ConfigError(`dead-letters: unknown action "${action}"; use ${actions.join(", ")}.`);
+    }
+    exit(await deadLettersCommand(action as DeadLetterAction, ids, flags));
+  });
 
 function exit(code: number): void {
   process.exitCode = code;

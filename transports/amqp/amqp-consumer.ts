@@ -36,7 +36,7 @@ import type { AmqpTopology } from "./amqp-topology.js";
 export type ResendTarget =
   | { to: "queue" }
   | { to: "delay"; delayMs: number }
-  | { to: "dead"; reason: string };
+  | { to: "dead"; reason: string; deliveries: number };
 
 /** What a consumer needs from its transport. */
 export interface ConsumerHost {
@@ -217,7 +217,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     const channel = delivery.channel;
     const target: ResendTarget =
       how.kind === "dead"
-        ? { to: "dead", reason: how.reason }
+        ? { to: "dead", reason: how.reason, deliveries: delivery.deliveryCount }
         : how.delayMs > 0
           ? { to: "delay", delayMs: how.delayMs }
           : { to: "queue" };

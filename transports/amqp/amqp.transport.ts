@@ -5,6 +5,7 @@
  * queue; dead letters go to `<queue>.dead`. The connection reconnects by itself and every channel
  * owner (publisher, topology, consumers, fan-out) recovers on the new one. See README.md here.
  */
+import { randomUUID } from "node:crypto";
 import type { ConsumeMessage, Options } from "amqplib";
 import {
   ConfigError,
@@ -15,6 +16,7 @@ import {
   TransportError,
 } from "../../src/errors.js";
 import { childLogger, getDefaultLogger, type Logger } from "../../src/logger.js";
+import type { DeadLetters } from "../dead-letters.js";
 import type { EntityMailbox } from "../entity-mailbox.js";
 import {
   assertLogicalName,
@@ -34,6 +36,7 @@ import {
 } from "../transport.js";
 import { AmqpConnection } from "./amqp-connection.js";
 import { AmqpConsumer, type ConsumerHost, type ResendTarget } from "./amqp-consumer.js";
+import { AmqpDeadLetters, stampDeadLetter } from "./amqp-dead-letters.js";
 import { AmqpEntityMailbox } from "./amqp-entity-mailbox.js";
 import { AmqpEventLog } from "./amqp-event-log.js";
 import { AmqpFanout } from "./amqp-fanout.js";
@@ -71,6 +74,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
   private closing?: Promise<void>;
   private events?: AmqpEventLog;
   private mailbox?: AmqpEntityMailbox;
+  private deadLetterStore?: AmqpDeadLetters;
 
   constructor(options: AmqpTransportOptions = {}) {
     this.options = resolveAmqpOptions(options);
@@ -341,10 +345,26 @@ export class AmqpTransport implements Transport, ConsumerHost {
     const properties = copyProperties(message, deliveries);
     if (target.to === "dead") {
       properties.headers[DEAD_LETTER_REASON_HEADER] = target.reason;
+      stampDeadLetter(properties, target.deliveries, randomUUID().replaceAll("-", ""));
       return this.sendTo(deadLetterQueueOf(queue), message.content, properties, 0, deadline);
     }
     const delayMs = target.to === "delay" ? target.delayMs : 0;
     return this.sendTo(queue, message.content, properties, delayMs, deadline);
+  }
+
+  /** Dead letters: list, inspect, retry, delete, purge, by bounded scans (see amqp-dead-letters.ts). */
+  deadLetters(): DeadLetters {
+    this.deadLetterStore ??= new AmqpDeadLetters({
+      connection: this.connection,
+      operationTimeoutMs: this.operationTimeoutMs,
+      queueName: (logical) => this.names.queue(logical),
+      send: async (queue, content, properties) => {
+        this.assertOpen();
+        await this.ready();
+        return this.sendTo(queue, content, properties, 0, Date.now() + this.options.publishTimeoutMs);
+      },
+    });
+    return this.deadLetterStore;
   }
 
   forget(consumer: AmqpConsumer): void {

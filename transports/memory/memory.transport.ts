@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from "../../src/clock.js";
 import { PayloadTooLargeError, StateError } from "../../src/errors.js";
+import { DEAD_LETTER_AT_HEADER, DEAD_LETTER_DELIVERIES_HEADER, type DeadLetters } from "../dead-letters.js";
 import { DedupWindow } from "../dedup-window.js";
 import type { EntityMailbox } from "../entity-mailbox.js";
 import { type EventLogOptions, resolveEventLogOptions } from "../event-log.js";
@@ -20,6 +21,7 @@ import {
   type TransportStatusEvent,
 } from "../transport.js";
 import { type MemoryBroker, MemoryConsumer, type MemoryQueue, type Message } from "./memory-consumer.js";
+import { MemoryDeadLetters } from "./memory-dead-letters.js";
 import { MemoryEntityMailbox } from "./memory-entity-mailbox.js";
 import { MemoryEventLog } from "./memory-event-log.js";
 import { MemoryStateStore } from "./memory-state-store.js";
@@ -67,6 +69,7 @@ export class InMemoryTransport implements Transport, MemoryBroker {
   private store?: MemoryStateStore;
   private events?: MemoryEventLog;
   private readonly eventOptions?: EventLogOptions;
+  private deadLetterStore?: MemoryDeadLetters;
 
   constructor(options: InMemoryTransportOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -210,6 +213,29 @@ export class InMemoryTransport implements Transport, MemoryBroker {
     return this.store;
   }
 
+  /** Dead letters: list, inspect, retry, delete, purge (transports/dead-letters.ts). */
+  deadLetters(): DeadLetters {
+    this.deadLetterStore ??= new MemoryDeadLetters({
+      existingQueue: (name) => this.queues.get(name),
+      queueNames: () => this.queues.keys(),
+      enqueueNew: (queue, body, priority, headers) => {
+        const message: Message = { seq: ++this.seq, priority, body, headers, deliveries: 0 };
+        this.put(this.queue(queue), message, 0);
+      },
+      assertOpen: () => this.assertOpen(),
+    });
+    return this.deadLetterStore;
+  }
+
+  /** Messages waiting in `queue` by priority value (delayed ones are not counted). */
+  async depthByPriority(queue: string): Promise<Record<number, number>> {
+    assertLogicalName(queue, "queue name");
+    const counts: Record<number, number> = { 0: 0, 5: 0, 10: 0, 20: 0 };
+    for (const m of this.queues.get(queue)?.heap.toArray() ?? [])
+      counts[m.priority] = (counts[m.priority] ?? 0) + 1;
+    return counts;
+  }
+
   /**
    * Fault injection for tests (like a network partition): fan-out messages for which `filter`
    * returns true are silently dropped until the returned function is called.
@@ -247,8 +273,14 @@ export class InMemoryTransport implements Transport, MemoryBroker {
       this.droppedDeadLetters++;
       return;
     }
-    message.headers = { ...message.headers, [DEAD_LETTER_REASON_HEADER]: reason };
+    message.headers = {
+      ...message.headers,
+      [DEAD_LETTER_REASON_HEADER]: reason,
+      [DEAD_LETTER_DELIVERIES_HEADER]: String(message.deliveries),
+      [DEAD_LETTER_AT_HEADER]: String(this.clock.now()),
+    };
     message.deliveries = 0;
+    message.seq = ++this.seq; // dead letters are addressed, and listed, in the order they died
     this.put(dlq, message, 0);
   }
 

@@ -51,6 +51,22 @@ export class PriorityHeap<T extends HeapItem> {
     return top;
   }
 
+  /** Every item, in no particular order (a copy). */
+  toArray(): T[] {
+    return [...this.items];
+  }
+
+  /** Removes the items `remove` picks (O(n): for rare operations such as dead-letter admin). */
+  removeWhere(remove: (item: T) => boolean): T[] {
+    const kept: T[] = [];
+    const removed: T[] = [];
+    for (const item of this.items) (remove(item) ? removed : kept).push(item);
+    if (removed.length === 0) return removed;
+    this.items = [];
+    for (const item of kept) this.push(item);
+    return removed;
+  }
+
   /** Removes every item; returns them in no particular order. */
   drain(): T[] {
     const all = this.items;

@@ -88,6 +88,25 @@ export class NatsTopology {
     }
   }
 
+  /** Messages waiting per priority level, keyed by the level's lowest priority value. */
+  async depthByLevel(queue: string, levels: readonly number[]): Promise<Record<number, number>> {
+    const t = await this.ensure(queue);
+    try {
+      const infos = await Promise.all(t.consumers.map((c) => this.jsm.consumers.info(t.stream, c)));
+      const out: Record<number, number> = {};
+      infos.forEach((info, level) => {
+        out[levels[level] as number] = info.num_pending;
+      });
+      return out;
+    } catch (error) {
+      if (isNotFound(error)) this.invalidate(queue);
+      throw new TransportError(`Could not read the depth of queue "${queue}": ${describeThrown(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+  }
+
   /** Deletes the streams this transport used (and their consumers). */
   async deleteUsed(): Promise<void> {
     await Promise.all([...this.used].map((s) => this.deleteStream(s)));

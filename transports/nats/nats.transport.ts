@@ -18,6 +18,7 @@ import {
   ValidationError,
 } from "../../src/errors.js";
 import { getDefaultLogger } from "../../src/logger.js";
+import { DEAD_LETTER_AT_HEADER, DEAD_LETTER_DELIVERIES_HEADER, type DeadLetters } from "../dead-letters.js";
 import type { EntityMailbox } from "../entity-mailbox.js";
 import type { StateStore } from "../state-store.js";
 import {
@@ -36,6 +37,7 @@ import {
 } from "../transport.js";
 import { openConnection, ReconnectBackoff } from "./nats-connection.js";
 import { type ConsumerLink, NatsConsumer } from "./nats-consumer.js";
+import { NatsDeadLetters } from "./nats-dead-letters.js";
 import { DeliveryCorrections, type NatsDelivery } from "./nats-delivery.js";
 import { NatsEntityMailbox } from "./nats-entity-mailbox.js";
 import { NatsEventLog } from "./nats-event-log.js";
@@ -87,6 +89,7 @@ export class NatsTransport implements Transport {
   private events?: NatsEventLog;
   private mailbox?: NatsEntityMailbox;
   private store?: NatsStateStore;
+  private deadLetterStore?: NatsDeadLetters;
 
   constructor(options: NatsTransportOptions = {}) {
     this.options = resolveNatsOptions(options);
@@ -265,6 +268,23 @@ export class NatsTransport implements Transport {
     getDefaultLogger().warn({ transport: "nats", namespace: this.options.namespace }, message);
   }
 
+  /** Dead letters: list, inspect, retry, delete, purge (transports/dead-letters.ts). */
+  deadLetters(): DeadLetters {
+    this.deadLetterStore ??= new NatsDeadLetters({
+      names: this.names,
+      jsm: () => this.live().jsm,
+      enqueue: (queue, body, options) => this.enqueue(queue, body, options),
+    });
+    return this.deadLetterStore;
+  }
+
+  /** Messages waiting in `queue` by priority (each level's pending count, keyed by its lowest value). */
+  async depthByPriority(queue: string): Promise<Record<number, number>> {
+    const conn = this.live();
+    assertLogicalName(queue, "queue name");
+    return conn.topology.depthByLevel(queue, PRIORITY_LEVELS);
+  }
+
   /** The NATS subject of one priority level of a queue (for tools that publish to it directly). */
   subjectOf(queue: string, priority: number): string {
     assertLogicalName(queue, "queue name");
@@ -382,6 +402,8 @@ export class NatsTransport implements Transport {
     const h = natsHeaders();
     setUserHeaders(h, d.headers, true);
     h.set(DEAD_LETTER_REASON_HEADER, oneLine(reason, 2000));
+    h.set(DEAD_LETTER_DELIVERIES_HEADER, String(d.deliveryCount));
+    h.set(DEAD_LETTER_AT_HEADER, String(Date.now()));
     const level = levelOf(d.priority);
     if (d.priority !== PRIORITY_LEVELS[level]) h.set(PRIORITY_HEADER, String(d.priority));
     h.set(MSG_ID_HEADER, `dl-${d.info.stream}-${d.info.streamSeq}`);

@@ -1,0 +1,217 @@
+/**
+ * The dashboard in a real browser, against a coordinator on one transport: an unauthenticated
+ * browser gets nothing; a signed-in one sees worker processes appear, and one disappear when it is
+ * killed; counts move while tasks run; a failed task opens with its error; retried from the
+ * dead-letters view, it completes. Screenshots at each step go to test-artifacts/dashboard/.
+ * Every wait is on the page or a process, bounded.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  App,
+  bearerToken,
+  Coordinator,
+  silentLogger,
+  type TaskHandler,
+  type Transport,
+} from "../../../src/index.js";
+import { CliProcess } from "../../chaos/harness.js";
+import { uniqueNamespace } from "../../helpers/brokers.js";
+import { type Browsing, browserAvailable, openBrowser, screenshotPath } from "./browser.js";
+
+export interface DashboardTarget {
+  name: string;
+  available(): Promise<boolean>;
+  /** A transport in namespace `ns`. */
+  transport(ns: string): Transport;
+  /** The CLI's --transport URL (undefined: no worker processes; the coordinator runs its own workers). */
+  url?: string;
+  cleanup?(ns: string): Promise<void>;
+}
+
+const TOKEN = "dashboard-test-token-0123456789";
+const HANDLERS = resolve(import.meta.dirname, "../../fixtures/dashboard/handlers.ts");
+const WAIT = 30_000;
+
+export function describeDashboardInBrowser(target: DashboardTarget): void {
+  describe(`dashboard in Chromium: ${target.name}`, () => {
+    let ok = false;
+    const ns = uniqueNamespace("dash");
+    let coordinator: Coordinator;
+    let app: App;
+    let base = "";
+    let dir = "";
+    const workers: CliProcess[] = [];
+    let browser: Browsing | undefined;
+    let page: Page;
+
+    beforeAll(async () => {
+      ok = browserAvailable() && (await target.available());
+      if (!ok) return;
+      dir = mkdtempSync(join(tmpdir(), "fa-dash-"));
+      const remote = target.url !== undefined;
+      coordinator = new Coordinator({
+        transport: target.transport(ns),
+        logger: silentLogger,
+        config: {
+          minWorkers: remote ? 0 : 2,
+          maxWorkers: 2,
+          autoScale: false,
+          workerTimeoutMs: 2000,
+          healthCheckIntervalMs: 250,
+        },
+        workerConfig: { maxConcurrentTasks: 4, heartbeatIntervalMs: 300 },
+      });
+      if (!remote) {
+        const handlers = (await import(HANDLERS)).default as Record<string, TaskHandler>;
+        for (const [type, fn] of Object.entries(handlers)) coordinator.handler(type, fn);
+      }
+      app = new App({ appLogger: silentLogger, auth: bearerToken(TOKEN) });
+      app.onStartup(() => coordinator.start());
+      app.onShutdown(() => coordinator.stop({ graceful: false }));
+      app.mountCoordinator(coordinator);
+      app.mountDashboard(coordinator, { path: "/dashboard" });
+      base = await app.listen({ port: 0 });
+      if (remote) for (let i = 0; i < 2; i++) workers.push(await startWorker(target.url as string, ns));
+    }, 120_000);
+
+    afterAll(async () => {
+      if (!ok) return;
+      await browser?.close();
+      await Promise.all(workers.map((w) => w.destroy()));
+      await app?.close().catch(() => {});
+      await target.cleanup?.(ns);
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }, 60_000);
+
+    it("gives an unauthenticated browser nothing", { timeout: 120_000 }, async ({ skip }) => {
+      if (!ok) skip();
+      const anonymous = await openBrowser();
+      try {
+        const p = await anonymous.context.newPage();
+        for (const path of [
+          "/dashboard/",
+          "/dashboard/events",
+          "/dashboard/assets/app.js",
+          "/dashboard/api/dead-letters",
+        ]) {
+          // Headless Chromium gives up on the Basic challenge (no one to ask): the 401 is all it gets.
+          const answered = p.waitForResponse((r) => r.url() === `${base}${path}`, { timeout: WAIT });
+          await p.goto(`${base}${path}`).catch(() => {});
+          const response = await answered;
+          expect(response.status(), path).toBe(401);
+          const body = await response.text().catch(() => "");
+          const text = `${body}${await p.content()}`;
+          for (const leak of ["Workers", "Dead letters", "EventSource", "pid"])
+            expect(text, path).not.toContain(leak);
+        }
+        await p.screenshot({ path: screenshotPath(`${target.name}-0-unauthenticated`) });
+      } finally {
+        await anonymous.close();
+      }
+    });
+
+    it("shows workers, moving counts, a failed task, and a dead letter retried to completion", {
+      timeout: 240_000,
+    }, async ({ skip }) => {
+      if (!ok) skip();
+      browser = await openBrowser({ username: "ops", password: TOKEN });
+      page = await browser.context.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      expect((await page.goto(`${base}/dashboard/`))?.status()).toBe(200);
+      await expect.poll(() => page.locator("#feed-state").textContent(), { timeout: WAIT }).toBe("live");
+      await expect.poll(() => page.locator("#workers tbody tr").count(), { timeout: WAIT }).toBe(2);
+      const pids = await page.locator("#workers tbody td:nth-child(2)").allTextContents();
+      if (target.url) expect(pids.map(Number).sort()).toEqual(workers.map((w) => w.pid).sort());
+      await page.screenshot({ path: screenshotPath(`${target.name}-1-workers`) });
+
+      // Counts move while tasks run.
+      const before = Number(await page.locator("#c-completed").textContent());
+      const release = join(dir, "release-held");
+      const tasks = [];
+      for (let i = 0; i < 12; i++) tasks.push(coordinator.submitAsync("hold", { file: release }));
+      for (let i = 0; i < 200; i++) tasks.push(coordinator.submitAsync("work", { ms: 5, i }));
+      const submitted = await Promise.all(tasks);
+      // Held tasks take every slot (2 workers × 4): the page shows them running, the rest queued.
+      await expect
+        .poll(async () => Number(await page.locator("#c-running").textContent()), { timeout: WAIT })
+        .toBe(8);
+      await expect
+        .poll(async () => Number(await page.locator("#c-queued").textContent()), { timeout: WAIT })
+        .toBeGreaterThan(100);
+      await page.screenshot({ path: screenshotPath(`${target.name}-2-running`) });
+      writeFileSync(release, "go");
+      await Promise.all(submitted.map((t) => coordinator.waitFor(t.id, { timeoutMs: 60_000 })));
+      await expect
+        .poll(async () => Number(await page.locator("#c-completed").textContent()), { timeout: WAIT })
+        .toBe(before + 212);
+      await expect
+        .poll(async () => Number(await page.locator("#c-running").textContent()), { timeout: WAIT })
+        .toBe(0);
+
+      // A worker process killed: its row goes, and the page says why.
+      if (target.url) {
+        const killed = workers.pop() as CliProcess;
+        process.kill(killed.pid, "SIGKILL");
+        await expect.poll(() => page.locator("#workers tbody tr").count(), { timeout: WAIT }).toBe(1);
+        await expect
+          .poll(() => page.locator("#events").textContent(), { timeout: WAIT })
+          .toContain("missed its heartbeats");
+        await killed.destroy();
+      }
+
+      // A failed task opens with its error.
+      const file = join(dir, "fussy-ready");
+      const failing = await coordinator.submitAsync("fussy", { file });
+      expect((await coordinator.waitFor(failing.id, { timeoutMs: 30_000 })).status).toBe("failed");
+      await page.selectOption("#task-status", "failed");
+      const row = page.locator(`#tasks tr[data-task="${failing.id}"]`);
+      await row.waitFor({ timeout: WAIT });
+      await row.click();
+      await expect
+        .poll(() => page.locator("#detail-fields").textContent(), { timeout: WAIT })
+        .toContain("is not there yet");
+      await page.screenshot({ path: screenshotPath(`${target.name}-3-failed-task`) });
+      await page.click("#detail-close");
+
+      // Retried from the dead-letters view, it completes.
+      const dead = page.locator("#dead tbody tr", { hasText: failing.id });
+      await expect.poll(() => dead.count(), { timeout: WAIT }).toBe(1);
+      await page.screenshot({ path: screenshotPath(`${target.name}-4-dead-letters`), fullPage: true });
+      writeFileSync(file, "ready");
+      await dead.locator("button[data-retry]").click();
+      const result = await coordinator.waitFor(failing.id, { timeoutMs: 30_000 });
+      expect(result.status).toBe("completed");
+      await page.selectOption("#task-status", "completed");
+      await page
+        .locator(`#tasks tr[data-task="${failing.id}"] td.status-completed`)
+        .waitFor({ timeout: WAIT });
+      await expect.poll(() => dead.count(), { timeout: WAIT }).toBe(0);
+      await page.selectOption("#task-status", "");
+      await page.screenshot({ path: screenshotPath(`${target.name}-5-retried`), fullPage: true });
+      expect(errors).toEqual([]);
+    });
+  });
+}
+
+async function startWorker(url: string, ns: string): Promise<CliProcess> {
+  const p = new CliProcess([
+    "worker",
+    "--transport",
+    url,
+    "--namespace",
+    ns,
+    "--handlers",
+    HANDLERS,
+    "--concurrency",
+    "4",
+    "--heartbeat-ms",
+    "300",
+  ]);
+  await p.waitForOutput(/serving/, "the worker serving");
+  return p;
+}
