@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `fastagentic` command line: worker, submit, status. */
-import { Command } from "commander";
-import { FastAgenticError } from "../errors.js";
+import { Command, CommanderError } from "commander";
+import { ConfigError, FastAgenticError, ValidationError } from "../errors.js";
 import { intOption, jsonObjectOption, listOption, priorityOption } from "./shared-options.js";
 import { statusCommand } from "./status.command.js";
 import { submitCommand } from "./submit.command.js";
@@ -9,9 +9,13 @@ import { workerCommand } from "./worker.command.js";
 
 const program = new Command("fastagentic")
   .description("Actor-model task workers over memory://, nats:// or amqp:// transports")
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Usage errors (no or unknown command, unknown flag, missing argument) exit 2, not commander's 1.
+  .exitOverride();
 
-const transportHelp = "transport URL (default: $FASTAGENTIC_TRANSPORT, then memory://)";
+const transportHelp =
+  "broker URL, nats://… or amqp://… (default: $FASTAGENTIC_TRANSPORT); memory:// is refused: " +
+  "it does not reach other processes";
 const optionsHelp =
   "adapter options as JSON, e.g. '{\"ackWaitMs\":5000}' (NATS), '{\"heartbeatSeconds\":5}' (AMQP)";
 
@@ -82,9 +86,13 @@ function exit(code: number): void {
 }
 
 program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof CommanderError) {
+    // Commander has printed its message (and the help); --help and --version exit 0.
+    process.exit(error.exitCode === 0 ? 0 : 2);
+  }
   if (error instanceof FastAgenticError) {
     console.error(`fastagentic: ${error.message}`);
-    process.exit(error.code === "FA_CONFIG" || error.code === "FA_INVALID_NAME" ? 2 : 1);
+    process.exit(error instanceof ConfigError || error instanceof ValidationError ? 2 : 1);
   }
   console.error(error);
   process.exit(1);

@@ -28,7 +28,7 @@ export async function submitCommand(
       );
     }
   }
-  const transport = transportOf(flags);
+  const transport = transportOf(flags, "fastagentic submit");
   const queue = new TaskQueue({ name: flags.queue ?? "default", transport });
   try {
     const task = await queue.enqueue({
