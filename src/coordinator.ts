@@ -22,6 +22,7 @@ import {
 import { describeThrown, type EscalationError, NoHandlerError, StateError } from "./errors.js";
 import type { HandlerRegistrar } from "./handlers.js";
 import { newId } from "./ids.js";
+import { checked, intIn, LIMITS } from "./limits.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { assertTaskType, subjects } from "./names.js";
 import { TransportWorkerRegistry } from "./registry.js";
@@ -221,6 +222,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * handlers; otherwise the cluster's, by sending each remote pool its share.
    */
   async scale(workers: number): Promise<void> {
+    checked("Coordinator.scale() workers", workers, intIn(0, LIMITS.workers));
     this.assertRunning("scale");
     const from = this.scaler.count();
     await this.scaler.scaleTo(workers);

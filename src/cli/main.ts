@@ -2,6 +2,7 @@
 /** The `fastagentic` command line: worker, submit, status. */
 import { Command, CommanderError } from "commander";
 import { ConfigError, FastAgenticError, ValidationError } from "../errors.js";
+import { LIMITS, MAX_DURATION_MS } from "../limits.js";
 import { intOption, jsonObjectOption, listOption, priorityOption } from "./shared-options.js";
 import { statusCommand } from "./status.command.js";
 import { submitCommand } from "./submit.command.js";
@@ -12,6 +13,9 @@ const program = new Command("fastagentic")
   .showHelpAfterError()
   // Usage errors (no or unknown command, unknown flag, missing argument) exit 2, not commander's 1.
   .exitOverride();
+
+/** Worker processes one supervisor forks at most (`--processes`). */
+const MAX_PROCESSES = 1024;
 
 const transportHelp =
   "broker URL, nats://… or amqp://… (default: $FASTAGENTIC_TRANSPORT); memory:// is refused: " +
@@ -27,25 +31,41 @@ program
     "--handlers <module>",
     "module whose default export maps task types to handlers, or @Actor class(es)",
   )
-  .option("--concurrency <n>", "tasks at once per worker", intOption("--concurrency", 1))
+  .option("--concurrency <n>", "tasks at once per worker", intOption("--concurrency", 1, LIMITS.concurrency))
   .option(
     "--tags <a,b>",
     "tags of these workers (tasks with tags go to workers carrying all of them)",
     listOption,
   )
-  .option("--min-workers <n>", "workers per process at least", intOption("--min-workers", 0))
-  .option("--max-workers <n>", "workers per process at most", intOption("--max-workers", 1))
-  .option("--processes <n>", "fork N worker processes under a supervisor", intOption("--processes", 1))
-  .option("--max-restarts <n>", "restart intensity: restarts allowed…", intOption("--max-restarts", 0))
-  .option("--restart-period-ms <ms>", "…within this window", intOption("--restart-period-ms", 1))
+  .option("--min-workers <n>", "workers per process at least", intOption("--min-workers", 0, LIMITS.workers))
+  .option("--max-workers <n>", "workers per process at most", intOption("--max-workers", 1, LIMITS.workers))
+  .option(
+    "--processes <n>",
+    "fork N worker processes under a supervisor",
+    intOption("--processes", 1, MAX_PROCESSES),
+  )
+  .option(
+    "--max-restarts <n>",
+    "restart intensity: restarts allowed…",
+    intOption("--max-restarts", 0, LIMITS.restarts),
+  )
+  .option(
+    "--restart-period-ms <ms>",
+    "…within this window",
+    intOption("--restart-period-ms", 1, MAX_DURATION_MS),
+  )
   .option("--namespace <ns>", "broker namespace (prefix of every queue and subject)")
   .option("--transport-options <json>", optionsHelp, jsonObjectOption)
   .option("--queue <name>", "queue name (default: default)")
-  .option("--heartbeat-ms <ms>", "heartbeat interval of each worker", intOption("--heartbeat-ms", 1))
+  .option(
+    "--heartbeat-ms <ms>",
+    "heartbeat interval of each worker",
+    intOption("--heartbeat-ms", 1, MAX_DURATION_MS),
+  )
   .option(
     "--stall-timeout-ms <ms>",
     "a worker whose own heartbeat comes this late (frozen process) leaves and is replaced",
-    intOption("--stall-timeout-ms", 1),
+    intOption("--stall-timeout-ms", 1, MAX_DURATION_MS),
   )
   .action(async (flags) => exit(await workerCommand(flags)));
 
@@ -57,9 +77,13 @@ program
   .option("--transport <url>", transportHelp)
   .option("--priority <p>", "low | normal | high | critical", priorityOption)
   .option("--wait", "wait for the result and print it")
-  .option("--timeout-ms <ms>", "task timeout", intOption("--timeout-ms", 1))
-  .option("--wait-timeout-ms <ms>", "give up waiting after this long", intOption("--wait-timeout-ms", 1))
-  .option("--retries <n>", "retries after a failed attempt", intOption("--retries", 0))
+  .option("--timeout-ms <ms>", "task timeout", intOption("--timeout-ms", 1, MAX_DURATION_MS))
+  .option(
+    "--wait-timeout-ms <ms>",
+    "give up waiting after this long",
+    intOption("--wait-timeout-ms", 1, MAX_DURATION_MS),
+  )
+  .option("--retries <n>", "retries after a failed attempt", intOption("--retries", 0, LIMITS.retries))
   .option("--tags <a,b>", "only workers carrying these tags run it", listOption)
   .option("--namespace <ns>", "broker namespace")
   .option("--transport-options <json>", optionsHelp, jsonObjectOption)
@@ -72,7 +96,7 @@ program
   .command("status")
   .description("list the workers, their queue depths and throughput")
   .option("--transport <url>", transportHelp)
-  .option("--wait-ms <ms>", "how long to collect heartbeats", intOption("--wait-ms", 1))
+  .option("--wait-ms <ms>", "how long to collect heartbeats", intOption("--wait-ms", 1, MAX_DURATION_MS))
   .option("--json", "print JSON")
   .option("--namespace <ns>", "broker namespace")
   .option("--transport-options <json>", optionsHelp, jsonObjectOption)

@@ -54,11 +54,12 @@ export function jsonObjectOption(value: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-export function intOption(name: string, min: number) {
+/** An integer flag from `min` to `max` (durations: at most MAX_DURATION_MS, about 24.8 days). */
+export function intOption(name: string, min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min)
-      throw new ConfigError(`${name} must be an integer ≥ ${min}, got "${value}".`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${value}".`);
     return n;
   };
 }

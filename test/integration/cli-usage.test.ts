@@ -41,6 +41,16 @@ describe("fastagentic: bad usage exits 2", () => {
     ],
     ["status on memory://", ["status"], /fastagentic status needs a broker/],
     [
+      "a duration past the timer limit",
+      ["submit", "echo", "{}", "--timeout-ms", "2147483648", "--transport", "nats://127.0.0.1:4222"],
+      /--timeout-ms must be an integer from 1 to 2147483647, got "2147483648"/,
+    ],
+    [
+      "a NaN duration",
+      ["status", "--wait-ms", "NaN"],
+      /--wait-ms must be an integer from 1 to 2147483647, got "NaN"/,
+    ],
+    [
       "a transport URL that does not parse, with a password in it",
       ["submit", "echo", "{}", "--transport", "nats://u:S3cr3t@127.0.0.1:notaport"],
       /"nats:\/\/\*\*\*@127\.0\.0\.1:notaport" is not a transport URL/,

@@ -3,6 +3,7 @@
  * namespace, JetStream limits), their defaults, and validation that says what to fix.
  */
 import { ConfigError } from "../../src/errors.js";
+import { MAX_DURATION_MS, showValue } from "../../src/limits.js";
 
 export interface NatsTlsOptions {
   /** PEM files… */
@@ -103,7 +104,7 @@ const int =
     typeof v === "number" && Number.isInteger(v) && v >= min && v <= max
       ? undefined
       : `an integer from ${min} to ${max}`;
-const ms = (min: number): Check => int(min);
+const ms = (min: number): Check => int(min, MAX_DURATION_MS);
 const text: Check = (v) => (typeof v === "string" && v.length > 0 ? undefined : "a non-empty string");
 const oneOf =
   (...values: string[]): Check =>
@@ -144,12 +145,12 @@ const SCHEMA: Record<keyof NatsTransportOptions, Check> = {
   tls,
   namespace,
   streamsOnClose: oneOf("keep", "delete"),
-  maxPayloadBytes: int(1024),
+  maxPayloadBytes: int(1024, 64 * 1024 * 1024),
   ackWaitMs: ms(100),
   duplicateWindowMs: ms(100),
-  maxDeliveries: int(1),
-  maxAckPending: int(1),
-  maxWaiting: int(1),
+  maxDeliveries: int(1, 1_000_000),
+  maxAckPending: int(1, 1_000_000),
+  maxWaiting: int(1, 1_000_000),
   replicas: int(1, 5),
   storage: oneOf("file", "memory"),
   publishTimeoutMs: ms(10),
@@ -165,7 +166,7 @@ const IGNORED = new Set(["clock"]);
 
 export function resolveNatsOptions(input: NatsTransportOptions = {}): ResolvedNatsOptions {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    throw new ConfigError(`NatsTransport options must be an object, got ${JSON.stringify(input)}.`);
+    throw new ConfigError(`NatsTransport options must be an object, got ${showValue(input)}.`);
   }
   const known = Object.keys(SCHEMA);
   for (const [key, value] of Object.entries(input)) {
@@ -182,7 +183,7 @@ export function resolveNatsOptions(input: NatsTransportOptions = {}): ResolvedNa
     }
     const problem = check(value);
     if (problem !== undefined) {
-      const shown = /password|token|nkeySeed/.test(key) ? "(hidden)" : JSON.stringify(value);
+      const shown = /password|token|nkeySeed/.test(key) ? "(hidden)" : showValue(value);
       throw new ConfigError(`NATS transport option "${key}" must be ${problem}; got ${shown}.`);
     }
   }
