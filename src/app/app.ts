@@ -6,10 +6,10 @@
 import type { IncomingHttpHeaders } from "node:http";
 import Fastify, { type FastifyInstance, type HTTPMethods } from "fastify";
 import type { Coordinator } from "../coordinator.js";
-import { describeThrown, LifecycleHookError, StateError } from "../errors.js";
+import { cutText, describeThrown, LifecycleHookError, StateError } from "../errors.js";
 import { getDefaultLogger, type Logger } from "../logger.js";
 import { type CoordinatorRoutesOptions, coordinatorRoutes } from "./coordinator-routes.js";
-import { httpErrorHandler } from "./http-errors.js";
+import { clientErrorHandler, frameworkErrorHandler, httpErrorHandler } from "./http-errors.js";
 
 export interface AppOptions {
   /** The service's name, in logs and the 404 message. */
@@ -64,6 +64,8 @@ export interface ShutdownSignalOptions {
 type Hook = () => unknown;
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+/** The longest path parameter (Fastify's default, 100, cut task ids of 101-128 characters off). */
+const MAX_PARAM_LENGTH = 1024;
 
 export class App {
   readonly title: string;
@@ -89,13 +91,18 @@ export class App {
       trustProxy: options.trustProxy ?? false,
       // Strict JSON: no type coercion ("5" is not 5), unknown fields are errors, not dropped.
       ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+      // Room for any task id (128 characters, each up to 3 once percent-encoded) as a path parameter.
+      maxParamLength: MAX_PARAM_LENGTH,
+      // Errors met before a route runs answer in the same shape as the others.
+      frameworkErrors: frameworkErrorHandler,
+      clientErrorHandler,
     });
     this.server.setErrorHandler(httpErrorHandler(this.logger, { bodyLimit: this.bodyLimit }));
     this.server.setNotFoundHandler((request, reply) => {
       void reply.code(404).send({
         error: {
           code: "FA_NOT_FOUND",
-          message: `${this.title} has no route ${request.method} ${request.url}.`,
+          message: `${this.title} has no route ${request.method} ${cutText(request.url, 200)}.`,
         },
       });
     });
