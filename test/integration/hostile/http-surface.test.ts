@@ -3,10 +3,9 @@
  * reachable at its Location, and every error, Fastify's own included (bad URL encoding, overlong
  * path parameters, requests that are not HTTP), has the body `{ error: { code, message } }`.
  */
-import { connect } from "node:net";
 import { App, Coordinator, silentLogger } from "fastagentic";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deferred } from "../../helpers/async.js";
+import { expectErrorBody, raw } from "./http-helpers.js";
 
 let app: App;
 let base: string;
@@ -25,32 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await app.close();
 });
-
-/** Asserts the one error shape: `{ error: { code, message } }` and nothing of Fastify's own. */
-export function expectErrorBody(text: string, context: string): { code: string; message: string } {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new Error(`${context}: the error body is not JSON: ${text.slice(0, 200)}`);
-  }
-  expect(body, context).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });
-  return (body as { error: { code: string; message: string } }).error;
-}
-
-/** Sends raw bytes on a new connection; resolves with everything the server sent before closing. */
-function raw(bytes: string): Promise<string> {
-  const url = new URL(base);
-  const done = deferred<string>();
-  let received = "";
-  const socket = connect({ host: url.hostname, port: Number(url.port) }, () => socket.write(bytes));
-  socket.on("data", (chunk) => {
-    received += chunk.toString();
-  });
-  socket.on("close", () => done.resolve(received));
-  socket.on("error", () => {});
-  return done.promise;
-}
 
 describe("task ids", () => {
   const ids = [
@@ -130,14 +103,14 @@ describe("every error has the body { error: { code, message } }", () => {
   }
 
   it("a request that is not HTTP: 400 in the same shape, then the connection closes", async () => {
-    const answer = await raw("NOT HTTP AT ALL\r\n\r\n");
+    const answer = await raw(base, "NOT HTTP AT ALL\r\n\r\n");
     expect(answer).toMatch(/^HTTP\/1\.1 400 /);
     const body = answer.slice(answer.indexOf("\r\n\r\n") + 4);
     expect(expectErrorBody(body, "not HTTP").code).toBe("FA_BAD_REQUEST");
   });
 
   it("headers over Node's limit: 431 in the same shape", async () => {
-    const answer = await raw(`GET /health HTTP/1.1\r\nhost: x\r\nx-big: ${"a".repeat(20_000)}\r\n\r\n`);
+    const answer = await raw(base, `GET /health HTTP/1.1\r\nhost: x\r\nx-big: ${"a".repeat(20_000)}\r\n\r\n`);
     expect(answer).toMatch(/^HTTP\/1\.1 431 /);
     const body = answer.slice(answer.indexOf("\r\n\r\n") + 4);
     expect(expectErrorBody(body, "431").code).toBe("FA_HEADERS_TOO_LARGE");
