@@ -72,6 +72,7 @@ export {
   TaskCancelledError,
   TaskError,
   TaskFailedError,
+  TaskIdConflictError,
   TaskTimeoutError,
   TransportError,
   UnknownTaskError,

@@ -33,6 +33,7 @@ import {
   subjects,
   workQueueName,
 } from "./names.js";
+import { assertSameTask } from "./task-id-reuse.js";
 import { TaskPuller } from "./task-puller.js";
 import { TaskStore } from "./task-store.js";
 import { type SubmitOptions, type Task, TaskPriority, type TaskResult, type WaitOptions } from "./types.js";
@@ -247,7 +248,13 @@ export class TaskQueue {
    */
   private send(task: Task, options: SubmitOptions): Promise<void> | undefined {
     // A generated id is new by construction: only a caller's own id can be a repeat.
-    if (options.id !== undefined && this.store.has(task.id)) return undefined;
+    if (options.id !== undefined) {
+      const known = this.store.peek(task.id);
+      if (known !== undefined) {
+        assertSameTask(known, task.type, task.data);
+        return undefined;
+      }
+    }
     if (this.size >= this.maxQueueSize) throw new QueueFullError(this.size, this.maxQueueSize);
     const headers: Record<string, string> = options.headers === undefined ? {} : { ...options.headers };
     if (headers["traceparent"] === undefined) propagation.inject(otelContext.active(), headers);

@@ -95,6 +95,11 @@ export class TaskStore {
     this.rejectWaiters(waiting, new StateError(`Task ${id} was not enqueued: its publish failed.`));
   }
 
+  /** The record itself, uncopied (the caller must not change it). */
+  peek(id: string): Readonly<Task> | undefined {
+    return this.records.get(id);
+  }
+
   get(id: string): Task | undefined {
     const r = this.records.get(id);
     if (!r) return undefined;

@@ -18,6 +18,7 @@ import {
   TaskCancelledError,
   TaskError,
   TaskFailedError,
+  TaskIdConflictError,
   TaskTimeoutError,
   TransportError,
   UnknownTaskError,
@@ -57,6 +58,7 @@ const fail = (
 /** The status of each library error (checked in order: subclasses first). */
 const STATUS: Array<[abstract new (...args: never[]) => Error, number]> = [
   [UnknownTaskError, 404],
+  [TaskIdConflictError, 409],
   [QueueFullError, 503],
   [PayloadTooLargeError, 413],
   [ValidationError, 400],

@@ -14,6 +14,9 @@ let coordinator: Coordinator;
 beforeAll(async () => {
   coordinator = new Coordinator({ config: { minWorkers: 1, autoScale: false }, logger: silentLogger });
   coordinator.handler("echo", async (data) => data);
+  coordinator.handler("boom", async () => {
+    throw new Error("boom");
+  });
   app = new App({ title: "Hostile", bodyLimit: 4096, appLogger: silentLogger });
   app.onStartup(() => coordinator.start());
   app.onShutdown(() => coordinator.stop());
@@ -48,6 +51,31 @@ describe("task ids", () => {
       expect(((await got.json()) as { id: string }).id).toBe(id);
     });
   }
+});
+
+describe("a reused task id over HTTP", () => {
+  const post = (body: unknown) =>
+    fetch(`${base}/tasks`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+
+  it("the same type and data is the same task; another type or data is 409", async () => {
+    const first = await post({ type: "echo", id: "http-42", data: { by: "a" }, wait: true });
+    expect(first.status).toBe(200);
+    expect(((await first.json()) as { result: unknown }).result).toEqual({ by: "a" });
+    const again = await post({ type: "echo", id: "http-42", data: { by: "a" }, wait: true });
+    expect(again.status).toBe(200);
+    for (const body of [
+      { type: "boom", id: "http-42", data: { by: "b" }, wait: true },
+      { type: "echo", id: "http-42", data: { by: "b" } },
+    ]) {
+      const conflict = await post(body);
+      expect(conflict.status).toBe(409);
+      expect(expectErrorBody(await conflict.text(), "conflict").code).toBe("FA_TASK_ID_CONFLICT");
+    }
+  });
 });
 
 describe("every error has the body { error: { code, message } }", () => {
