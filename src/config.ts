@@ -4,7 +4,7 @@
  */
 import { ConfigError } from "./errors.js";
 import { type Check, durationIn, intIn, LIMITS, numberIn, showValue } from "./limits.js";
-import { normalizeTags } from "./names.js";
+import { MAX_TAGS_PER_WORKER, normalizeTags } from "./names.js";
 
 const duration: Check = durationIn(0);
 const positiveDuration: Check = durationIn(1);
@@ -14,8 +14,8 @@ const multiplier: Check = numberIn(1, 1000);
 const str: Check = (v) => (typeof v === "string" && v.length > 0 ? undefined : "a non-empty string");
 const tags: Check = (v) => {
   try {
-    normalizeTags(v as string[]);
-    return undefined;
+    if (normalizeTags(v as string[]).length <= MAX_TAGS_PER_WORKER) return undefined;
+    return `at most ${MAX_TAGS_PER_WORKER} tags (a worker listens on one queue per subset of its tags)`;
   } catch (e) {
     return (e as Error).message;
   }

@@ -28,6 +28,7 @@ import { checked, durationIn, intIn, LIMITS, wholeMsIn } from "./limits.js";
 import {
   assertQueueName,
   assertTaskType,
+  MAX_TAGS_PER_WORKER,
   normalizeTags,
   queuesServedBy,
   subjects,
@@ -467,7 +468,7 @@ export class TaskQueue {
       retries:
         options.retries === undefined ? this.defaultRetries : checked("retries", options.retries, RETRIES),
       retryCount: 0,
-      tags: normalizeTags(options.tags),
+      tags: taskTags(options.tags),
       metadata,
     };
   }
@@ -476,4 +477,16 @@ export class TaskQueue {
 function hasKeys(o: object): boolean {
   for (const _ in o) return true;
   return false;
+}
+
+/** A task's tags, refused when no worker could ever carry them all (it would wait forever). */
+function taskTags(tags: readonly string[] | undefined): string[] {
+  const normalized = normalizeTags(tags);
+  if (normalized.length > MAX_TAGS_PER_WORKER) {
+    throw new ValidationError(
+      `A task with ${normalized.length} tags can never run: a worker carries at most ${MAX_TAGS_PER_WORKER} ` +
+        "(it listens on one queue per subset of its tags). Merge related tags into one.",
+    );
+  }
+  return normalized;
 }

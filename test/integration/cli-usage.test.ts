@@ -46,6 +46,29 @@ describe("fastagentic: bad usage exits 2", () => {
       /--timeout-ms must be an integer from 1 to 2147483647, got "2147483648"/,
     ],
     [
+      "submit with 7 tags (a task no worker could run)",
+      ["submit", "echo", "{}", "--tags", "a,b,c,d,e,f,g", "--transport", "nats://127.0.0.1:4222"],
+      /A task with 7 tags can never run/,
+    ],
+    [
+      "worker with 7 tags",
+      [
+        "worker",
+        "--handlers",
+        LEDGER_HANDLERS,
+        "--tags",
+        "a,b,c,d,e,f,g",
+        "--transport",
+        "nats://127.0.0.1:4222",
+      ],
+      /at most 6 tags/,
+    ],
+    [
+      "a bad namespace",
+      ["status", "--namespace", "a.b", "--transport", "nats://127.0.0.1:4222"],
+      /Invalid namespace "a.b"/,
+    ],
+    [
       "a NaN duration",
       ["status", "--wait-ms", "NaN"],
       /--wait-ms must be an integer from 1 to 2147483647, got "NaN"/,

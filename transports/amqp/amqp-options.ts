@@ -9,6 +9,7 @@ import { ConfigError } from "../../src/errors.js";
 import { MAX_DURATION_MS, showValue } from "../../src/limits.js";
 import type { Logger } from "../../src/logger.js";
 import { redactUrl } from "../../src/url-redaction.js";
+import { decodeUrlPart } from "../shared-options.js";
 import { DEFAULT_DELAY_BUCKETS_MS, validateNamespace } from "./amqp-names.js";
 import { DEFAULT_MAX_TASKS_PER_MESSAGE } from "./amqp-packs.js";
 
@@ -151,9 +152,9 @@ export function resolveAmqpOptions(options: AmqpTransportOptions = {}): Resolved
     protocol: secure ? "amqps" : "amqp",
     hostname: url.hostname.replace(/^\[|\]$/g, ""),
     port: url.port ? Number(url.port) : secure ? 5671 : 5672,
-    username: url.username ? decodeURIComponent(url.username) : "guest",
-    password: url.password ? decodeURIComponent(url.password) : url.username ? "" : "guest",
-    vhost: url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : "/",
+    username: url.username ? decodeUrlPart(url.username, "user") : "guest",
+    password: url.password ? decodeUrlPart(url.password, "password") : url.username ? "" : "guest",
+    vhost: url.pathname.length > 1 ? decodeUrlPart(url.pathname.slice(1), "vhost") : "/",
     heartbeat,
     ...(frameMax !== null ? { frameMax: Number(frameMax) } : {}),
   };
@@ -266,4 +267,15 @@ function entries(value: unknown, key: string): number {
     value,
   );
   return value as number;
+}
+
+/**
+ * The options of an `amqp://` / `amqps://` URL with `options` from transportFromUrl(): every
+ * AmqpTransportOptions key but `url`, and `clock` (accepted and ignored: broker timers run on real time).
+ */
+export function amqpOptionsFromUrl(url: URL, options: Record<string, unknown> = {}): AmqpTransportOptions {
+  const { clock: _clock, ...rest } = options;
+  const keys = AMQP_OPTION_KEYS.filter((k) => k !== "url");
+  validateKeys("transportFromUrl() options for amqp://", rest, keys);
+  return { ...(rest as Omit<AmqpTransportOptions, "url">), url };
 }

@@ -4,6 +4,7 @@
  */
 import { ConfigError } from "../../src/errors.js";
 import { MAX_DURATION_MS, showValue } from "../../src/limits.js";
+import { assertNamespace, decodeUrlPart } from "../shared-options.js";
 
 export interface NatsTlsOptions {
   /** PEM files… */
@@ -116,10 +117,8 @@ const servers: Check = (v) => {
     ? undefined
     : 'a server address or a non-empty array of them (e.g. "nats://10.0.0.1:4222")';
 };
-const namespace: Check = (v) =>
-  typeof v === "string" && /^[A-Za-z0-9_-]{1,32}$/.test(v)
-    ? undefined
-    : '1-32 letters, digits, "_" or "-" (it becomes the first token of every subject)';
+/** Checked first, by the rule every transport applies (assertNamespace). */
+const namespace: Check = () => undefined;
 const tls: Check = (v) => {
   if (typeof v === "boolean") return undefined;
   if (typeof v !== "object" || v === null || Array.isArray(v))
@@ -168,6 +167,7 @@ export function resolveNatsOptions(input: NatsTransportOptions = {}): ResolvedNa
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     throw new ConfigError(`NatsTransport options must be an object, got ${showValue(input)}.`);
   }
+  if (input.namespace !== undefined) assertNamespace(input.namespace, "NATS transport");
   const known = Object.keys(SCHEMA);
   for (const [key, value] of Object.entries(input)) {
     if (value === undefined || IGNORED.has(key)) continue;
@@ -266,8 +266,8 @@ export function natsOptionsFromUrl(url: URL, options: Record<string, unknown> = 
   }
   const scheme = url.protocol === "tls:" ? "tls" : "nats";
   fromUrl.servers = hosts.map((h) => `${scheme}://${withPort(h)}`);
-  const user = decodeURIComponent(url.username);
-  const password = decodeURIComponent(url.password);
+  const user = decodeUrlPart(url.username, "user");
+  const password = decodeUrlPart(url.password, "password");
   if (user && password) {
     fromUrl.user = user;
     fromUrl.password = password;
