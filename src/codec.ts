@@ -148,6 +148,11 @@ function notSerializable(key: string, what: string): NotSerializableError {
   );
 }
 
+/** Parses a versioned JSON envelope safely (for other codecs: events). */
+export function decodeEnvelope(bytes: Uint8Array, what: string): Record<string, unknown> {
+  return parse(bytes, what);
+}
+
 function parse(bytes: Uint8Array, what: string): Record<string, unknown> {
   let text: string;
   try {

@@ -1,5 +1,12 @@
 /** fastagentic: the public API. Every export is listed by name. */
 
+export type {
+  DeadEvent,
+  EventGroupInfo,
+  EventLog,
+  EventLogOptions,
+  EventStart,
+} from "../transports/event-log.js";
 export { InMemoryTransport, type InMemoryTransportOptions } from "../transports/memory/memory.transport.js";
 export {
   type ConsumeOptions,
@@ -80,6 +87,16 @@ export {
   ValidationError,
   WaitTimeoutError,
 } from "./errors.js";
+export {
+  EventBus,
+  type EventBusOptions,
+  type EventSubscription,
+  type PublishEventOptions,
+  type PublishedEvent,
+  type SubscribeOptions,
+} from "./events/event-bus.js";
+export type { BusEvent } from "./events/event-codec.js";
+export type { EventContext, EventHandler, SubscriptionStats } from "./events/event-subscription.js";
 export { type Logger, silentLogger } from "./logger.js";
 export {
   InMemoryWorkerRegistry,

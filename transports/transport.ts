@@ -16,6 +16,7 @@
  */
 
 import { InvalidNameError } from "../src/errors.js";
+import type { EventLog } from "./event-log.js";
 
 export type Bytes = Uint8Array;
 
@@ -135,6 +136,9 @@ export interface Transport {
   publish(subject: string, body: Bytes, options?: PublishOptions): Promise<void>;
   /** `subject` may end in `.>` to match every subject under that prefix. */
   subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription>;
+
+  /** The durable event log (transports/event-log.ts), for the EventBus; one per transport. */
+  eventLog?(): EventLog;
 }
 
 export const DEAD_LETTER_SUFFIX = "dead";

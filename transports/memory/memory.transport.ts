@@ -3,6 +3,7 @@ import { validateKeys } from "../../src/config.js";
 import { PayloadTooLargeError, StateError } from "../../src/errors.js";
 import { checked, durationIn, intIn } from "../../src/limits.js";
 import { DedupWindow } from "../dedup-window.js";
+import { type EventLogOptions, resolveEventLogOptions } from "../event-log.js";
 import { assertNamespace } from "../shared-options.js";
 import {
   assertLogicalName,
@@ -20,6 +21,7 @@ import {
   type TransportStatusEvent,
 } from "../transport.js";
 import { type MemoryBroker, MemoryConsumer, type MemoryQueue, type Message } from "./memory-consumer.js";
+import { MemoryEventLog } from "./memory-event-log.js";
 import { before, PriorityHeap } from "./priority-heap.js";
 
 export interface InMemoryTransportOptions {
@@ -38,6 +40,8 @@ export interface InMemoryTransportOptions {
    * works here works there; one process has nothing to share, so nothing else depends on it.
    */
   namespace?: string;
+  /** Retention of the event log (EventBus): by default 100,000 events and 7 days. */
+  events?: EventLogOptions;
 }
 
 const OPTION_KEYS = [
@@ -47,6 +51,7 @@ const OPTION_KEYS = [
   "dedupMaxEntries",
   "maxDeadLetters",
   "namespace",
+  "events",
 ];
 
 /**
@@ -73,6 +78,8 @@ export class InMemoryTransport implements Transport, MemoryBroker {
   private dispatchScheduled = false;
   private dirty = new Set<MemoryQueue>();
   private _state: TransportState = "idle";
+  private events?: MemoryEventLog;
+  private readonly eventOptions?: EventLogOptions;
 
   constructor(options: InMemoryTransportOptions = {}) {
     validateKeys("InMemoryTransportOptions", options, OPTION_KEYS);
@@ -98,6 +105,13 @@ export class InMemoryTransport implements Transport, MemoryBroker {
       options.maxDeadLetters ?? 10_000,
       intIn(0, 10_000_000),
     );
+    this.eventOptions = options.events;
+    if (options.events !== undefined) resolveEventLogOptions(options.events, 100_000);
+  }
+
+  eventLog(): MemoryEventLog {
+    this.events ??= new MemoryEventLog(this.clock, resolveEventLogOptions(this.eventOptions, 100_000));
+    return this.events;
   }
 
   /** Fan-out always arrives here, unless a test injected a fault with dropPublishes(). */
@@ -121,6 +135,7 @@ export class InMemoryTransport implements Transport, MemoryBroker {
     for (const consumer of [...this.consumers]) await consumer.stop();
     this.exactSubs.clear();
     this.prefixSubs.clear();
+    this.events?.close();
     this.setState("closed");
   }
 
