@@ -88,12 +88,20 @@ Each flag may also be given as an environment variable: --latency-tasks=N is BEN
 /** What both ends of a path get: a namespace of its own in this run, the broker URLs. */
 export function pathSpec(config: BenchConfig, runId: string, name: string): PathSpec {
   return {
-    ns: `bench-${runId}-${name}`,
+    ns: fitNamespace(`bench-${runId}-${name}`),
     concurrency: config.concurrency,
     natsUrl: config.natsUrl,
     amqpUrl: config.amqpUrl,
     redisUrl: config.redisUrl,
   };
+}
+
+/** A namespace within every transport's 32 characters: a longer one keeps its start and a hash of the whole. */
+function fitNamespace(ns: string): string {
+  if (ns.length <= 32) return ns;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < ns.length; i++) hash = Math.imul(hash ^ ns.charCodeAt(i), 0x01000193) >>> 0;
+  return `${ns.slice(0, 23)}-${hash.toString(16).padStart(8, "0")}`;
 }
 
 /** A bench tool's own `--name=N` flag: a positive integer, `fallback` when it is not given. */

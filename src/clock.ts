@@ -12,15 +12,38 @@ export interface Clock {
   clearTimeout(handle: TimerHandle | undefined): void;
 }
 
+/** Node's longest timer (2^31 − 1 ms); it runs a longer one after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A wait longer than one timer can take: a chain of timers, the current one in `timer`. */
+class LongTimer {
+  timer!: ReturnType<typeof setTimeout>;
+  constructor(fn: () => void, ms: number) {
+    this.arm(fn, ms);
+  }
+  private arm(fn: () => void, left: number): void {
+    this.timer =
+      left > MAX_TIMER_MS
+        ? unrefTimer(() => this.arm(fn, left - MAX_TIMER_MS), MAX_TIMER_MS)
+        : unrefTimer(fn, left);
+  }
+}
+
+function unrefTimer(fn: () => void, ms: number): ReturnType<typeof setTimeout> {
+  const t = setTimeout(fn, ms);
+  t.unref?.();
+  return t;
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref?.();
-    return t as unknown as TimerHandle;
-  },
+  // Options are bounded (src/limits.ts), but a long wait still waits as long as it says, never 1 ms.
+  setTimeout: (fn, ms) =>
+    (ms > MAX_TIMER_MS ? new LongTimer(fn, ms) : unrefTimer(fn, ms)) as unknown as TimerHandle,
   clearTimeout: (handle) => {
-    if (handle !== undefined) clearTimeout(handle as unknown as ReturnType<typeof setTimeout>);
+    if (handle === undefined) return;
+    if (handle instanceof LongTimer) clearTimeout(handle.timer);
+    else clearTimeout(handle as unknown as ReturnType<typeof setTimeout>);
   },
 };
 

@@ -3,26 +3,19 @@
  * keys are errors (a typo must not silently fall back to a default), with a suggestion.
  */
 import { ConfigError } from "./errors.js";
-import { normalizeTags } from "./names.js";
+import { type Check, durationIn, intIn, LIMITS, numberIn, showValue } from "./limits.js";
+import { MAX_TAGS_PER_WORKER, normalizeTags } from "./names.js";
 
-type Check = (value: unknown) => string | undefined;
-
-const int =
-  (min: number): Check =>
-  (v) =>
-    typeof v === "number" && Number.isInteger(v) && v >= min ? undefined : `an integer ≥ ${min}`;
-const duration: Check = (v) =>
-  typeof v === "number" && Number.isFinite(v) && v >= 0 ? undefined : "a duration in milliseconds ≥ 0";
-const positiveDuration: Check = (v) =>
-  typeof v === "number" && Number.isFinite(v) && v > 0 ? undefined : "a duration in milliseconds > 0";
+const duration: Check = durationIn(0);
+const positiveDuration: Check = durationIn(1);
 const bool: Check = (v) => (typeof v === "boolean" ? undefined : "true or false");
 const ratio: Check = (v) => (typeof v === "number" && v >= 0 && v <= 1 ? undefined : "a number from 0 to 1");
-const number1: Check = (v) => (typeof v === "number" && v >= 1 ? undefined : "a number ≥ 1");
+const multiplier: Check = numberIn(1, 1000);
 const str: Check = (v) => (typeof v === "string" && v.length > 0 ? undefined : "a non-empty string");
 const tags: Check = (v) => {
   try {
-    normalizeTags(v as string[]);
-    return undefined;
+    if (normalizeTags(v as string[]).length <= MAX_TAGS_PER_WORKER) return undefined;
+    return `at most ${MAX_TAGS_PER_WORKER} tags (a worker listens on one queue per subset of its tags)`;
   } catch (e) {
     return (e as Error).message;
   }
@@ -35,7 +28,7 @@ function validate<T extends object>(
 ): Partial<T> {
   if (input === undefined) return {};
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    throw new ConfigError(`${what} must be an object, got ${JSON.stringify(input)}.`);
+    throw new ConfigError(`${what} must be an object, got ${showValue(input)}.`);
   }
   for (const [key, value] of Object.entries(input)) {
     if (value === undefined) continue;
@@ -56,7 +49,7 @@ function validate<T extends object>(
     if (typeof check === "function") {
       const problem = check(value);
       if (problem !== undefined) {
-        throw new ConfigError(`${what}.${key} must be ${problem}; got ${JSON.stringify(value)}.`);
+        throw new ConfigError(`${what}.${key} must be ${problem}; got ${showValue(value)}.`);
       }
     } else {
       validate(`${what}.${key}`, value, check);
@@ -171,17 +164,23 @@ export const DEFAULT_COORDINATOR_CONFIG: CoordinatorConfig = {
   maxFinishedTasks: 100_000,
 };
 
-const backoffSchema = { initialMs: duration, multiplier: number1, maxMs: duration, jitter: ratio };
-const intensitySchema = { maxRestarts: int(0), periodMs: positiveDuration };
+const backoffSchema = { initialMs: duration, multiplier, maxMs: duration, jitter: ratio };
+const intensitySchema = { maxRestarts: intIn(0, LIMITS.restarts), periodMs: positiveDuration };
+
+/** A partial RetryBackoff, validated, over the defaults. */
+export function resolveRetryBackoff(input: Partial<RetryBackoff> | undefined, what: string): RetryBackoff {
+  const given = validate<RetryBackoff>(what, input, backoffSchema);
+  return { ...DEFAULT_RETRY_BACKOFF, ...definedOnly(given) };
+}
 
 export function resolveWorkerConfig(input: unknown, what = "WorkerConfig"): WorkerConfig {
   const given = validate<WorkerConfig>(what, input, {
-    maxConcurrentTasks: int(1),
+    maxConcurrentTasks: intIn(1, LIMITS.concurrency),
     heartbeatIntervalMs: positiveDuration,
     taskTimeoutMs: positiveDuration,
     tags,
     gracefulShutdownTimeoutMs: duration,
-    maxRedeliveries: int(0),
+    maxRedeliveries: intIn(0, LIMITS.redeliveries),
     stallTimeoutMs: positiveDuration,
     lifecycleEvents: (v: unknown) =>
       v === "off" || v === "durable" || v === "fast" ? undefined : '"off", "durable" or "fast"',
@@ -193,22 +192,22 @@ export function resolveWorkerConfig(input: unknown, what = "WorkerConfig"): Work
 
 export function resolveCoordinatorConfig(input: unknown, what = "CoordinatorConfig"): CoordinatorConfig {
   const given = validate<CoordinatorConfig>(what, input, {
-    minWorkers: int(0),
-    maxWorkers: int(1),
+    minWorkers: intIn(0, LIMITS.workers),
+    maxWorkers: intIn(1, LIMITS.workers),
     autoScale: bool,
-    scaleUpThreshold: int(1),
-    scaleDownThreshold: int(0),
+    scaleUpThreshold: intIn(1, LIMITS.queueSize),
+    scaleDownThreshold: intIn(0, LIMITS.queueSize),
     healthCheckIntervalMs: positiveDuration,
     workerTimeoutMs: positiveDuration,
     autoScaleIntervalMs: positiveDuration,
     scaleDownDelayMs: duration,
-    maxQueueSize: int(1),
+    maxQueueSize: intIn(1, LIMITS.queueSize),
     queueName: str,
     defaultTimeoutMs: positiveDuration,
-    defaultRetries: int(0),
+    defaultRetries: intIn(0, LIMITS.retries),
     retryBackoff: backoffSchema,
     restartIntensity: intensitySchema,
-    maxFinishedTasks: int(0),
+    maxFinishedTasks: intIn(0, LIMITS.finishedTasks),
   });
   const config: CoordinatorConfig = {
     ...DEFAULT_COORDINATOR_CONFIG,
@@ -243,8 +242,8 @@ export function assertMinMax(what: string, minWorkers: number, maxWorkers: numbe
 
 export function validatePoolOptions(input: unknown): void {
   validate("WorkerPoolOptions", input, {
-    minWorkers: int(0),
-    maxWorkers: int(1),
+    minWorkers: intIn(0, LIMITS.workers),
+    maxWorkers: intIn(1, LIMITS.workers),
     config: () => undefined,
     transport: () => undefined,
     id: str,
@@ -264,7 +263,7 @@ const keySets = new WeakMap<readonly string[], Set<string>>();
 export function validateKeys(what: string, input: unknown, keys: readonly string[]): void {
   if (typeof input !== "object" || input === null) {
     if (input === undefined) return;
-    throw new ConfigError(`${what} must be an object, got ${JSON.stringify(input)}.`);
+    throw new ConfigError(`${what} must be an object, got ${showValue(input)}.`);
   }
   let known = keySets.get(keys);
   if (!known) {

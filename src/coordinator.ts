@@ -30,6 +30,7 @@ import { ConfigError, describeThrown, type EscalationError, NoHandlerError, Stat
 import { EventBus } from "./events/event-bus.js";
 import type { HandlerRegistrar } from "./handlers.js";
 import { newId } from "./ids.js";
+import { checked, intIn, LIMITS } from "./limits.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { assertTaskType, queuesServedBy, subjects } from "./names.js";
 import { TransportWorkerRegistry } from "./registry.js";
@@ -297,6 +298,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * handlers; otherwise the cluster's, by sending each remote pool its share.
    */
   async scale(workers: number): Promise<void> {
+    checked("Coordinator.scale() workers", workers, intIn(0, LIMITS.workers));
     this.assertRunning("scale");
     const from = this.scaler.count();
     await this.scaler.scaleTo(workers);

@@ -95,6 +95,20 @@ export class UnknownDeadLetterError extends FastAgenticError {
   }
 }
 
+/** A caller's own task id reused for a different task (another type or other data). */
+export class TaskIdConflictError extends FastAgenticError {
+  override readonly code = "FA_TASK_ID_CONFLICT";
+  constructor(
+    readonly taskId: string,
+    what: string,
+  ) {
+    super(
+      `Task id "${taskId}" is already used by a task with ${what}. Re-send the same type and data ` +
+        "to get that task again (an idempotent submit), or choose a new id for a new task.",
+    );
+  }
+}
+
 export class QueueFullError extends FastAgenticError {
   override readonly code = "FA_QUEUE_FULL";
   constructor(

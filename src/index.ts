@@ -139,6 +139,7 @@ export {
   TaskCancelledError,
   TaskError,
   TaskFailedError,
+  TaskIdConflictError,
   TaskTimeoutError,
   TransportError,
   UnknownDeadLetterError,

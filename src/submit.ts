@@ -1,9 +1,11 @@
 import { validateKeys } from "./config.js";
 import { ConfigError, TaskCancelledError, TaskFailedError, TaskTimeoutError } from "./errors.js";
+import { checked, durationIn, showValue } from "./limits.js";
 import { SUBMIT_KEYS, type TaskQueue } from "./task-queue.js";
 import type { SubmitOptions, Task, TaskResult } from "./types.js";
 
 const NO_WAIT_OPTIONS = Object.freeze({});
+const WAIT_MS = durationIn(0);
 
 /**
  * Enqueues a task and resolves with its handler's result, or rejects with the typed outcome. Not
@@ -17,10 +19,11 @@ export function submitAndWait(
 ): Promise<unknown> {
   try {
     if (typeof options !== "object" || options === null) {
-      throw new ConfigError(`submit() options must be an object, got ${JSON.stringify(options)}.`);
+      throw new ConfigError(`submit() options must be an object, got ${showValue(options)}.`);
     }
     validateKeys("submit() options", options, SUBMIT_KEYS);
     const waitTimeoutMs = options.waitTimeoutMs;
+    if (waitTimeoutMs !== undefined) checked("submit() waitTimeoutMs", waitTimeoutMs, WAIT_MS);
     return queue
       .submitTask(
         taskType,

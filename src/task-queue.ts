@@ -13,7 +13,7 @@ import type {
 } from "../transports/transport.js";
 import { type Clock, systemClock } from "./clock.js";
 import { decodeTaskEvents, encode, type TaskEnvelope, type TaskEvent } from "./codec.js";
-import { DEFAULT_RETRY_BACKOFF, type RetryBackoff, validateKeys } from "./config.js";
+import { type RetryBackoff, resolveRetryBackoff, validateKeys } from "./config.js";
 import {
   ConfigError,
   describeThrown,
@@ -24,14 +24,17 @@ import {
   ValidationError,
 } from "./errors.js";
 import { newId } from "./ids.js";
+import { checked, durationIn, intIn, LIMITS, wholeMsIn } from "./limits.js";
 import {
   assertQueueName,
   assertTaskType,
+  MAX_TAGS_PER_WORKER,
   normalizeTags,
   queuesServedBy,
   subjects,
   workQueueName,
 } from "./names.js";
+import { assertSameTask } from "./task-id-reuse.js";
 import { TaskPuller } from "./task-puller.js";
 import { TaskStore } from "./task-store.js";
 import { type SubmitOptions, type Task, TaskPriority, type TaskResult, type WaitOptions } from "./types.js";
@@ -68,6 +71,9 @@ export interface DequeueOptions {
 }
 
 const PRIORITIES = new Set<number>(Object.values(TaskPriority));
+const TIMEOUT_MS = wholeMsIn(1);
+const RETRIES = intIn(0, LIMITS.retries);
+const WAIT_MS = durationIn(0);
 /** When, after a reconnect, to ask workers for missed outcomes (subscriptions come back over time). */
 const RESYNC_DELAYS_MS = [250, 1000, 3000, 10_000];
 const OPTION_KEYS = ["priority", "timeoutMs", "retries", "tags", "metadata", "id", "headers"];
@@ -111,13 +117,30 @@ export class TaskQueue {
     ]);
     this.name = options.name ?? "default";
     assertQueueName(this.name);
-    this.maxQueueSize = positiveInt(options.maxQueueSize ?? 10_000, "maxQueueSize");
+    this.maxQueueSize = checked(
+      "TaskQueueOptions.maxQueueSize",
+      options.maxQueueSize ?? 10_000,
+      intIn(1, LIMITS.queueSize),
+    );
     this.clock = options.clock ?? systemClock;
     this.transport = options.transport ?? new InMemoryTransport({ clock: this.clock });
-    this.backoff = { ...DEFAULT_RETRY_BACKOFF, ...options.retryBackoff };
-    this.defaultTimeoutMs = positiveInt(options.defaultTimeoutMs ?? 300_000, "defaultTimeoutMs");
-    this.defaultRetries = nonNegativeInt(options.defaultRetries ?? 0, "defaultRetries");
-    this.store = new TaskStore(this.clock, options.maxFinishedTasks ?? 100_000);
+    this.backoff = resolveRetryBackoff(options.retryBackoff, "TaskQueueOptions.retryBackoff");
+    this.defaultTimeoutMs = checked(
+      "TaskQueueOptions.defaultTimeoutMs",
+      options.defaultTimeoutMs ?? 300_000,
+      wholeMsIn(1),
+    );
+    this.defaultRetries = checked(
+      "TaskQueueOptions.defaultRetries",
+      options.defaultRetries ?? 0,
+      intIn(0, LIMITS.retries),
+    );
+    const maxFinished = checked(
+      "TaskQueueOptions.maxFinishedTasks",
+      options.maxFinishedTasks ?? 100_000,
+      intIn(0, LIMITS.finishedTasks),
+    );
+    this.store = new TaskStore(this.clock, maxFinished);
     this.puller = new TaskPuller({
       transport: this.transport,
       clock: this.clock,
@@ -226,7 +249,13 @@ export class TaskQueue {
    */
   private send(task: Task, options: SubmitOptions): Promise<void> | undefined {
     // A generated id is new by construction: only a caller's own id can be a repeat.
-    if (options.id !== undefined && this.store.has(task.id)) return undefined;
+    if (options.id !== undefined) {
+      const known = this.store.peek(task.id);
+      if (known !== undefined) {
+        assertSameTask(known, task.type, task.data);
+        return undefined;
+      }
+    }
     if (this.size >= this.maxQueueSize) throw new QueueFullError(this.size, this.maxQueueSize);
     const headers: Record<string, string> = options.headers === undefined ? {} : { ...options.headers };
     if (headers["traceparent"] === undefined) propagation.inject(otelContext.active(), headers);
@@ -292,6 +321,7 @@ export class TaskQueue {
 
   /** Takes the next task (highest priority first), or null after `timeoutMs`. */
   async dequeue(options: DequeueOptions = {}): Promise<Task | null> {
+    if (options.timeoutMs !== undefined) checked("dequeue() timeoutMs", options.timeoutMs, WAIT_MS);
     await this.start();
     if (options.types !== undefined) {
       for (const q of queuesServedBy(this.name, options.types, normalizeTags(options.tags)))
@@ -446,10 +476,14 @@ export class TaskQueue {
       priority,
       status: "pending",
       createdAt: this.clock.now(),
-      timeoutMs: positiveInt(options.timeoutMs ?? this.defaultTimeoutMs, "timeoutMs"),
-      retries: nonNegativeInt(options.retries ?? this.defaultRetries, "retries"),
+      timeoutMs:
+        options.timeoutMs === undefined
+          ? this.defaultTimeoutMs
+          : checked("timeoutMs", options.timeoutMs, TIMEOUT_MS),
+      retries:
+        options.retries === undefined ? this.defaultRetries : checked("retries", options.retries, RETRIES),
       retryCount: 0,
-      tags: normalizeTags(options.tags),
+      tags: taskTags(options.tags),
       metadata,
     };
   }
@@ -460,18 +494,14 @@ function hasKeys(o: object): boolean {
   return false;
 }
 
-function positiveInt(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) {
-    throw new ConfigError(
-      `${what} must be a positive integer (milliseconds for durations); got ${JSON.stringify(value)}.`,
+/** A task's tags, refused when no worker could ever carry them all (it would wait forever). */
+function taskTags(tags: readonly string[] | undefined): string[] {
+  const normalized = normalizeTags(tags);
+  if (normalized.length > MAX_TAGS_PER_WORKER) {
+    throw new ValidationError(
+      `A task with ${normalized.length} tags can never run: a worker carries at most ${MAX_TAGS_PER_WORKER} ` +
+        "(it listens on one queue per subset of its tags). Merge related tags into one.",
     );
   }
-  return value;
-}
-
-function nonNegativeInt(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
-    throw new ConfigError(`${what} must be an integer ≥ 0; got ${JSON.stringify(value)}.`);
-  }
-  return value;
+  return normalized;
 }

@@ -7,6 +7,7 @@ import { nextTaskState, type TaskEventType, type TaskState } from "../actors/tas
 import type { Clock, TimerHandle } from "./clock.js";
 import type { TaskEvent } from "./codec.js";
 import { StateError, UnknownTaskError, WaitTimeoutError } from "./errors.js";
+import { checked, durationIn } from "./limits.js";
 import { isTerminal, type Task, type TaskResult, type TaskStatus, type WaitOptions } from "./types.js";
 
 interface TaskRecord extends Task {
@@ -36,6 +37,8 @@ export interface TaskCounters {
   /** Outcomes reported for a task that already had one (a second run after a redelivery). */
   duplicates: number;
 }
+
+const WAIT_MS = durationIn(0);
 
 export class TaskStore {
   private readonly records = new Map<string, TaskRecord>();
@@ -101,6 +104,11 @@ export class TaskStore {
     if (waiting === undefined) return;
     this.waiters.delete(id);
     this.rejectWaiters(waiting, new StateError(`Task ${id} was not enqueued: its publish failed.`));
+  }
+
+  /** The record itself, uncopied (the caller must not change it). */
+  peek(id: string): Readonly<Task> | undefined {
+    return this.records.get(id);
   }
 
   get(id: string): Task | undefined {
@@ -205,6 +213,13 @@ export class TaskStore {
 
   /** Resolves when the task reaches a terminal state. Never polls. */
   wait(id: string, options: WaitOptions = {}): Promise<TaskResult> {
+    if (options.timeoutMs !== undefined) {
+      try {
+        checked("The wait's timeoutMs", options.timeoutMs, WAIT_MS);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     const r = this.records.get(id);
     if (!r) return Promise.reject(new UnknownTaskError(id));
     if (isTerminal(r.status)) return Promise.resolve(resultOf(r));

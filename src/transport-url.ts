@@ -6,10 +6,12 @@
  * Broker adapters load on connect(), so an in-memory deployment never loads a broker client.
  */
 
+import { amqpOptionsFromUrl, resolveAmqpOptions } from "../transports/amqp/amqp-options.js";
 import type { DeadLetters } from "../transports/dead-letters.js";
 import type { EntityMailbox } from "../transports/entity-mailbox.js";
 import type { EventLog } from "../transports/event-log.js";
-import { InMemoryTransport } from "../transports/memory/memory.transport.js";
+import { InMemoryTransport, type InMemoryTransportOptions } from "../transports/memory/memory.transport.js";
+import { natsOptionsFromUrl, resolveNatsOptions } from "../transports/nats/nats-options.js";
 import type { StateStore } from "../transports/state-store.js";
 import type {
   Bytes,
@@ -25,6 +27,7 @@ import type {
   TransportStatusEvent,
 } from "../transports/transport.js";
 import type { Clock } from "./clock.js";
+import { definedOnly } from "./config.js";
 import { ConfigError, StateError } from "./errors.js";
 import { redactUrl } from "./url-redaction.js";
 
@@ -68,9 +71,7 @@ export function transportFromUrl(url: string | undefined, options: TransportUrlO
       `"${redactUrl(raw)}" is not a transport URL. Use memory://, nats://host:4222 or amqp://user:pass@host:5672/vhost.`,
     );
   }
-  if (parsed.protocol === "memory:") {
-    return new InMemoryTransport(options.clock ? { clock: options.clock } : {});
-  }
+  if (parsed.protocol === "memory:") return memoryTransport(parsed, options);
   const load = LOADERS[parsed.protocol];
   if (!load) {
     throw new ConfigError(
@@ -79,7 +80,47 @@ export function transportFromUrl(url: string | undefined, options: TransportUrlO
     );
   }
   if (!parsed.hostname) throw new ConfigError(`The transport URL "${redactUrl(parsed)}" has no host.`);
+  // The adapter loads on connect(); its options are checked now, by the rules it will apply.
+  CHECK_OPTIONS[parsed.protocol]?.(parsed, options);
   return new LazyTransport(parsed, load, options);
+}
+
+const checkNats = (url: URL, options: TransportUrlOptions) =>
+  void resolveNatsOptions(natsOptionsFromUrl(url, options));
+const checkAmqp = (url: URL, options: TransportUrlOptions) =>
+  void resolveAmqpOptions(amqpOptionsFromUrl(url, options));
+const CHECK_OPTIONS: Record<string, (url: URL, options: TransportUrlOptions) => void> = {
+  "nats:": checkNats,
+  "tls:": checkNats,
+  "amqp:": checkAmqp,
+  "amqps:": checkAmqp,
+};
+
+/** `memory://[?namespace=ns]`: nothing else means anything in one process, so nothing else is taken. */
+function memoryTransport(url: URL, options: TransportUrlOptions): InMemoryTransport {
+  if (url.username || url.password || url.host || (url.pathname !== "" && url.pathname !== "/")) {
+    throw new ConfigError(
+      `"${redactUrl(url)}": the in-memory transport takes no host, credentials or path; use memory:// ` +
+        "(or memory://?namespace=app).",
+    );
+  }
+  const fromUrl: Record<string, string> = {};
+  for (const [key, value] of url.searchParams) {
+    if (key !== "namespace") {
+      throw new ConfigError(`Unknown query parameter "${key}" in a memory:// URL; known: namespace.`);
+    }
+    fromUrl[key] = value;
+  }
+  if (
+    fromUrl["namespace"] !== undefined &&
+    options.namespace !== undefined &&
+    fromUrl["namespace"] !== options.namespace
+  ) {
+    throw new ConfigError(
+      `The memory:// URL says namespace "${fromUrl["namespace"]}" but the options say "${options.namespace}"; give it once.`,
+    );
+  }
+  return new InMemoryTransport({ ...fromUrl, ...definedOnly(options) } as InMemoryTransportOptions);
 }
 
 /**

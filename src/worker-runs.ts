@@ -16,6 +16,7 @@ import {
 } from "./errors.js";
 import type { HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
+import { checked, wholeMsIn } from "./limits.js";
 import type { Logger } from "./logger.js";
 import {
   type OutcomeTarget,
@@ -89,7 +90,10 @@ export class WorkerRuns {
   /** Runs a task directly (Worker.executeTask): the handler's result, or the typed error. */
   async execute(handler: TaskHandler, options: ExecuteOptions): Promise<unknown> {
     const taskId = options.taskId ?? newId("task");
-    const timeoutMs = options.timeoutMs ?? this.config.taskTimeoutMs;
+    const timeoutMs =
+      options.timeoutMs === undefined
+        ? this.config.taskTimeoutMs
+        : checked("executeTask() timeoutMs", options.timeoutMs, wholeMsIn(1));
     const run = new TaskRun(taskId, options.taskType, 1, this.id, options.metadata ?? {}, [], {});
     options.signal?.addEventListener("abort", () => run.abort(new TaskCancelledError(taskId)), {
       once: true,

@@ -5,8 +5,10 @@
  */
 import type { IncomingHttpHeaders } from "node:http";
 import Fastify, { type FastifyInstance, type HTTPMethods } from "fastify";
+import { validateKeys } from "../config.js";
 import type { Coordinator } from "../coordinator.js";
-import { ConfigError, describeThrown, LifecycleHookError, StateError } from "../errors.js";
+import { ConfigError, cutText, describeThrown, LifecycleHookError, StateError } from "../errors.js";
+import { checked, durationIn, intIn } from "../limits.js";
 import { getDefaultLogger, type Logger } from "../logger.js";
 import { type AuthFunction, accessOf, refusalOf } from "./auth.js";
 import { type CoordinatorRoutesOptions, coordinatorRoutes } from "./coordinator-routes.js";
@@ -15,9 +17,10 @@ import {
   dashboardRoutes,
   normalizeDashboardPath,
 } from "./dashboard/dashboard-routes.js";
-import { httpErrorHandler } from "./http-errors.js";
+import { clientErrorHandler, frameworkErrorHandler, httpErrorHandler } from "./http-errors.js";
+import { nodeServerOptions, resolveServerLimits, type ServerLimitOptions } from "./server-limits.js";
 
-export interface AppOptions {
+export interface AppOptions extends ServerLimitOptions {
   /** The service's name, in logs and the 404 message. */
   title?: string;
   /** Largest request body accepted, in bytes (larger: 413). Default 1 MiB. */
@@ -82,6 +85,25 @@ export interface ShutdownSignalOptions {
 type Hook = () => unknown;
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+/** Every AppOptions key (the compiler keeps this list complete). */
+const APP_OPTION_KEYS = Object.keys({
+  title: true,
+  bodyLimit: true,
+  logger: true,
+  trustProxy: true,
+  appLogger: true,
+  requestTimeoutMs: true,
+  headersTimeoutMs: true,
+  keepAliveTimeoutMs: true,
+  connectionTimeoutMs: true,
+  maxConnections: true,
+  maxRequestsPerSocket: true,
+  auth: true,
+  exposeTaskErrors: true,
+} satisfies Record<keyof AppOptions, true>);
+const BODY_LIMIT = intIn(1, 1024 * 1024 * 1024);
+/** The longest path parameter (Fastify's default, 100, cut task ids of 101-128 characters off). */
+const MAX_PARAM_LENGTH = 1024;
 
 export class App {
   readonly title: string;
@@ -99,19 +121,31 @@ export class App {
   private removeSignals?: () => void;
 
   constructor(options: AppOptions = {}) {
+    validateKeys("AppOptions", options, APP_OPTION_KEYS);
     this.title = options.title ?? "fastagentic";
-    this.bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+    this.bodyLimit = checked("AppOptions.bodyLimit", options.bodyLimit ?? DEFAULT_BODY_LIMIT, BODY_LIMIT);
+    const limits = resolveServerLimits(options);
     this.logger = options.appLogger ?? getDefaultLogger();
     this.exposeTaskErrors = options.exposeTaskErrors ?? true;
     this.server = Fastify({
       bodyLimit: this.bodyLimit,
       logger: options.logger ?? false,
       trustProxy: options.trustProxy ?? false,
-      // Dead-letter ids name their work queue (up to 265 characters).
-      routerOptions: { maxParamLength: 512 },
       // Strict JSON: no type coercion ("5" is not 5), unknown fields are errors, not dropped.
       ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+      // Room for any task id (128 characters, each up to 3 once percent-encoded) as a path parameter.
+      maxParamLength: MAX_PARAM_LENGTH,
+      // Errors met before a route runs answer in the same shape as the others.
+      frameworkErrors: frameworkErrorHandler,
+      clientErrorHandler,
+      // Slow and idle clients (server-limits.ts).
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      connectionTimeout: limits.connectionTimeoutMs,
+      maxRequestsPerSocket: limits.maxRequestsPerSocket,
+      http: nodeServerOptions(limits),
     });
+    this.server.server.maxConnections = limits.maxConnections;
     this.server.setErrorHandler(
       httpErrorHandler(this.logger, { bodyLimit: this.bodyLimit, exposeTaskErrors: this.exposeTaskErrors }),
     );
@@ -119,7 +153,7 @@ export class App {
       void reply.code(404).send({
         error: {
           code: "FA_NOT_FOUND",
-          message: `${this.title} has no route ${request.method} ${request.url}.`,
+          message: `${this.title} has no route ${request.method} ${cutText(request.url, 200)}.`,
         },
       });
     });
@@ -249,6 +283,8 @@ export class App {
   /** Runs the startup hooks, then listens; resolves with the base URL (e.g. "http://127.0.0.1:8080"). */
   async listen(options: ListenOptions = {}): Promise<string> {
     this.assertNew("listen");
+    validateKeys("ListenOptions", options, ["port", "host"]);
+    if (options.port !== undefined) checked("ListenOptions.port", options.port, intIn(0, 65_535));
     this.state = "starting";
     try {
       await this.runHooks(this.startupHooks, "onStartup");
@@ -288,6 +324,9 @@ export class App {
 
   /** Closes gracefully on SIGTERM/SIGINT (a second signal exits at once). */
   enableShutdownSignals(options: ShutdownSignalOptions = {}): this {
+    validateKeys("ShutdownSignalOptions", options, ["signals", "exit", "timeoutMs"]);
+    if (options.timeoutMs !== undefined)
+      checked("ShutdownSignalOptions.timeoutMs", options.timeoutMs, durationIn(1));
     const signals = options.signals ?? ["SIGTERM", "SIGINT"];
     const exit = options.exit ?? true;
     const onSignal = (signal: NodeJS.Signals) => {

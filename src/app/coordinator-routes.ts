@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyPluginAsync } from "fastify";
 import { definedOnly } from "../config.js";
 import type { Coordinator } from "../coordinator.js";
 import { HttpError, NoHandlerError, UnknownTaskError, WaitTimeoutError } from "../errors.js";
+import { checked, durationIn, intIn, LIMITS, MAX_DURATION_MS } from "../limits.js";
 import { getDefaultLogger, type Logger } from "../logger.js";
 import { unwrapResult } from "../submit.js";
 import { type SubmitOptions, type Task, TaskPriority } from "../types.js";
@@ -66,13 +67,13 @@ const submitSchema = {
           { type: "string", enum: Object.keys(PRIORITY_NAMES) },
         ],
       },
-      timeoutMs: { type: "integer", minimum: 1 },
-      retries: { type: "integer", minimum: 0 },
+      timeoutMs: { type: "integer", minimum: 1, maximum: MAX_DURATION_MS },
+      retries: { type: "integer", minimum: 0, maximum: LIMITS.retries },
       tags: { type: "array", items: { type: "string" } },
       metadata: { type: "object" },
       id: { type: "string" },
       wait: { type: "boolean" },
-      waitTimeoutMs: { type: "integer", minimum: 0 },
+      waitTimeoutMs: { type: "integer", minimum: 0, maximum: MAX_DURATION_MS },
     },
   },
 };
@@ -85,7 +86,12 @@ export function coordinatorRoutes(
   coordinator: Coordinator,
   options: CoordinatorRoutesOptions = {},
 ): FastifyPluginAsync {
-  const maxWaitMs = options.maxWaitMs ?? 30_000;
+  const maxWaitMs = checked("CoordinatorRoutesOptions.maxWaitMs", options.maxWaitMs ?? 30_000, durationIn(0));
+  checked(
+    "CoordinatorRoutesOptions.retryAfterSeconds",
+    options.retryAfterSeconds ?? 1,
+    intIn(0, MAX_DURATION_MS / 1000),
+  );
   const logger = options.logger ?? getDefaultLogger();
   const shown = <T extends { status: string; error?: string }>(task: T): T =>
     options.exposeTaskErrors === false && task.error !== undefined && task.status !== "cancelled"

@@ -3,6 +3,8 @@
  * library's errors keep their code and their message (written for users); Fastify's own request
  * errors get a clear message; anything else is a 500 that names the request id and never a stack.
  */
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import {
   ConfigError,
@@ -16,6 +18,7 @@ import {
   TaskCancelledError,
   TaskError,
   TaskFailedError,
+  TaskIdConflictError,
   TaskTimeoutError,
   TransportError,
   UnknownDeadLetterError,
@@ -63,6 +66,7 @@ const fail = (
 const STATUS: Array<[abstract new (...args: never[]) => Error, number]> = [
   [UnknownTaskError, 404],
   [UnknownDeadLetterError, 404],
+  [TaskIdConflictError, 409],
   [QueueFullError, 503],
   [PayloadTooLargeError, 413],
   [ValidationError, 400],
@@ -171,4 +175,44 @@ function loggable(error: unknown): unknown {
     // described below
   }
   return describeThrown(error);
+}
+
+/**
+ * Fastify's router errors (`frameworkErrors`): a URL that does not decode (`/tasks/%FF%FE`), a path
+ * parameter over the router's limit. Answered in the same shape as every other error.
+ */
+export function frameworkErrorHandler(
+  error: FastifyError,
+  _request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const failure =
+    error.code === "FST_ERR_BAD_URL"
+      ? fail(400, "FA_BAD_URL", "The URL path is not valid: it has a malformed percent-encoding.")
+      : error.code === "FST_ERR_MAX_PARAM_LENGTH"
+        ? fail(414, "FA_URL_TOO_LONG", "A part of the URL path is longer than this server accepts.")
+        : fail(500, "FA_INTERNAL", "The request could not be routed.");
+  void reply.code(failure.status).send(failure.body);
+}
+
+/**
+ * What the server answers, before any route runs, to a request it cannot parse or that took too
+ * long to arrive (Node's `clientError`): the status, `{ error: { code, message } }`, then it closes.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, code, message] =
+    error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "FA_REQUEST_TIMEOUT", "The request did not arrive in time; send it again, faster."]
+      : error.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "FA_HEADERS_TOO_LARGE", "The request headers are larger than this server accepts."]
+        : [400, "FA_BAD_REQUEST", "The request is not valid HTTP."];
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\n` +
+        `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }

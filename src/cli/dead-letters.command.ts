@@ -42,13 +42,7 @@ export async function deadLettersCommand(
   if (action === "purge" && !flags.yes) {
     throw new ConfigError("dead-letters purge deletes letters for good: add --yes to go ahead.");
   }
-  const transport = transportOf(flags);
-  if (transport.kind === "memory") {
-    throw new ConfigError(
-      "dead-letters needs a broker transport (--transport nats://… or amqp://…, or $FASTAGENTIC_TRANSPORT): " +
-        "a memory:// transport lives inside one process and has no letters from others.",
-    );
-  }
+  const transport = transportOf(flags, `fastagentic dead-letters ${action}`);
   const queue = flags.queue ?? "default";
   const registry = new TransportWorkerRegistry(transport);
   try {

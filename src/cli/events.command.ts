@@ -29,7 +29,7 @@ export async function eventsPublishCommand(
   flags: PublishFlags,
 ): Promise<number> {
   const data = jsonArgument(json, "event data", '{"orderId": "o-1"}');
-  const transport = transportOf(flags);
+  const transport = transportOf(flags, "fastagentic events publish");
   const bus = new EventBus({ transport, logger: cliLogger() });
   try {
     const published = await bus.publish(type, data, {
@@ -47,7 +47,7 @@ export async function eventsPublishCommand(
 
 export async function eventsTailCommand(pattern: string, flags: TailFlags): Promise<number> {
   const from = parseFrom(flags.from);
-  const transport = transportOf(flags);
+  const transport = transportOf(flags, "fastagentic events tail");
   const bus = new EventBus({ transport, logger: cliLogger() });
   const temporary =
     flags.group === undefined && from !== undefined
@@ -94,7 +94,7 @@ export async function eventsTailCommand(pattern: string, flags: TailFlags): Prom
 }
 
 export async function eventsGroupsCommand(flags: TransportFlags): Promise<number> {
-  const transport = transportOf(flags);
+  const transport = transportOf(flags, "fastagentic events groups");
   const bus = new EventBus({ transport, logger: cliLogger() });
   try {
     for (const g of await bus.groups()) console.log(JSON.stringify(g));

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** The `fastagentic` command line: worker, submit, status. */
-import { Command } from "commander";
-import { ConfigError, FastAgenticError } from "../errors.js";
+import { Command, CommanderError } from "commander";
+import { ConfigError, FastAgenticError, ValidationError } from "../errors.js";
+import { LIMITS, MAX_DURATION_MS } from "../limits.js";
 import { type DeadLetterAction, deadLettersCommand } from "./dead-letters.command.js";
 import { eventsGroupsCommand, eventsPublishCommand, eventsTailCommand } from "./events.command.js";
 import { intOption, jsonObjectOption, listOption, priorityOption } from "./shared-options.js";
@@ -11,9 +12,16 @@ import { workerCommand } from "./worker.command.js";
 
 const program = new Command("fastagentic")
   .description("Actor-model task workers over memory://, nats:// or amqp:// transports")
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Usage errors (no or unknown command, unknown flag, missing argument) exit 2, not commander's 1.
+  .exitOverride();
 
-const transportHelp = "transport URL (default: $FASTAGENTIC_TRANSPORT, then memory://)";
+/** Worker processes one supervisor forks at most (`--processes`). */
+const MAX_PROCESSES = 1024;
+
+const transportHelp =
+  "broker URL, nats://… or amqp://… (default: $FASTAGENTIC_TRANSPORT); memory:// is refused: " +
+  "it does not reach other processes";
 const optionsHelp =
   "adapter options as JSON, e.g. '{\"ackWaitMs\":5000}' (NATS), '{\"heartbeatSeconds\":5}' (AMQP)";
 
@@ -25,25 +33,41 @@ program
     "--handlers <module>",
     "module whose default export maps task types to handlers, or @Actor class(es) and entity types",
   )
-  .option("--concurrency <n>", "tasks at once per worker", intOption("--concurrency", 1))
+  .option("--concurrency <n>", "tasks at once per worker", intOption("--concurrency", 1, LIMITS.concurrency))
   .option(
     "--tags <a,b>",
     "tags of these workers (tasks with tags go to workers carrying all of them)",
     listOption,
   )
-  .option("--min-workers <n>", "workers per process at least", intOption("--min-workers", 0))
-  .option("--max-workers <n>", "workers per process at most", intOption("--max-workers", 1))
-  .option("--processes <n>", "fork N worker processes under a supervisor", intOption("--processes", 1))
-  .option("--max-restarts <n>", "restart intensity: restarts allowed…", intOption("--max-restarts", 0))
-  .option("--restart-period-ms <ms>", "…within this window", intOption("--restart-period-ms", 1))
+  .option("--min-workers <n>", "workers per process at least", intOption("--min-workers", 0, LIMITS.workers))
+  .option("--max-workers <n>", "workers per process at most", intOption("--max-workers", 1, LIMITS.workers))
+  .option(
+    "--processes <n>",
+    "fork N worker processes under a supervisor",
+    intOption("--processes", 1, MAX_PROCESSES),
+  )
+  .option(
+    "--max-restarts <n>",
+    "restart intensity: restarts allowed…",
+    intOption("--max-restarts", 0, LIMITS.restarts),
+  )
+  .option(
+    "--restart-period-ms <ms>",
+    "…within this window",
+    intOption("--restart-period-ms", 1, MAX_DURATION_MS),
+  )
   .option("--namespace <ns>", "broker namespace (prefix of every queue and subject)")
   .option("--transport-options <json>", optionsHelp, jsonObjectOption)
   .option("--queue <name>", "queue name (default: default)")
-  .option("--heartbeat-ms <ms>", "heartbeat interval of each worker", intOption("--heartbeat-ms", 1))
+  .option(
+    "--heartbeat-ms <ms>",
+    "heartbeat interval of each worker",
+    intOption("--heartbeat-ms", 1, MAX_DURATION_MS),
+  )
   .option(
     "--stall-timeout-ms <ms>",
     "a worker whose own heartbeat comes this late (frozen process) leaves and is replaced",
-    intOption("--stall-timeout-ms", 1),
+    intOption("--stall-timeout-ms", 1, MAX_DURATION_MS),
   )
   .option(
     "--state-store <url>",
@@ -60,9 +84,13 @@ program
   .option("--transport <url>", transportHelp)
   .option("--priority <p>", "low | normal | high | critical", priorityOption)
   .option("--wait", "wait for the result and print it")
-  .option("--timeout-ms <ms>", "task timeout", intOption("--timeout-ms", 1))
-  .option("--wait-timeout-ms <ms>", "give up waiting after this long", intOption("--wait-timeout-ms", 1))
-  .option("--retries <n>", "retries after a failed attempt", intOption("--retries", 0))
+  .option("--timeout-ms <ms>", "task timeout", intOption("--timeout-ms", 1, MAX_DURATION_MS))
+  .option(
+    "--wait-timeout-ms <ms>",
+    "give up waiting after this long",
+    intOption("--wait-timeout-ms", 1, MAX_DURATION_MS),
+  )
+  .option("--retries <n>", "retries after a failed attempt", intOption("--retries", 0, LIMITS.retries))
   .option("--tags <a,b>", "only workers carrying these tags run it", listOption)
   .option("--namespace <ns>", "broker namespace")
   .option("--transport-options <json>", optionsHelp, jsonObjectOption)
@@ -75,7 +103,7 @@ program
   .command("status")
   .description("list the workers, their queue depths and throughput")
   .option("--transport <url>", transportHelp)
-  .option("--wait-ms <ms>", "how long to collect heartbeats", intOption("--wait-ms", 1))
+  .option("--wait-ms <ms>", "how long to collect heartbeats", intOption("--wait-ms", 1, MAX_DURATION_MS))
   .option("--json", "print JSON")
   .option("--namespace <ns>", "broker namespace")
   .option("--transport-options <json>", optionsHelp, jsonObjectOption)
@@ -103,7 +131,7 @@ events
   .argument("<pattern>", 'event pattern: "*" one part, a final ">" the rest')
   .option("--group <g>", "follow as this durable group (default: live events only)")
   .option("--from <where>", "all | new | an ISO time | #sequence (a new group starts there)")
-  .option("--max <n>", "stop after N events", intOption("--max", 1))
+  .option("--max <n>", "stop after N events", intOption("--max", 1, 1_000_000_000))
   .option("--transport <url>", transportHelp)
   .option("--namespace <ns>", "broker namespace")
   .option("--transport-options <json>", optionsHelp, jsonObjectOption)
@@ -122,7 +150,7 @@ program
   .argument("[ids...]", "letter ids (show, retry, delete), as list prints them")
   .option("--transport <url>", transportHelp)
   .option("--type <type>", "only letters of this task type")
-  .option("--limit <n>", "letters per page (list), 1-500", intOption("--limit", 1))
+  .option("--limit <n>", "letters per page (list), 1-500", intOption("--limit", 1, 500))
   .option("--cursor <c>", "continue a list where the last page ended")
   .option("--all", "retry: every letter (of --type)")
   .option("--yes", "purge: yes, delete them for good")
@@ -130,7 +158,7 @@ program
   .option(
     "--wait-ms <ms>",
     "how long to collect worker heartbeats (to find queues)",
-    intOption("--wait-ms", 0),
+    intOption("--wait-ms", 0, MAX_DURATION_MS),
   )
   .option("--namespace <ns>", "broker namespace")
   .option("--transport-options <json>", optionsHelp, jsonObjectOption)
@@ -150,9 +178,13 @@ function exit(code: number): void {
 }
 
 program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof CommanderError) {
+    // Commander has printed its message (and the help); --help and --version exit 0.
+    process.exit(error.exitCode === 0 ? 0 : 2);
+  }
   if (error instanceof FastAgenticError) {
     console.error(`fastagentic: ${error.message}`);
-    process.exit(error.code === "FA_CONFIG" || error.code === "FA_INVALID_NAME" ? 2 : 1);
+    process.exit(error instanceof ConfigError || error instanceof ValidationError ? 2 : 1);
   }
   console.error(error);
   process.exit(1);

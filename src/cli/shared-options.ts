@@ -14,12 +14,29 @@ export interface TransportFlags {
   transportOptions?: Record<string, unknown>;
 }
 
-export function transportOf(flags: TransportFlags): Transport {
-  const url = flags.transport ?? process.env["FASTAGENTIC_TRANSPORT"] ?? "memory://";
-  return transportFromUrl(url, {
+/**
+ * The broker transport a command talks to other processes through. An in-process transport
+ * (memory://, also the default when neither --transport nor $FASTAGENTIC_TRANSPORT is given)
+ * reaches no other process, so it is refused (a ConfigError: exit 2).
+ */
+export function transportOf(flags: TransportFlags, command: string): Transport {
+  const url = flags.transport || process.env["FASTAGENTIC_TRANSPORT"] || "memory://";
+  const transport = transportFromUrl(url, {
     ...flags.transportOptions,
     ...(flags.namespace ? { namespace: flags.namespace } : {}),
   });
+  if (transport.kind === "memory") {
+    const given = flags.transport || process.env["FASTAGENTIC_TRANSPORT"];
+    throw new ConfigError(
+      `${command} needs a broker shared with other processes, but ` +
+        (given
+          ? `the transport is ${given}, which`
+          : "no --transport was given and $FASTAGENTIC_TRANSPORT is not set; memory://") +
+        " lives inside this one process. Pass --transport nats://host:4222 or amqp://user:pass@host:5672 " +
+        "(or set FASTAGENTIC_TRANSPORT).",
+    );
+  }
+  return transport;
 }
 
 export function jsonObjectOption(value: string): Record<string, unknown> {
@@ -37,11 +54,12 @@ export function jsonObjectOption(value: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-export function intOption(name: string, min: number) {
+/** An integer flag from `min` to `max` (durations: at most MAX_DURATION_MS, about 24.8 days). */
+export function intOption(name: string, min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min)
-      throw new ConfigError(`${name} must be an integer ≥ ${min}, got "${value}".`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${value}".`);
     return n;
   };
 }

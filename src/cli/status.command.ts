@@ -12,7 +12,7 @@ export interface StatusFlags extends TransportFlags {
 }
 
 export async function statusCommand(flags: StatusFlags): Promise<number> {
-  const transport = transportOf(flags);
+  const transport = transportOf(flags, "fastagentic status");
   const registry = new TransportWorkerRegistry(transport);
   await registry.start();
   try {

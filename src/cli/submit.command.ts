@@ -18,7 +18,7 @@ export async function submitCommand(
   flags: SubmitFlags,
 ): Promise<number> {
   const data = jsonArgument(json, "task data", '{"x": 21}');
-  const transport = transportOf(flags);
+  const transport = transportOf(flags, "fastagentic submit");
   const queue = new TaskQueue({ name: flags.queue ?? "default", transport });
   try {
     const task = await queue.enqueue({

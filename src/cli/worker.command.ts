@@ -22,6 +22,8 @@ export interface WorkerFlags extends TransportFlags {
 
 export async function workerCommand(flags: WorkerFlags): Promise<number> {
   const logger = cliLogger();
+  // Checked before anything is forked or loaded: a bad transport fails at once, with exit 2.
+  const transport = transportOf(flags, "fastagentic worker");
   if ((flags.processes ?? 1) > 1) {
     // Check the module once here, so a bad --handlers fails before any process is forked.
     await loadHandlers(flags.handlers);
@@ -40,13 +42,6 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
     });
   }
   const module = await loadHandlers(flags.handlers);
-  const transport = transportOf(flags);
-  if (transport.kind === "memory") {
-    console.error(
-      "fastagentic worker: warning: memory:// is not shared between processes; this worker only sees tasks " +
-        "submitted inside it. Use --transport nats://… or amqp://… (or FASTAGENTIC_TRANSPORT).",
-    );
-  }
   const tags = [...new Set([...(flags.tags ?? []), ...module.tags])];
   const maxConcurrentTasks = flags.concurrency ?? module.maxConcurrentTasks;
   const minWorkers = flags.minWorkers ?? 1;

@@ -1,6 +1,7 @@
 /** The options of `@Actor` and `@Handler`, validated when the decorator factory is called. */
 import { validateKeys } from "../config.js";
 import { ConfigError } from "../errors.js";
+import { checked, intIn, LIMITS, showValue, wholeMsIn } from "../limits.js";
 import { normalizeTags } from "../names.js";
 import { TaskPriority } from "../types.js";
 
@@ -33,18 +34,12 @@ export function resolveHandlerOptions(input: unknown, what: string): HandlerOpti
   if (input === undefined) return {};
   validateKeys(what, input, HANDLER_KEYS);
   const o = input as HandlerOptions;
-  if (o.timeoutMs !== undefined && !(Number.isInteger(o.timeoutMs) && o.timeoutMs > 0)) {
-    throw new ConfigError(
-      `${what}.timeoutMs must be a positive integer of milliseconds; got ${JSON.stringify(o.timeoutMs)}.`,
-    );
-  }
-  if (o.retries !== undefined && !(Number.isInteger(o.retries) && o.retries >= 0)) {
-    throw new ConfigError(`${what}.retries must be an integer ≥ 0; got ${JSON.stringify(o.retries)}.`);
-  }
+  if (o.timeoutMs !== undefined) checked(`${what}.timeoutMs`, o.timeoutMs, wholeMsIn(1));
+  if (o.retries !== undefined) checked(`${what}.retries`, o.retries, intIn(0, LIMITS.retries));
   if (o.priority !== undefined && !PRIORITIES.has(o.priority)) {
     throw new ConfigError(
       `${what}.priority must be a TaskPriority (LOW 0, NORMAL 5, HIGH 10, CRITICAL 20); ` +
-        `got ${JSON.stringify(o.priority)}.`,
+        `got ${showValue(o.priority)}.`,
     );
   }
   return pick(o, HANDLER_KEYS);
@@ -63,16 +58,12 @@ export function resolveActorOptions(input: unknown, what: string): ActorOptions 
     }
   }
   if (o.maxConcurrentTasks !== undefined) {
-    if (!(Number.isInteger(o.maxConcurrentTasks) && o.maxConcurrentTasks >= 1)) {
-      throw new ConfigError(
-        `${what}.maxConcurrentTasks must be an integer ≥ 1; got ${JSON.stringify(o.maxConcurrentTasks)}.`,
-      );
-    }
+    checked(`${what}.maxConcurrentTasks`, o.maxConcurrentTasks, intIn(1, LIMITS.concurrency));
     resolved.maxConcurrentTasks = o.maxConcurrentTasks;
   }
   if (o.name !== undefined) {
     if (typeof o.name !== "string" || o.name.length === 0) {
-      throw new ConfigError(`${what}.name must be a non-empty string; got ${JSON.stringify(o.name)}.`);
+      throw new ConfigError(`${what}.name must be a non-empty string; got ${showValue(o.name)}.`);
     }
     resolved.name = o.name;
   }

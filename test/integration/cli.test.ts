@@ -259,7 +259,7 @@ describe("fastagentic: clear errors, exit code 2", () => {
     [
       "a bad --concurrency",
       () => ["worker", "--transport", NATS_URL, "--handlers", LEDGER_HANDLERS, "--concurrency", "0"],
-      /--concurrency must be an integer ≥ 1, got "0"/,
+      /--concurrency must be an integer from 1 to 10000, got "0"/,
     ],
   ];
 

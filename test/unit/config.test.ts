@@ -30,7 +30,7 @@ describe("configuration", () => {
       ConfigError,
     );
     expect(() => resolveWorkerConfig({ maxConcurrentTasks: 0 })).toThrow(
-      /maxConcurrentTasks must be an integer ≥ 1/,
+      /maxConcurrentTasks must be an integer from 1 to 10000; got 0/,
     );
     expect(() => resolveWorkerConfig({ gracefulShutdownTimeoutMs: Number.NaN })).toThrow(ConfigError);
   });

@@ -13,6 +13,7 @@ import {
   TaskCancelledError,
   type TaskContext,
   TaskFailedError,
+  TaskIdConflictError,
   TaskPriority,
   TaskTimeoutError,
   UnknownTaskError,
@@ -260,7 +261,9 @@ describe("Coordinator on the in-memory transport", () => {
     await clock.advance(500);
     expect(await waited).toBeInstanceOf(WaitTimeoutError);
     const first = coordinator.submit("x", { n: 2 }, { id: "mine-1" });
-    const again = coordinator.submit("x", { n: 3 }, { id: "mine-1" });
+    const again = coordinator.submit("x", { n: 2 }, { id: "mine-1" });
+    // The same id for other data is another task, which cannot have it.
+    await expect(coordinator.submit("x", { n: 3 }, { id: "mine-1" })).rejects.toThrow(TaskIdConflictError);
     gate.resolve();
     expect(await first).toBe(2);
     expect(await again).toBe(2);

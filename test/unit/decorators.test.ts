@@ -177,11 +177,11 @@ describe("lifecycle hooks", () => {
 describe("decorator options", () => {
   it.each([
     [() => Actor({ priority: 7 as never }), /priority must be a TaskPriority/],
-    [() => Actor({ maxConcurrentTasks: 0 }), /maxConcurrentTasks must be an integer ≥ 1/],
+    [() => Actor({ maxConcurrentTasks: 0 }), /maxConcurrentTasks must be an integer from 1 to 10000/],
     [() => Actor({ tags: ["a b"] }), /tags: Invalid tag "a b"/],
     [() => Actor({ concurrency: 2 } as never), /Unknown option "concurrency" in @Actor\(\) options/],
     [() => Handler("bad type"), /@Handler\("bad type"\): Invalid task type/],
-    [() => Handler("t", { timeoutMs: -1 }), /timeoutMs must be a positive integer/],
+    [() => Handler("t", { timeoutMs: -1 }), /timeoutMs must be a whole number of milliseconds from 1/],
     [() => Handler("t", { tags: ["x"] } as never), /Unknown option "tags"/],
   ])("rejects bad options when the decorator is created (%#)", (make, message) => {
     expect(make).toThrow(ConfigError);

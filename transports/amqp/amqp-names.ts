@@ -12,6 +12,7 @@
  */
 import type { Options } from "amqplib";
 import { ConfigError, InvalidNameError } from "../../src/errors.js";
+import { assertNamespace } from "../shared-options.js";
 import { DEAD_LETTER_SUFFIX, logicalNameProblem } from "../transport.js";
 
 /** The TaskPriority values (LOW, NORMAL, HIGH, CRITICAL): one RabbitMQ priority level each. */
@@ -41,18 +42,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SUFFIX_ROOM = DEAD_LETTER_SUFFIX.length + 1;
 
 export function validateNamespace(namespace: string): void {
-  const problem = logicalNameProblem(namespace);
-  if (problem !== undefined || namespace.length > 64) {
-    throw new ConfigError(
-      `Invalid AMQP namespace ${JSON.stringify(namespace)}: ${problem ?? "it is longer than 64 characters"}. ` +
-        'Use dot-separated parts of letters, digits, "_" and "-" (e.g. "myapp" or "myapp.staging").',
-    );
-  }
-  if (/^amq(\.|$)/i.test(namespace)) {
-    throw new ConfigError(
-      `Invalid AMQP namespace "${namespace}": RabbitMQ reserves names starting with "amq." for itself.`,
-    );
-  }
+  assertNamespace(namespace, "AMQP transport");
 }
 
 export class AmqpNames {

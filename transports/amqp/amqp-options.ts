@@ -7,9 +7,11 @@ import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
 import type { Options, SocketOptions } from "amqplib";
 import { validateKeys } from "../../src/config.js";
 import { ConfigError } from "../../src/errors.js";
+import { MAX_DURATION_MS, showValue } from "../../src/limits.js";
 import type { Logger } from "../../src/logger.js";
 import { redactUrl } from "../../src/url-redaction.js";
 import { type EventLogOptions, type ResolvedEventLogOptions, resolveEventLogOptions } from "../event-log.js";
+import { decodeUrlPart } from "../shared-options.js";
 import { DEFAULT_DELAY_BUCKETS_MS, validateNamespace } from "./amqp-names.js";
 import { DEFAULT_MAX_TASKS_PER_MESSAGE } from "./amqp-packs.js";
 
@@ -144,16 +146,21 @@ export function resolveAmqpOptions(options: AmqpTransportOptions = {}): Resolved
 
   const heartbeatParam = url.searchParams.get("heartbeat");
   const heartbeat = heartbeatParam !== null ? Number(heartbeatParam) : (options.heartbeatSeconds ?? 10);
-  check(Number.isInteger(heartbeat) && heartbeat >= 0, "heartbeatSeconds", "an integer ≥ 0", heartbeat);
+  check(
+    Number.isInteger(heartbeat) && heartbeat >= 0 && heartbeat <= 65_535,
+    "heartbeatSeconds",
+    "an integer from 0 to 65535",
+    heartbeat,
+  );
   const frameMax = url.searchParams.get("frameMax");
   const secure = url.protocol === "amqps:";
   const connect: Options.Connect = {
     protocol: secure ? "amqps" : "amqp",
     hostname: url.hostname.replace(/^\[|\]$/g, ""),
     port: url.port ? Number(url.port) : secure ? 5671 : 5672,
-    username: url.username ? decodeURIComponent(url.username) : "guest",
-    password: url.password ? decodeURIComponent(url.password) : url.username ? "" : "guest",
-    vhost: url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : "/",
+    username: url.username ? decodeUrlPart(url.username, "user") : "guest",
+    password: url.password ? decodeUrlPart(url.password, "password") : url.username ? "" : "guest",
+    vhost: url.pathname.length > 1 ? decodeUrlPart(url.pathname.slice(1), "vhost") : "/",
     heartbeat,
     ...(frameMax !== null ? { frameMax: Number(frameMax) } : {}),
   };
@@ -182,9 +189,11 @@ export function resolveAmqpOptions(options: AmqpTransportOptions = {}): Resolved
   validateKeys("AmqpTransportOptions.reconnect", reconnect, ["initialDelayMs", "maxDelayMs"]);
   const buckets = [...(options.delayBucketsMs ?? DEFAULT_DELAY_BUCKETS_MS)].sort((a, b) => a - b);
   check(
-    buckets.length > 0 && buckets.length <= 32 && buckets.every((b) => Number.isInteger(b) && b > 0),
+    buckets.length > 0 &&
+      buckets.length <= 32 &&
+      buckets.every((b) => Number.isInteger(b) && b > 0 && b <= MAX_DURATION_MS),
     "delayBucketsMs",
-    "1 to 32 positive integers (milliseconds)",
+    `1 to 32 integers from 1 to ${MAX_DURATION_MS} (milliseconds)`,
     options.delayBucketsMs,
   );
   const resolved: ResolvedAmqpOptions = {
@@ -201,7 +210,7 @@ export function resolveAmqpOptions(options: AmqpTransportOptions = {}): Resolved
     },
     consumerTimeoutMs: nonNegative(options.consumerTimeoutMs ?? 1_800_000, "consumerTimeoutMs"),
     dedupWindowMs: nonNegative(options.dedupWindowMs ?? 120_000, "dedupWindowMs"),
-    dedupMaxEntries: duration(options.dedupMaxEntries ?? 100_000, "dedupMaxEntries"),
+    dedupMaxEntries: entries(options.dedupMaxEntries ?? 100_000, "dedupMaxEntries"),
     delayBucketsMs: [...new Set(buckets)],
     deleteOnClose: options.deleteOnClose ?? false,
     queueVersion: options.queueVersion ?? 2,
@@ -242,16 +251,38 @@ function parseUrl(raw: string | URL): URL {
 }
 
 function check(ok: boolean, key: string, what: string, value: unknown): void {
-  if (!ok)
-    throw new ConfigError(`AmqpTransportOptions.${key} must be ${what}; got ${JSON.stringify(value)}.`);
+  if (!ok) throw new ConfigError(`AmqpTransportOptions.${key} must be ${what}; got ${showValue(value)}.`);
 }
 
 function duration(value: unknown, key: string): number {
-  check(typeof value === "number" && Number.isFinite(value) && value > 0, key, "a number > 0", value);
+  const ok = typeof value === "number" && Number.isFinite(value) && value > 0 && value <= MAX_DURATION_MS;
+  check(ok, key, `a duration in milliseconds from 1 to ${MAX_DURATION_MS}`, value);
   return value as number;
 }
 
 function nonNegative(value: unknown, key: string): number {
-  check(typeof value === "number" && Number.isFinite(value) && value >= 0, key, "a number ≥ 0", value);
+  const ok = typeof value === "number" && Number.isFinite(value) && value >= 0 && value <= MAX_DURATION_MS;
+  check(ok, key, `a duration in milliseconds from 0 to ${MAX_DURATION_MS}`, value);
   return value as number;
+}
+
+function entries(value: unknown, key: string): number {
+  check(
+    Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 10_000_000,
+    key,
+    "an integer from 1 to 10000000",
+    value,
+  );
+  return value as number;
+}
+
+/**
+ * The options of an `amqp://` / `amqps://` URL with `options` from transportFromUrl(): every
+ * AmqpTransportOptions key but `url`, and `clock` (accepted and ignored: broker timers run on real time).
+ */
+export function amqpOptionsFromUrl(url: URL, options: Record<string, unknown> = {}): AmqpTransportOptions {
+  const { clock: _clock, ...rest } = options;
+  const keys = AMQP_OPTION_KEYS.filter((k) => k !== "url");
+  validateKeys("transportFromUrl() options for amqp://", rest, keys);
+  return { ...(rest as Omit<AmqpTransportOptions, "url">), url };
 }

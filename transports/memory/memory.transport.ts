@@ -1,9 +1,12 @@
 import { type Clock, systemClock } from "../../src/clock.js";
+import { validateKeys } from "../../src/config.js";
 import { PayloadTooLargeError, StateError } from "../../src/errors.js";
+import { checked, durationIn, intIn } from "../../src/limits.js";
 import { DEAD_LETTER_AT_HEADER, DEAD_LETTER_DELIVERIES_HEADER, type DeadLetters } from "../dead-letters.js";
 import { DedupWindow } from "../dedup-window.js";
 import type { EntityMailbox } from "../entity-mailbox.js";
 import { type EventLogOptions, resolveEventLogOptions } from "../event-log.js";
+import { assertNamespace } from "../shared-options.js";
 import type { StateStore } from "../state-store.js";
 import {
   assertLogicalName,
@@ -38,9 +41,24 @@ export interface InMemoryTransportOptions {
   dedupMaxEntries?: number;
   /** Dead-letter queues keep at most this many messages; later ones are dropped and counted. */
   maxDeadLetters?: number;
+  /**
+   * Checked by the same rule as on the brokers (transports/shared-options.ts), so a namespace that
+   * works here works there; one process has nothing to share, so nothing else depends on it.
+   */
+  namespace?: string;
   /** Retention of the event log (EventBus): by default 100,000 events and 7 days. */
   events?: EventLogOptions;
 }
+
+const OPTION_KEYS = [
+  "clock",
+  "maxPayloadBytes",
+  "dedupWindowMs",
+  "dedupMaxEntries",
+  "maxDeadLetters",
+  "namespace",
+  "events",
+];
 
 /**
  * The embedded transport: one process, no broker, the same semantics as the brokers (priorities,
@@ -48,6 +66,7 @@ export interface InMemoryTransportOptions {
  */
 export class InMemoryTransport implements Transport, MemoryBroker {
   readonly kind = "memory";
+  readonly namespace: string;
   readonly maxPayloadBytes: number;
   /** Dead letters dropped because a dead-letter queue was full. */
   droppedDeadLetters = 0;
@@ -72,13 +91,29 @@ export class InMemoryTransport implements Transport, MemoryBroker {
   private deadLetterStore?: MemoryDeadLetters;
 
   constructor(options: InMemoryTransportOptions = {}) {
+    validateKeys("InMemoryTransportOptions", options, OPTION_KEYS);
+    this.namespace = options.namespace ?? "fastagentic";
+    assertNamespace(this.namespace, "in-memory transport");
     this.clock = options.clock ?? systemClock;
-    this.maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
-    const clock = this.clock;
-    this.dedup = new DedupWindow(options.dedupWindowMs ?? 120_000, options.dedupMaxEntries ?? 100_000, () =>
-      clock.now(),
+    const what = "InMemoryTransportOptions";
+    this.maxPayloadBytes = checked(
+      `${what}.maxPayloadBytes`,
+      options.maxPayloadBytes ?? 1024 * 1024,
+      intIn(1024, 1024 * 1024 * 1024),
     );
-    this.maxDeadLetters = options.maxDeadLetters ?? 10_000;
+    const windowMs = checked(`${what}.dedupWindowMs`, options.dedupWindowMs ?? 120_000, durationIn(0));
+    const entries = checked(
+      `${what}.dedupMaxEntries`,
+      options.dedupMaxEntries ?? 100_000,
+      intIn(1, 10_000_000),
+    );
+    const clock = this.clock;
+    this.dedup = new DedupWindow(windowMs, entries, () => clock.now());
+    this.maxDeadLetters = checked(
+      `${what}.maxDeadLetters`,
+      options.maxDeadLetters ?? 10_000,
+      intIn(0, 10_000_000),
+    );
     this.eventOptions = options.events;
     if (options.events !== undefined) resolveEventLogOptions(options.events, 100_000);
   }

@@ -3,7 +3,9 @@
  * namespace, JetStream limits), their defaults, and validation that says what to fix.
  */
 import { ConfigError } from "../../src/errors.js";
+import { MAX_DURATION_MS, showValue } from "../../src/limits.js";
 import { type EventLogOptions, type ResolvedEventLogOptions, resolveEventLogOptions } from "../event-log.js";
+import { assertNamespace, decodeUrlPart } from "../shared-options.js";
 
 export interface NatsTlsOptions {
   /** PEM files… */
@@ -107,7 +109,7 @@ const int =
     typeof v === "number" && Number.isInteger(v) && v >= min && v <= max
       ? undefined
       : `an integer from ${min} to ${max}`;
-const ms = (min: number): Check => int(min);
+const ms = (min: number): Check => int(min, MAX_DURATION_MS);
 const text: Check = (v) => (typeof v === "string" && v.length > 0 ? undefined : "a non-empty string");
 const oneOf =
   (...values: string[]): Check =>
@@ -119,10 +121,8 @@ const servers: Check = (v) => {
     ? undefined
     : 'a server address or a non-empty array of them (e.g. "nats://10.0.0.1:4222")';
 };
-const namespace: Check = (v) =>
-  typeof v === "string" && /^[A-Za-z0-9_-]{1,32}$/.test(v)
-    ? undefined
-    : '1-32 letters, digits, "_" or "-" (it becomes the first token of every subject)';
+/** Checked first, by the rule every transport applies (assertNamespace). */
+const namespace: Check = () => undefined;
 const tls: Check = (v) => {
   if (typeof v === "boolean") return undefined;
   if (typeof v !== "object" || v === null || Array.isArray(v))
@@ -148,12 +148,12 @@ const SCHEMA: Record<keyof NatsTransportOptions, Check> = {
   tls,
   namespace,
   streamsOnClose: oneOf("keep", "delete"),
-  maxPayloadBytes: int(1024),
+  maxPayloadBytes: int(1024, 64 * 1024 * 1024),
   ackWaitMs: ms(100),
   duplicateWindowMs: ms(100),
-  maxDeliveries: int(1),
-  maxAckPending: int(1),
-  maxWaiting: int(1),
+  maxDeliveries: int(1, 1_000_000),
+  maxAckPending: int(1, 1_000_000),
+  maxWaiting: int(1, 1_000_000),
   replicas: int(1, 5),
   storage: oneOf("file", "memory"),
   publishTimeoutMs: ms(10),
@@ -179,8 +179,9 @@ const IGNORED = new Set(["clock"]);
 
 export function resolveNatsOptions(input: NatsTransportOptions = {}): ResolvedNatsOptions {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    throw new ConfigError(`NatsTransport options must be an object, got ${JSON.stringify(input)}.`);
+    throw new ConfigError(`NatsTransport options must be an object, got ${showValue(input)}.`);
   }
+  if (input.namespace !== undefined) assertNamespace(input.namespace, "NATS transport");
   const known = Object.keys(SCHEMA);
   for (const [key, value] of Object.entries(input)) {
     if (value === undefined || IGNORED.has(key)) continue;
@@ -196,7 +197,7 @@ export function resolveNatsOptions(input: NatsTransportOptions = {}): ResolvedNa
     }
     const problem = check(value);
     if (problem !== undefined) {
-      const shown = /password|token|nkeySeed/.test(key) ? "(hidden)" : JSON.stringify(value);
+      const shown = /password|token|nkeySeed/.test(key) ? "(hidden)" : showValue(value);
       throw new ConfigError(`NATS transport option "${key}" must be ${problem}; got ${shown}.`);
     }
   }
@@ -280,8 +281,8 @@ export function natsOptionsFromUrl(url: URL, options: Record<string, unknown> = 
   }
   const scheme = url.protocol === "tls:" ? "tls" : "nats";
   fromUrl.servers = hosts.map((h) => `${scheme}://${withPort(h)}`);
-  const user = decodeURIComponent(url.username);
-  const password = decodeURIComponent(url.password);
+  const user = decodeUrlPart(url.username, "user");
+  const password = decodeUrlPart(url.password, "password");
   if (user && password) {
     fromUrl.user = user;
     fromUrl.password = password;

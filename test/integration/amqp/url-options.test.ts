@@ -52,11 +52,11 @@ describe("AMQP URLs and options", () => {
   });
 
   it("refuses namespaces RabbitMQ reserves or cannot hold, and names too long for it", () => {
-    for (const bad of ["amq", "amq.app", "AMQ.x", "a b", "a:b", "a/b", "", "a..b"]) {
+    for (const bad of ["amq", "amq.app", "AMQ.x", "a b", "a:b", "a/b", "", "a..b", "a.b", "n".repeat(33)]) {
       expect(() => new AmqpTransport({ namespace: bad }), bad).toThrow(ConfigError);
     }
-    const t = new AmqpTransport({ namespace: "n".repeat(64) });
-    const long = Array.from({ length: 4 }, () => "x".repeat(48)).join(".");
+    const t = new AmqpTransport({ namespace: "n".repeat(32) });
+    const long = Array.from({ length: 5 }, () => "x".repeat(48)).join(".");
     return expect(t.enqueue(long, enc("x"), { priority: 5 })).rejects.toBeInstanceOf(InvalidNameError);
   });
 
