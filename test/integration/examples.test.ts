@@ -2,8 +2,8 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AMQP_URL, brokerAvailable, NATS_URL } from "../helpers/brokers.js";
-import { lockBroker } from "./amqp/broker-lock.js";
+import { AMQP_URL, amqpAvailable, NATS_URL, natsAvailable } from "../helpers/brokers.js";
+import { BROKER_LOCK_WAIT_MS, lockBroker } from "./amqp/broker-lock.js";
 
 const exec = promisify(execFile);
 const tsx = (file: string, args: string[] = [], env: Record<string, string> = {}) =>
@@ -27,7 +27,7 @@ describe("npm run demo (examples/quickstart.ts)", () => {
 
 describe("examples/nats.ts", () => {
   it("runs the quick start on NATS JetStream", async ({ skip }) => {
-    if (!(await brokerAvailable("NATS", "127.0.0.1", 4222))) skip();
+    if (!(await natsAvailable())) skip();
     const { stdout } = await tsx("examples/nats.ts", [NATS_URL]);
     expect(stdout).toContain("processed: true, pages: 10");
     expect(stdout).toContain("status: 'completed'");
@@ -37,8 +37,8 @@ describe("examples/nats.ts", () => {
 describe("examples/amqp.ts", () => {
   let release: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    if (await brokerAvailable("RabbitMQ", "127.0.0.1", 5672)) release = await lockBroker();
-  }, 300_000);
+    if (await amqpAvailable()) release = await lockBroker();
+  }, BROKER_LOCK_WAIT_MS + 10_000);
   afterAll(async () => release?.());
 
   it("runs the quick start on RabbitMQ", async ({ skip }) => {
