@@ -245,6 +245,7 @@ export function validatePoolOptions(input: unknown): void {
     retryBackoff: backoffSchema,
     restartIntensity: intensitySchema,
     registry: () => undefined,
+    keepAlive: bool,
   });
 }
 

@@ -22,6 +22,7 @@ import {
 import { describeThrown, type EscalationError, NoHandlerError, StateError } from "./errors.js";
 import type { HandlerRegistrar } from "./handlers.js";
 import { newId } from "./ids.js";
+import { KeepAlive } from "./keep-alive.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { assertTaskType, subjects } from "./names.js";
 import { TransportWorkerRegistry } from "./registry.js";
@@ -39,6 +40,11 @@ export interface CoordinatorOptions {
   transport?: Transport;
   clock?: Clock;
   logger?: Logger;
+  /**
+   * Whether the started coordinator keeps the process alive until stop(), as a server does
+   * (default true): a script awaiting a task in back-off does not exit under it (src/keep-alive.ts).
+   */
+  keepAlive?: boolean;
 }
 
 interface CoordinatorEvents {
@@ -65,10 +71,19 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly warnedTypes = new Set<string>();
   private stopping?: Promise<void>;
   private resolveStopped?: () => void;
+  private readonly keepAlive: KeepAlive;
 
   constructor(options: CoordinatorOptions = {}) {
     super();
-    validateKeys("CoordinatorOptions", options, ["config", "workerConfig", "transport", "clock", "logger"]);
+    validateKeys("CoordinatorOptions", options, [
+      "config",
+      "workerConfig",
+      "transport",
+      "clock",
+      "logger",
+      "keepAlive",
+    ]);
+    this.keepAlive = new KeepAlive(options.keepAlive);
     this.config = resolveCoordinatorConfig(options.config);
     this.clock = options.clock ?? systemClock;
     this.ownsTransport = options.transport === undefined;
@@ -97,6 +112,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       logger: this.logger,
       retryBackoff: this.config.retryBackoff,
       restartIntensity: this.config.restartIntensity,
+      keepAlive: false, // the coordinator's own hold covers its pool
     });
     this.pool.on("escalated", (error) => {
       if (this.listenerCount("escalated") > 0) this.emit("escalated", error);
@@ -162,6 +178,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       throw new StateError("This Coordinator was stopped; create a new one.");
     }
     this.actor.send({ type: "START" });
+    this.keepAlive.take();
     try {
       await this.transport.connect();
       await this.registry.start();
@@ -174,6 +191,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       await this.pool.start();
       this.actor.send({ type: "STARTED" });
     } catch (error) {
+      this.keepAlive.release();
       this.actor.send({ type: "START_FAILED", error: describeThrown(error) });
       throw error;
     }
@@ -306,6 +324,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
     this.actor.send({ type: "STOPPED" });
     this.actor.stop();
+    this.keepAlive.release();
     this.resolveStopped?.();
   }
 

@@ -23,6 +23,7 @@ import { registerActor, runActorHooks } from "./decorators/actor-explorer.js";
 import { ConfigError, EscalationError, StateError } from "./errors.js";
 import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
+import { KeepAlive } from "./keep-alive.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { subjects } from "./names.js";
 import { submitAndWait } from "./submit.js";
@@ -41,6 +42,8 @@ export interface WorkerPoolOptions {
   logger?: Logger;
   retryBackoff?: Partial<RetryBackoff>;
   restartIntensity?: Partial<RestartIntensity>;
+  /** Whether the started pool keeps the process alive until stop() (default true; src/keep-alive.ts). */
+  keepAlive?: boolean;
 }
 
 export interface WorkerPoolStats {
@@ -91,10 +94,12 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   private restarts = 0;
   private escalation?: EscalationError;
   private retired = { completed: 0, failed: 0 };
+  private readonly keepAlive: KeepAlive;
 
   constructor(options: WorkerPoolOptions = {}) {
     super();
     validatePoolOptions(options);
+    this.keepAlive = new KeepAlive(options.keepAlive);
     this.id = options.id ?? newId("pool");
     this.minWorkers = options.minWorkers ?? 1;
     this.maxWorkers = options.maxWorkers ?? Math.max(10, this.minWorkers);
@@ -160,10 +165,12 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     if (this.state === "running") return;
     if (this.state !== "new") throw new StateError(`WorkerPool ${this.id} was stopped; create a new one.`);
     this.state = "running";
+    this.keepAlive.take();
     try {
       await runActorHooks(this, "start", `WorkerPool ${this.id}`);
     } catch (error) {
       this.state = "stopped";
+      this.keepAlive.release();
       throw error;
     }
     this.handlers.onRegister((type) => {
@@ -264,6 +271,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       await this.queue?.close();
       this.supervisor.stop();
       this.state = "stopped";
+      this.keepAlive.release();
       await runActorHooks(this, "stop", `WorkerPool ${this.id}`);
       this.emit("stopped");
     })();
@@ -280,6 +288,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       logger: this.logger,
       retryBackoff: this.retryBackoff,
       poolId: this.id,
+      keepAlive: false, // the pool's own hold covers its workers
     });
     for (const [type, fn] of this.handlers.entries()) worker.registerHandler(type, fn);
     this.workers.set(worker.id, worker);

@@ -24,6 +24,7 @@ import { ConnectionError, describeThrown, LifecycleHookError, NoHandlerError, St
 import { eventPublisherFor } from "./event-publisher.js";
 import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
+import { KeepAlive } from "./keep-alive.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { assertQueueName, queuesServedBy, subjects } from "./names.js";
 import { AbandonedRun } from "./task-runner.js";
@@ -41,6 +42,8 @@ export interface WorkerOptions {
   retryBackoff?: Partial<RetryBackoff>;
   /** Set by WorkerPool. */
   poolId?: string;
+  /** Whether the started worker keeps the process alive until stop() (default true; src/keep-alive.ts). */
+  keepAlive?: boolean;
 }
 
 export interface WorkerExit {
@@ -82,6 +85,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private lastHeartbeat = 0;
   private lifecycle: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   private consumerChange: Promise<void> = Promise.resolve();
+  private readonly keepAlive: KeepAlive;
 
   constructor(options: WorkerOptions = {}) {
     super();
@@ -94,6 +98,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       "logger",
       "retryBackoff",
       "poolId",
+      "keepAlive",
     ]);
     this.id = options.id ?? newId("worker");
     this.config = resolveWorkerConfig(options.config);
@@ -101,6 +106,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.queueName = options.queueName ?? "default";
     assertQueueName(this.queueName);
     this.poolId = options.poolId;
+    this.keepAlive = new KeepAlive(options.keepAlive);
     this.clock = options.clock ?? systemClock;
     this.ownsTransport = options.transport === undefined;
     this.transport = options.transport ?? new InMemoryTransport({ clock: this.clock });
@@ -200,6 +206,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       );
     }
     this.lifecycle = "starting";
+    this.keepAlive.take();
     this.actor.start();
     this.actor.send({ type: "START" });
     try {
@@ -219,6 +226,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.actor.send({ type: "STARTED" });
     } catch (error) {
       this.lifecycle = "stopped";
+      this.keepAlive.release();
       this.actor.send({ type: "START_FAILED", error: describeThrown(error) });
       if (error instanceof ConnectionError || error instanceof LifecycleHookError) throw error;
       throw new ConnectionError(`Worker ${this.id} could not start: ${describeThrown(error)}`, {
@@ -294,6 +302,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.actor.stop();
     this.lifecycle = "stopped";
     if (this.ownsTransport) await this.transport.close();
+    this.keepAlive.release();
     this.emit("exit", { workerId: this.id, reason, abnormal });
     done();
   }
