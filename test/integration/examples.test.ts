@@ -22,6 +22,19 @@ describe("npm run demo (examples/quickstart.ts)", () => {
     expect(stdout).toMatch(/scaling events\s*│ 2→/);
     const retried = Number(/attempts retried\s*│ (\d+)/.exec(stdout)?.[1]);
     expect(retried).toBeGreaterThan(0);
+    // The numbers add up: the load's outcomes are its 3000 tasks (the quick start's are not counted),
+    // and so are the rows of the table by type.
+    const [, completed, failed] = /completed \/ failed\s*│ (\d+) \/ (\d+) of 3000/.exec(stdout) ?? [];
+    expect(Number(completed) + Number(failed)).toBe(3000);
+    const byType = [...stdout.matchAll(/│ (\w+)\s*│ (\d+)\s*│ (\d+)\s*│ (\d+)\s*│/g)];
+    expect(byType.map((m) => m[1])).toEqual([
+      "process_document",
+      "generate_summary",
+      "call_flaky_api",
+      "validate_order",
+    ]);
+    expect(byType.reduce((n, m) => n + Number(m[2]), 0)).toBe(3000);
+    expect(byType.reduce((n, m) => n + Number(m[3]) + Number(m[4]), 0)).toBe(3000);
   }, 150_000);
 });
 
