@@ -10,12 +10,15 @@ import { coordinatorMachine } from "../actors/coordinator.machine.js";
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
 import type { Transport } from "../transports/transport.js";
 import { type Clock, systemClock } from "./clock.js";
+import { ClusterMembership } from "./cluster/membership.js";
 import { ClusterScaler } from "./cluster-scaler.js";
 import { encode } from "./codec.js";
 import {
+  assertLocalWorkers,
   type CoordinatorConfig,
   type CoordinatorConfigInput,
   resolveCoordinatorConfig,
+  resolveWorkerConfig,
   validateKeys,
   type WorkerConfig,
 } from "./config.js";
@@ -60,6 +63,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly pool: WorkerPool;
   readonly registry: TransportWorkerRegistry;
   private readonly scaler: ClusterScaler;
+  private readonly membership: ClusterMembership;
   /** A transport it created itself is closed by stop(); one it was given is the caller's. */
   private readonly ownsTransport: boolean;
 
@@ -72,6 +76,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private stopping?: Promise<void>;
   private resolveStopped?: () => void;
   private readonly keepAlive: KeepAlive;
+  /** The config of the workers it starts itself, as resolved (checked against its own at start). */
+  private readonly localWorkerConfig: WorkerConfig;
 
   constructor(options: CoordinatorOptions = {}) {
     super();
@@ -85,6 +91,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     ]);
     this.keepAlive = new KeepAlive(options.keepAlive);
     this.config = resolveCoordinatorConfig(options.config);
+    this.localWorkerConfig = resolveWorkerConfig(options.workerConfig, "CoordinatorOptions.workerConfig");
     this.clock = options.clock ?? systemClock;
     this.ownsTransport = options.transport === undefined;
     this.transport = options.transport ?? new InMemoryTransport({ clock: this.clock });
@@ -119,6 +126,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     });
     this.registry = new TransportWorkerRegistry(this.transport, this.clock);
     this.scaler = new ClusterScaler(this.pool, this.registry, this.transport, this.config.queueName);
+    this.membership = new ClusterMembership({
+      registry: this.registry,
+      logger: this.logger,
+      workerTimeoutMs: this.config.workerTimeoutMs,
+    });
     this.actor = createActor(
       coordinatorMachine.provide({
         actions: {
@@ -177,6 +189,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (snapshot.status === "done" || snapshot.matches("stopping")) {
       throw new StateError("This Coordinator was stopped; create a new one.");
     }
+    if (this.pool.handlerTable.size > 0)
+      assertLocalWorkers("Coordinator", this.config, this.localWorkerConfig);
     this.actor.send({ type: "START" });
     this.keepAlive.take();
     try {
@@ -318,6 +332,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       await this.pool.stop({ graceful });
       await this.queue.close();
       await this.registry.stop();
+      this.membership.close();
       if (this.ownsTransport) await this.transport.close();
     } catch (error) {
       this.logger.error({ err: describeThrown(error) }, "error while stopping");

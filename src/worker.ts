@@ -193,6 +193,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       startedAt: this.startedAt,
       pid: process.pid,
       hostname: hostname(),
+      heartbeatIntervalMs: this.config.heartbeatIntervalMs,
     };
     if (this.poolId !== undefined) info.poolId = this.poolId;
     return info;
