@@ -193,7 +193,7 @@ export function resolveWorkerConfig(input: unknown, what = "WorkerConfig"): Work
 export function resolveCoordinatorConfig(input: unknown, what = "CoordinatorConfig"): CoordinatorConfig {
   const given = validate<CoordinatorConfig>(what, input, {
     minWorkers: intIn(0, LIMITS.workers),
-    maxWorkers: intIn(1, LIMITS.workers),
+    maxWorkers: intIn(0, LIMITS.workers),
     autoScale: bool,
     scaleUpThreshold: intIn(1, LIMITS.queueSize),
     scaleDownThreshold: intIn(0, LIMITS.queueSize),
@@ -228,6 +228,7 @@ export function resolveCoordinatorConfig(input: unknown, what = "CoordinatorConf
         `(${config.healthCheckIntervalMs}); make it a few heartbeat intervals long.`,
     );
   }
+  applyPureClientRules(config, given, what);
   return config;
 }
 
@@ -243,7 +244,7 @@ export function assertMinMax(what: string, minWorkers: number, maxWorkers: numbe
 export function validatePoolOptions(input: unknown): void {
   validate("WorkerPoolOptions", input, {
     minWorkers: intIn(0, LIMITS.workers),
-    maxWorkers: intIn(1, LIMITS.workers),
+    maxWorkers: intIn(0, LIMITS.workers),
     config: () => undefined,
     transport: () => undefined,
     id: str,
@@ -254,6 +255,7 @@ export function validatePoolOptions(input: unknown): void {
     restartIntensity: intensitySchema,
     registry: () => undefined,
     entities: () => undefined,
+    keepAlive: bool,
   });
 }
 
@@ -287,4 +289,67 @@ export function backoffDelay(
 /** The object without its undefined properties (so they do not override defaults). */
 export function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+// ---- Rules across keys (and across a coordinator and its workers) --------------------------------
+
+/**
+ * `maxWorkers: 0` is a pure client (no local workers): auto-scaling is off unless asked for, and
+ * asking for it is refused (there is no room between 0 and 0 to scale the cluster in).
+ */
+function applyPureClientRules(
+  config: CoordinatorConfig,
+  given: Partial<CoordinatorConfig>,
+  what: string,
+): void {
+  if (config.maxWorkers > 0) return;
+  if (given.autoScale === true) {
+    throw new ConfigError(
+      `${what}: autoScale is true but maxWorkers is 0, which leaves no room to scale in (a pure client ` +
+        "scales the remote pools between minWorkers and maxWorkers). Set maxWorkers above 0, or autoScale: false.",
+    );
+  }
+  config.autoScale = false;
+}
+
+/** A worker is declared dead after this many heartbeat intervals at the least. */
+export const MIN_HEARTBEATS_PER_TIMEOUT = 2;
+
+/**
+ * Whether a worker heartbeating every `heartbeatIntervalMs` survives a coordinator that declares
+ * workers dead after `workerTimeoutMs`: it must have at least MIN_HEARTBEATS_PER_TIMEOUT intervals,
+ * so that one late or lost heartbeat does not kill a healthy worker. Returns the problem, or
+ * undefined; `names` are how the caller calls the two settings.
+ */
+export function heartbeatTimingProblem(
+  workerTimeoutMs: number,
+  heartbeatIntervalMs: number,
+  names = { timeout: "workerTimeoutMs", interval: "heartbeatIntervalMs" },
+): string | undefined {
+  const n = MIN_HEARTBEATS_PER_TIMEOUT;
+  if (workerTimeoutMs >= n * heartbeatIntervalMs) return undefined;
+  return (
+    `${names.timeout} (${workerTimeoutMs}) is shorter than ${n} heartbeat intervals (${names.interval} ` +
+    `${heartbeatIntervalMs}): every healthy worker would be declared dead between two heartbeats. Set ` +
+    `${names.timeout} ≥ ${n * heartbeatIntervalMs}, or ${names.interval} ≤ ${Math.floor(workerTimeoutMs / n)}.`
+  );
+}
+
+/**
+ * The coordinator's config against the workers it starts itself, checked when it starts with
+ * handlers (then it runs local workers): contradictions are a ConfigError. Remote workers announce
+ * their interval in their heartbeats; the coordinator warns about those (src/cluster/membership.ts).
+ */
+export function assertLocalWorkers(what: string, config: CoordinatorConfig, worker: WorkerConfig): void {
+  if (config.maxWorkers === 0) {
+    throw new ConfigError(
+      `${what}: handlers are registered but maxWorkers is 0, so no local worker would ever run them. ` +
+        "Set maxWorkers above 0, or register the handlers in worker processes (fastagentic worker) instead.",
+    );
+  }
+  const problem = heartbeatTimingProblem(config.workerTimeoutMs, worker.heartbeatIntervalMs, {
+    timeout: "config.workerTimeoutMs",
+    interval: "workerConfig.heartbeatIntervalMs",
+  });
+  if (problem !== undefined) throw new ConfigError(`${what}: ${problem}`);
 }

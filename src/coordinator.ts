@@ -10,12 +10,15 @@ import { coordinatorMachine } from "../actors/coordinator.machine.js";
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
 import type { Transport } from "../transports/transport.js";
 import { type Clock, systemClock } from "./clock.js";
+import { ClusterMembership } from "./cluster/membership.js";
 import { ClusterScaler } from "./cluster-scaler.js";
 import { encode } from "./codec.js";
 import {
+  assertLocalWorkers,
   type CoordinatorConfig,
   type CoordinatorConfigInput,
   resolveCoordinatorConfig,
+  resolveWorkerConfig,
   validateKeys,
   type WorkerConfig,
 } from "./config.js";
@@ -30,6 +33,7 @@ import { ConfigError, describeThrown, type EscalationError, NoHandlerError, Stat
 import { EventBus } from "./events/event-bus.js";
 import type { HandlerRegistrar } from "./handlers.js";
 import { newId } from "./ids.js";
+import { KeepAlive } from "./keep-alive.js";
 import { checked, intIn, LIMITS } from "./limits.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { assertTaskType, queuesServedBy, subjects } from "./names.js";
@@ -50,6 +54,11 @@ export interface CoordinatorOptions {
   logger?: Logger;
   /** Entity hosting and addressing: state store, event sink, failover time (see README, "Entities"). */
   entities?: EntitiesOptions;
+  /**
+   * Whether the started coordinator keeps the process alive until stop(), as a server does
+   * (default true): a script awaiting a task in back-off does not exit under it (src/keep-alive.ts).
+   */
+  keepAlive?: boolean;
 }
 
 interface CoordinatorEvents {
@@ -67,6 +76,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** The dead letters of this coordinator's queue: list, inspect, retry, delete, purge. */
   readonly deadLetters: DeadLetterApi;
   private readonly scaler: ClusterScaler;
+  private readonly membership: ClusterMembership;
   /** A transport it created itself is closed by stop(); one it was given is the caller's. */
   private readonly ownsTransport: boolean;
 
@@ -81,6 +91,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private bus?: EventBus;
   private readonly entityOptions: EntitiesOptions;
   private entityClient?: EntityClient;
+  private readonly keepAlive: KeepAlive;
+  /** The config of the workers it starts itself, as resolved (checked against its own at start). */
+  private readonly localWorkerConfig: WorkerConfig;
 
   constructor(options: CoordinatorOptions = {}) {
     super();
@@ -91,9 +104,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       "clock",
       "logger",
       "entities",
+      "keepAlive",
     ]);
     this.entityOptions = resolveEntitiesOptions(options.entities, "CoordinatorOptions");
+    this.keepAlive = new KeepAlive(options.keepAlive);
     this.config = resolveCoordinatorConfig(options.config);
+    this.localWorkerConfig = resolveWorkerConfig(options.workerConfig, "CoordinatorOptions.workerConfig");
     this.clock = options.clock ?? systemClock;
     this.ownsTransport = options.transport === undefined;
     this.transport = options.transport ?? new InMemoryTransport({ clock: this.clock });
@@ -122,6 +138,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       retryBackoff: this.config.retryBackoff,
       restartIntensity: this.config.restartIntensity,
       entities: this.entityOptions,
+      keepAlive: false, // the coordinator's own hold covers its pool
     });
     this.pool.on("escalated", (error) => {
       if (this.listenerCount("escalated") > 0) this.emit("escalated", error);
@@ -134,6 +151,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       knownQueues: () => this.knownWorkQueues(),
       onRetried: (task) => this.queue.trackRetried(task),
       now: () => this.clock.now(),
+    });
+    this.membership = new ClusterMembership({
+      registry: this.registry,
+      logger: this.logger,
+      workerTimeoutMs: this.config.workerTimeoutMs,
     });
     this.actor = createActor(
       coordinatorMachine.provide({
@@ -238,7 +260,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (snapshot.status === "done" || snapshot.matches("stopping")) {
       throw new StateError("This Coordinator was stopped; create a new one.");
     }
+    if (this.pool.handlerTable.size > 0)
+      assertLocalWorkers("Coordinator", this.config, this.localWorkerConfig);
     this.actor.send({ type: "START" });
+    this.keepAlive.take();
     try {
       await this.transport.connect();
       await this.registry.start();
@@ -251,6 +276,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       await this.pool.start();
       this.actor.send({ type: "STARTED" });
     } catch (error) {
+      this.keepAlive.release();
       this.actor.send({ type: "START_FAILED", error: describeThrown(error) });
       throw error;
     }
@@ -393,12 +419,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       await this.entityClient?.close();
       await this.queue.close();
       await this.registry.stop();
+      this.membership.close();
       if (this.ownsTransport) await this.transport.close();
     } catch (error) {
       this.logger.error({ err: describeThrown(error) }, "error while stopping");
     }
     this.actor.send({ type: "STOPPED" });
     this.actor.stop();
+    this.keepAlive.release();
     this.resolveStopped?.();
   }
 

@@ -5,7 +5,7 @@
  */
 import type { Subscription, Transport } from "../transports/transport.js";
 import { type Clock, systemClock } from "./clock.js";
-import { decodeWorkerEvent } from "./codec.js";
+import { decodeWorkerEvent, type WorkerEvent } from "./codec.js";
 import { UnknownTaskError } from "./errors.js";
 import { subjects } from "./names.js";
 import type { WorkerInfo, WorkerStatus } from "./types.js";
@@ -94,6 +94,21 @@ export class UnknownWorkerError extends UnknownTaskError {
 export class TransportWorkerRegistry extends InMemoryWorkerRegistry {
   private subscription?: Subscription;
   private readonly tombstones = new Map<string, number>();
+  private readonly listeners = new Set<(event: WorkerEvent, known: boolean) => void>();
+
+  /**
+   * Hears every worker event that reaches the registry; `known` is false for a worker it lists
+   * for the first time and for one it already declared dead (then the event is not listed).
+   */
+  onWorkerEvent(listener: (event: WorkerEvent, known: boolean) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Whether the worker was declared dead (or left) here: its late heartbeats are not listed. */
+  isTombstoned(workerId: string): boolean {
+    return this.tombstones.has(workerId);
+  }
 
   constructor(
     private readonly transport: Transport,
@@ -114,13 +129,15 @@ export class TransportWorkerRegistry extends InMemoryWorkerRegistry {
         return;
       }
       const id = event.info.id;
+      const known = this.workers.has(id);
       if (event.kind === "stopped") {
         this.workers.delete(id);
         this.tombstones.set(id, this.clock.now());
-        return;
+      } else if (!this.tombstones.has(id)) {
+        // (a late heartbeat from a worker that already left is not listed)
+        this.workers.set(id, { ...event.info, lastHeartbeat: this.clock.now() });
       }
-      if (this.tombstones.has(id)) return; // a late heartbeat from a worker that already left
-      this.workers.set(id, { ...event.info, lastHeartbeat: this.clock.now() });
+      for (const listener of this.listeners) listener(event, known);
     });
   }
 

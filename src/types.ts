@@ -80,6 +80,8 @@ export interface WorkerInfo {
   hostname: string;
   /** The pool the worker belongs to, when it has one. */
   poolId?: string;
+  /** How often it heartbeats (a coordinator checks it against its workerTimeoutMs). */
+  heartbeatIntervalMs?: number;
 }
 
 /** What a handler receives besides the task's data. */

@@ -26,6 +26,7 @@ import { ConfigError, EscalationError, StateError } from "./errors.js";
 import { ActorEvents } from "./events/actor-events.js";
 import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
+import { KeepAlive } from "./keep-alive.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { subjects } from "./names.js";
 import { submitAndWait } from "./submit.js";
@@ -46,6 +47,8 @@ export interface WorkerPoolOptions {
   restartIntensity?: Partial<RestartIntensity>;
   /** Entity hosting: state store, event sink, failover time (see README, "Entities"). */
   entities?: EntitiesOptions;
+  /** Whether the started pool keeps the process alive until stop() (default true; src/keep-alive.ts). */
+  keepAlive?: boolean;
 }
 
 export interface WorkerPoolStats {
@@ -98,10 +101,12 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   private retired = { completed: 0, failed: 0 };
   private readonly entityOptions: EntitiesOptions;
   private readonly entityDefs = new Map<string, AnyEntityDefinition>();
+  private readonly keepAlive: KeepAlive;
 
   constructor(options: WorkerPoolOptions = {}) {
     super();
     validatePoolOptions(options);
+    this.keepAlive = new KeepAlive(options.keepAlive);
     this.id = options.id ?? newId("pool");
     this.minWorkers = options.minWorkers ?? 1;
     this.maxWorkers = options.maxWorkers ?? Math.max(10, this.minWorkers);
@@ -189,10 +194,12 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     if (this.state === "running") return;
     if (this.state !== "new") throw new StateError(`WorkerPool ${this.id} was stopped; create a new one.`);
     this.state = "running";
+    this.keepAlive.take();
     try {
       await runActorHooks(this, "start", `WorkerPool ${this.id}`);
     } catch (error) {
       this.state = "stopped";
+      this.keepAlive.release();
       throw error;
     }
     this.handlers.onRegister((type) => {
@@ -295,6 +302,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       await this.queue?.close();
       this.supervisor.stop();
       this.state = "stopped";
+      this.keepAlive.release();
       await runActorHooks(this, "stop", `WorkerPool ${this.id}`);
       this.emit("stopped");
     })();
@@ -312,6 +320,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       retryBackoff: this.retryBackoff,
       poolId: this.id,
       entities: this.entityOptions,
+      keepAlive: false, // the pool's own hold covers its workers
     });
     for (const [type, fn] of this.handlers.entries()) worker.registerHandler(type, fn);
     for (const def of this.entityDefs.values()) worker.register(def);

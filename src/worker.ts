@@ -27,6 +27,7 @@ import { eventPublisherFor } from "./event-publisher.js";
 import { enableLifecycleEvents } from "./events/task-lifecycle.js";
 import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
+import { KeepAlive } from "./keep-alive.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { assertQueueName, queuesServedBy, subjects } from "./names.js";
 import { AbandonedRun } from "./task-runner.js";
@@ -46,6 +47,8 @@ export interface WorkerOptions {
   poolId?: string;
   /** Entity hosting: state store, event sink, failover time (see README, "Entities"). */
   entities?: EntitiesOptions;
+  /** Whether the started worker keeps the process alive until stop() (default true; src/keep-alive.ts). */
+  keepAlive?: boolean;
 }
 
 export interface WorkerExit {
@@ -89,6 +92,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private consumerChange: Promise<void> = Promise.resolve();
   private readonly entityOptions: EntitiesOptions;
   private entityRuntime?: EntityRuntime;
+  private readonly keepAlive: KeepAlive;
 
   constructor(options: WorkerOptions = {}) {
     super();
@@ -102,6 +106,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       "retryBackoff",
       "poolId",
       "entities",
+      "keepAlive",
     ]);
     this.entityOptions = resolveEntitiesOptions(options.entities, "WorkerOptions");
     this.id = options.id ?? newId("worker");
@@ -110,6 +115,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.queueName = options.queueName ?? "default";
     assertQueueName(this.queueName);
     this.poolId = options.poolId;
+    this.keepAlive = new KeepAlive(options.keepAlive);
     this.clock = options.clock ?? systemClock;
     this.ownsTransport = options.transport === undefined;
     this.transport = options.transport ?? new InMemoryTransport({ clock: this.clock });
@@ -227,6 +233,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       startedAt: this.startedAt,
       pid: process.pid,
       hostname: hostname(),
+      heartbeatIntervalMs: this.config.heartbeatIntervalMs,
     };
     if (this.poolId !== undefined) info.poolId = this.poolId;
     return info;
@@ -240,6 +247,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       );
     }
     this.lifecycle = "starting";
+    this.keepAlive.take();
     this.actor.start();
     this.actor.send({ type: "START" });
     try {
@@ -262,6 +270,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.actor.send({ type: "STARTED" });
     } catch (error) {
       this.lifecycle = "stopped";
+      this.keepAlive.release();
       this.actor.send({ type: "START_FAILED", error: describeThrown(error) });
       if (error instanceof ConnectionError || error instanceof LifecycleHookError) throw error;
       throw new ConnectionError(`Worker ${this.id} could not start: ${describeThrown(error)}`, {
@@ -340,6 +349,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.actor.stop();
     this.lifecycle = "stopped";
     if (this.ownsTransport) await this.transport.close();
+    this.keepAlive.release();
     this.emit("exit", { workerId: this.id, reason, abnormal });
     done();
   }

@@ -3,6 +3,7 @@
  * brokers — how to reach it, how to restart it, whether to hold a lock — given by the caller.
  */
 import { afterAll, beforeAll, describe, it } from "vitest";
+import { BROKER_LOCK_WAIT_MS } from "../integration/amqp/broker-lock.js";
 import { malformedMessages, poisonTask, sigkillMidTask, sigstopPastTimeout } from "./cases.js";
 import type { BrokerTarget } from "./harness.js";
 
@@ -29,7 +30,7 @@ export function describeChaos(suite: ChaosSuite): void {
     beforeAll(async () => {
       ok = await suite.available();
       if (ok && suite.lock) release = await suite.lock();
-    }, 300_000);
+    }, BROKER_LOCK_WAIT_MS + 10_000);
 
     afterAll(async () => {
       try {

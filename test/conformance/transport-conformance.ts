@@ -246,22 +246,30 @@ export function describeTransportConformance(target: ConformanceTarget): void {
       const t = await transport();
       const all = new Collector<string>();
       const byConsumer = [0, 0];
+      // Each consumer holds its deliveries (one at a time: concurrency 1) until both have had one:
+      // the first to receive blocks, so the queue must hand the next message to the other.
+      const held: Delivery[] = [];
+      const both = () => (byConsumer[0] as number) > 0 && (byConsumer[1] as number) > 0;
       for (const i of [0, 1]) {
         await t.consume(
           ["q.compete"],
           (d) => {
             byConsumer[i]!++;
             all.push(dec(d.body));
-            void d.ack();
+            held.push(d);
+            if (both()) for (const h of held.splice(0)) void h.ack();
           },
           { concurrency: 1 },
         );
       }
       for (let i = 0; i < 20; i++) await t.enqueue("q.compete", enc(`m${i}`), { priority: 5 });
-      const seen = await all.waitFor(20);
+      const seen = await all.waitFor(20, "20 deliveries over the two consumers");
       await settle(t, "q.compete");
       expect(new Set(seen).size).toBe(20);
       expect(all.items).toHaveLength(20);
+      expect(byConsumer[0]).toBeGreaterThan(0);
+      expect(byConsumer[1]).toBeGreaterThan(0);
+      expect((byConsumer[0] as number) + (byConsumer[1] as number)).toBe(20);
     });
 
     it("moves a dead-lettered message to the dead-letter queue with its reason", async ({ skip }) => {

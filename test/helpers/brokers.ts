@@ -30,6 +30,18 @@ export async function brokerAvailable(name: string, host: string, port: number):
   return false;
 }
 
+/** Whether the NATS server of NATS_URL runs (skips loudly on a laptop without it, fails in CI). */
+export function natsAvailable(): Promise<boolean> {
+  const url = new URL(NATS_URL);
+  return brokerAvailable("NATS", url.hostname, Number(url.port || 4222));
+}
+
+/** Whether the RabbitMQ of AMQP_URL runs (skips loudly on a laptop without it, fails in CI). */
+export function amqpAvailable(): Promise<boolean> {
+  const url = new URL(AMQP_URL);
+  return brokerAvailable("RabbitMQ", url.hostname, Number(url.port || 5672));
+}
+
 /** A namespace unique to one test run, so tests never collide on a shared broker. */
 export function uniqueNamespace(prefix: string): string {
   return `${prefix}${process.pid.toString(36)}${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;

@@ -3,70 +3,13 @@
  * serves the seed's App on a free port (in-memory, on NATS and on RabbitMQ by URL), answers a request, and
  * exits 0 on SIGINT after draining.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { type Transport, transportFromUrl } from "fastagentic";
 import type { NatsTransport } from "fastagentic/transports/nats";
 import { describe, expect, it } from "vitest";
-import { deferred, HANG_GUARD_MS } from "../helpers/async.js";
-import { AMQP_URL, brokerAvailable, NATS_URL, uniqueNamespace } from "../helpers/brokers.js";
+import { AMQP_URL, amqpAvailable, NATS_URL, natsAvailable, uniqueNamespace } from "../helpers/brokers.js";
+import { runScript } from "../helpers/script.js";
 import { deleteNamespace } from "./amqp/amqp-helpers.js";
-import { lockBroker } from "./amqp/broker-lock.js";
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-
-interface Run {
-  child: ChildProcess;
-  output: () => string;
-  /** Resolves with the first match of `pattern` in stdout. */
-  waitFor(pattern: RegExp): Promise<RegExpExecArray>;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function run(example: string, env: Record<string, string> = {}): Run {
-  const child = spawn(process.execPath, ["--import", "tsx", example], {
-    cwd: ROOT,
-    env: { ...process.env, FASTAGENTIC_LOG_LEVEL: "error", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  const watchers: Array<() => void> = [];
-  child.stdout?.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-    for (const w of [...watchers]) w();
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    // "close", not "exit": the last of the output has been read by then.
-    child.once("close", (code, signal) => resolve({ code, signal })),
-  );
-  return {
-    child,
-    output: () => `${stdout}\n--- stderr ---\n${stderr}`,
-    exit,
-    waitFor(pattern) {
-      const found = deferred<RegExpExecArray>();
-      const check = () => {
-        const m = pattern.exec(stdout);
-        if (m) found.resolve(m);
-      };
-      watchers.push(check);
-      check();
-      const guard = setTimeout(
-        () => found.reject(new Error(`hang guard: no ${pattern} in the output:\n${stdout}\n${stderr}`)),
-        HANG_GUARD_MS,
-      );
-      void exit.then(() => {
-        check();
-        found.reject(new Error(`exited without printing ${pattern}:\n${stdout}\n${stderr}`));
-      });
-      return found.promise.finally(() => clearTimeout(guard));
-    },
-  };
-}
+import { BROKER_LOCK_WAIT_MS, lockBroker } from "./amqp/broker-lock.js";
 
 /** JetStream streams outlive the example's process: remove those of its namespace. */
 async function deleteNatsStreams(url: string): Promise<void> {
@@ -81,7 +24,7 @@ async function deleteNatsStreams(url: string): Promise<void> {
 
 describe("examples", () => {
   it("examples/decorators.ts runs a decorated actor and exits 0", async () => {
-    const r = run("examples/decorators.ts");
+    const r = runScript("examples/decorators.ts");
     const { code } = await r.exit;
     expect(code, r.output()).toBe(0);
     const out = r.output();
@@ -99,41 +42,37 @@ describe("examples", () => {
     [
       "nats",
       async () =>
-        (await brokerAvailable("NATS", "127.0.0.1", 4222))
-          ? `${NATS_URL}?namespace=${uniqueNamespace("httpex")}`
-          : undefined,
+        (await natsAvailable()) ? `${NATS_URL}?namespace=${uniqueNamespace("httpex")}` : undefined,
     ],
     [
       "amqp",
       async () =>
-        (await brokerAvailable("RabbitMQ", "127.0.0.1", 5672))
-          ? `${AMQP_URL}?namespace=${uniqueNamespace("httpex")}`
-          : undefined,
+        (await amqpAvailable()) ? `${AMQP_URL}?namespace=${uniqueNamespace("httpex")}` : undefined,
     ],
   ];
 
-  it.each(transports)(
+  it.for(transports)(
     "examples/http-app.ts serves on %s and exits 0 on SIGINT",
-    async (name, url) => {
+    { timeout: BROKER_LOCK_WAIT_MS + 300_000 },
+    async ([name, url], { skip }) => {
       const transport = await url();
-      if (transport === undefined) return;
+      if (transport === undefined) skip(); // said loudly by brokerAvailable (and a failure in CI)
       // RabbitMQ tests run one file at a time (some stop the broker); then this one cleans up after itself.
       const release = name === "amqp" ? await lockBroker() : undefined;
       try {
-        await serveAndStop(transport);
+        await serveAndStop(transport as string);
       } finally {
         if (name === "amqp")
-          await deleteNamespace(new URL(transport).searchParams.get("namespace") as string);
+          await deleteNamespace(new URL(transport as string).searchParams.get("namespace") as string);
         await release?.();
       }
     },
-    300_000,
   );
 });
 
 async function serveAndStop(transport: string): Promise<void> {
   {
-    const r = run("examples/http-app.ts", { PORT: "0", FASTAGENTIC_TRANSPORT: transport });
+    const r = runScript("examples/http-app.ts", { PORT: "0", FASTAGENTIC_TRANSPORT: transport });
     try {
       const [, base] = await r.waitFor(/listening on (http:\/\/\S+) /);
       await r.waitFor(/Try: curl -s -X POST http:\/\/\S+\/run/);

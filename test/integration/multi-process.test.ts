@@ -5,8 +5,8 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AMQP_URL, brokerAvailable, NATS_URL } from "../helpers/brokers.js";
-import { lockBroker } from "./amqp/broker-lock.js";
+import { AMQP_URL, amqpAvailable, NATS_URL, natsAvailable } from "../helpers/brokers.js";
+import { BROKER_LOCK_WAIT_MS, lockBroker } from "./amqp/broker-lock.js";
 
 const run = promisify(execFile);
 
@@ -24,7 +24,7 @@ async function example(url: string): Promise<string> {
 
 describe("examples/multi-process on NATS", () => {
   it("runs 200 tasks on two worker processes, which then drain and exit 0", async ({ skip }) => {
-    if (!(await brokerAvailable("NATS", "127.0.0.1", 4222))) skip();
+    if (!(await natsAvailable())) skip();
     const out = await example(NATS_URL);
     expect(out).toContain("200/200 completed");
     expect(out.match(/^ {2}\d+@\S+: \d+$/gm)).toHaveLength(2);
@@ -35,8 +35,8 @@ describe("examples/multi-process on NATS", () => {
 describe("examples/multi-process on RabbitMQ", () => {
   let release: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    if (await brokerAvailable("RabbitMQ", "127.0.0.1", 5672)) release = await lockBroker();
-  }, 300_000);
+    if (await amqpAvailable()) release = await lockBroker();
+  }, BROKER_LOCK_WAIT_MS + 10_000);
   afterAll(async () => release?.());
 
   it("runs 200 tasks on two worker processes, which then drain and exit 0", async ({ skip }) => {

@@ -16,6 +16,7 @@ import {
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { deferred } from "../helpers/async.js";
 import { uniqueNamespace } from "../helpers/brokers.js";
+import { BROKER_LOCK_WAIT_MS } from "./amqp/broker-lock.js";
 
 export interface SeedTarget {
   /** "NATS", "RabbitMQ": shown in the test names. */
@@ -44,7 +45,7 @@ export function describeSeedExamples(target: SeedTarget): void {
     beforeAll(async () => {
       ok = await target.available();
       if (ok && target.lock) release = await target.lock();
-    }, 300_000);
+    }, BROKER_LOCK_WAIT_MS + 10_000);
 
     afterAll(async () => {
       await release?.();

@@ -101,10 +101,12 @@ describe("Coordinator on the in-memory transport", () => {
       ["high", TaskPriority.HIGH],
       ["normal-2", TaskPriority.NORMAL],
     ];
-    for (const [name, priority] of order) all.push(coordinator.submit("job", { name }, { priority }));
-    await Promise.all(all.slice(1).map(() => Promise.resolve()));
+    // Every task is in the queue (its enqueue confirmed) before the blocker ends.
+    const queued = [];
+    for (const [name, priority] of order)
+      queued.push(await coordinator.submitAsync("job", { name }, { priority }));
     gate.resolve();
-    await Promise.all(all);
+    await Promise.all([...all, ...queued.map((t) => coordinator.waitFor(t.id))]);
     expect(started.items).toEqual(["blocker", "critical", "high", "normal-1", "normal-2", "low"]);
   });
 

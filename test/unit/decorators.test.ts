@@ -94,6 +94,8 @@ describe("register()", () => {
   it("takes the union of several actors' tags; different concurrencies are a ConfigError", () => {
     const p = pool({ config: { maxConcurrentTasks: 8 } });
     p.register(new Resizer()).register(new Encoder());
+    expect(p.workerTags).toEqual(["cpu", "img"]);
+    expect([...p.handlerTable.types].sort()).toEqual(["encode", "resize"]);
     const q = pool();
     q.register(new Resizer());
     expect(() => q.register(new Encoder())).toThrow(
@@ -205,8 +207,9 @@ describe("x.handler(type) as a method decorator (shared call-form detection)", (
     );
   });
 
-  it("registers a method in the standard form, bound to the first instance", () => {
+  it("registers a method in the standard form, bound to the first instance", async () => {
     const w = new Worker();
+    stops.push(() => w.stop());
     const initializers: Array<(this: unknown) => void> = [];
     const context = { kind: "method", name: "run", static: false, private: false, metadata: {} };
     const method = function (this: { n: number }) {
@@ -214,7 +217,10 @@ describe("x.handler(type) as a method decorator (shared call-form detection)", (
     };
     w.handler("std_run")(method, { ...context, addInitializer: (f: () => void) => initializers.push(f) });
     for (const init of initializers) init.call({ n: 7 });
+    for (const init of initializers) init.call({ n: 9 }); // a second instance: not bound again
     expect(w.types).toEqual(["std_run"]);
+    await w.start();
+    expect(await w.executeTask({ taskType: "std_run" })).toBe(7);
   });
 });
 

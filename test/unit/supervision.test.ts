@@ -9,6 +9,7 @@ import {
   WorkerPool,
 } from "fastagentic";
 import { afterEach, describe, expect, it } from "vitest";
+import { flushPromises } from "../../src/clock.js";
 import { Collector, deferred } from "../helpers/async.js";
 
 const toStop: Array<{ stop(o?: { graceful?: boolean }): Promise<void> }> = [];
@@ -177,8 +178,11 @@ describe("health checks and supervision", () => {
     const stopping = coordinator.stop({ graceful: true }).then(() => {
       stopped = true;
     });
-    await Promise.resolve();
+    // Let the stop go as far as it can without the running task: it must wait there, draining.
+    await flushPromises();
+    await flushPromises();
     expect(stopped).toBe(false);
+    expect(coordinator.pool.getWorkers().map((w) => w.status)).toEqual(["draining"]);
     gate.resolve();
     await stopping;
     expect(started.items).toEqual([1]);

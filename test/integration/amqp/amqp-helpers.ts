@@ -8,16 +8,13 @@ import { connect } from "amqplib";
 import { silentLogger } from "../../../src/logger.js";
 import { AmqpTransport, type AmqpTransportOptions } from "../../../transports/amqp/index.js";
 import { Collector } from "../../helpers/async.js";
-import { AMQP_URL, brokerAvailable, uniqueNamespace } from "../../helpers/brokers.js";
+import { AMQP_URL, uniqueNamespace } from "../../helpers/brokers.js";
 
 const run = promisify(execFile);
 
 export const amqpUrl = new URL(AMQP_URL);
 
-/** Whether RabbitMQ runs here (skips loudly on a laptop without it, fails in CI). */
-export function amqpAvailable(): Promise<boolean> {
-  return brokerAvailable("RabbitMQ", amqpUrl.hostname, Number(amqpUrl.port || 5672));
-}
+export { amqpAvailable } from "../../helpers/brokers.js";
 
 /** A transport in a fresh namespace that deletes what it declared when it closes. */
 export function testTransport(options: AmqpTransportOptions = {}): AmqpTransport {

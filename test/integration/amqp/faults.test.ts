@@ -14,6 +14,7 @@ import {
   Worker,
 } from "fastagentic";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { flushPromises } from "../../../src/clock.js";
 import { silentLogger } from "../../../src/logger.js";
 import type { AmqpTransport } from "../../../transports/amqp/index.js";
 import { DEAD_LETTER_REASON_HEADER, deadLetterQueueOf } from "../../../transports/transport.js";
@@ -132,6 +133,10 @@ describe("AMQP transport faults", () => {
     const during = client.enqueue("held", enc("during"), { priority: 10 }).finally(() => {
       settled = true;
     });
+    // Give a publish that is not held (refused or dropped at once) the time to settle: a few
+    // event-loop turns and the round trip the broker would take, with the link still cut.
+    await flushPromises();
+    await new Promise((resolve) => setTimeout(resolve, 500));
     expect(settled).toBe(false);
     proxy.restore();
     await during;

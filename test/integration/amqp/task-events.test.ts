@@ -3,7 +3,7 @@
  * own queue, through the default exchange), not through the topic exchange to every client of the
  * queue: each client gets its own tasks' events only, and still every one of them.
  */
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { decodeTaskEvents } from "../../../src/codec.js";
 import { silentLogger } from "../../../src/logger.js";
 import { TaskQueue } from "../../../src/task-queue.js";
@@ -12,6 +12,7 @@ import type { AmqpTransport } from "../../../transports/amqp/index.js";
 import type { Transport } from "../../../transports/transport.js";
 import { tapSubscriptions } from "../../helpers/tap.js";
 import { amqpAvailable, testTransport } from "./amqp-helpers.js";
+import { BROKER_LOCK_WAIT_MS, lockBroker } from "./broker-lock.js";
 
 /** A client's transport that records the task ids of the task events its subscriptions receive. */
 function recording(t: AmqpTransport): { transport: Transport; taskIds: string[] } {
@@ -24,10 +25,16 @@ function recording(t: AmqpTransport): { transport: Transport; taskIds: string[] 
 
 describe("AMQP task events", () => {
   let ok = false;
+  let release: (() => Promise<void>) | undefined;
   const stops: Array<() => Promise<unknown>> = [];
 
   beforeAll(async () => {
     ok = await amqpAvailable();
+    if (ok) release = await lockBroker(); // another file may be stopping the broker meanwhile
+  }, BROKER_LOCK_WAIT_MS + 10_000);
+
+  afterAll(async () => {
+    await release?.();
   });
 
   afterEach(async () => {

@@ -6,15 +6,12 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { NatsTransport, type NatsTransportOptions } from "../../../transports/nats/index.js";
-import { brokerAvailable, NATS_URL, uniqueNamespace } from "../../helpers/brokers.js";
+import { NATS_URL, uniqueNamespace } from "../../helpers/brokers.js";
 
 export const natsUrl = new URL(NATS_URL);
 export const natsServer = `${natsUrl.hostname}:${natsUrl.port || 4222}`;
 
-/** Whether the shared nats-server runs here (skips loudly on a laptop without it, fails in CI). */
-export function natsAvailable(): Promise<boolean> {
-  return brokerAvailable("NATS", natsUrl.hostname, Number(natsUrl.port || 4222));
-}
+export { natsAvailable } from "../../helpers/brokers.js";
 
 /** A transport in a fresh namespace that deletes its streams when it closes. */
 export function testTransport(options: NatsTransportOptions = {}): NatsTransport {

@@ -14,7 +14,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { NatsTransport, natsTransportFromUrl } from "../../../transports/nats/index.js";
 import { uniqueNamespace } from "../../helpers/brokers.js";
 import { natsAvailable, natsServer, streamsOf, testTransport } from "./nats-helpers.js";
-import { freePort, natsServerInstalled, PrivateNatsServer } from "./private-server.js";
+import { freePort, PrivateNatsServer, privateNatsServerAvailable } from "./private-server.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -134,7 +134,7 @@ describe("NATS transport options on a server", () => {
   });
 
   it("refuses a server without JetStream, saying how to enable it", async ({ skip }) => {
-    if (!natsServerInstalled()) skip();
+    if (!privateNatsServerAvailable("the no-JetStream refusal test")) skip();
     const plain = await PrivateNatsServer.start({ jetstream: false });
     try {
       const t = new NatsTransport({ servers: [plain.url] });

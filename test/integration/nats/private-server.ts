@@ -17,6 +17,18 @@ export function natsServerInstalled(): boolean {
   return existsSync(NATS_SERVER_BIN);
 }
 
+/**
+ * Whether a test can start a private nats-server: a missing binary fails in CI (which installs
+ * it), and elsewhere skips loudly, naming what is missing.
+ */
+export function privateNatsServerAvailable(what = "this test"): boolean {
+  if (natsServerInstalled()) return true;
+  const message = `nats-server is not installed at ${NATS_SERVER_BIN} (set NATS_SERVER_BIN)`;
+  if (process.env["CI"]) throw new Error(`${message}: CI requires it for ${what}.`);
+  console.warn(`\n*** SKIPPING ${what}: ${message}. ***\n`);
+  return false;
+}
+
 /** A TCP port nobody listens on right now. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

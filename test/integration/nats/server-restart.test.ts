@@ -9,7 +9,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { NatsTransport, type NatsTransportOptions } from "../../../transports/nats/index.js";
 import { Collector } from "../../helpers/async.js";
 import { uniqueNamespace } from "../../helpers/brokers.js";
-import { natsServerInstalled, PrivateNatsServer } from "./private-server.js";
+import { PrivateNatsServer, privateNatsServerAvailable } from "./private-server.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -19,11 +19,7 @@ describe("NATS transport across a nats-server crash", () => {
   const cleanups: Array<() => Promise<unknown>> = [];
 
   beforeAll(() => {
-    installed = natsServerInstalled();
-    if (!installed) {
-      if (process.env["CI"]) throw new Error("nats-server is not installed: CI requires it.");
-      console.warn("\n*** SKIPPING NATS RESTART TESTS: no nats-server binary. ***\n");
-    }
+    installed = privateNatsServerAvailable("the NATS restart tests");
   });
 
   afterEach(async () => {
