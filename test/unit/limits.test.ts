@@ -114,7 +114,7 @@ describe("durations are bounded, named, and NaN is NaN", () => {
 
   it("counts: workers, concurrency, queue size, retries", () => {
     expect(configError(() => new Coordinator({ config: { maxWorkers: 1e9 } })).message).toContain(
-      "maxWorkers must be an integer from 1 to 10000",
+      "maxWorkers must be an integer from 0 to 10000",
     );
     expect(configError(() => new Worker({ config: { maxConcurrentTasks: 2 ** 40 } })).message).toContain(
       "maxConcurrentTasks",
