@@ -134,7 +134,7 @@ export class App {
       // Strict JSON: no type coercion ("5" is not 5), unknown fields are errors, not dropped.
       ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
       // Room for any task id (128 characters, each up to 3 once percent-encoded) as a path parameter.
-      maxParamLength: MAX_PARAM_LENGTH,
+      routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
       // Errors met before a route runs answer in the same shape as the others.
       frameworkErrors: frameworkErrorHandler,
       clientErrorHandler,

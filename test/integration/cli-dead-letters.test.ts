@@ -110,6 +110,6 @@ describe("fastagentic dead-letters (NATS)", () => {
     }
     const memory = await runCli(["dead-letters", "list", "--transport", "memory://"]);
     expect(memory.code).toBe(2);
-    expect(memory.stderr).toContain("broker transport");
+    expect(memory.stderr).toContain("needs a broker shared with other processes");
   });
 });

@@ -330,7 +330,9 @@ describe("fastagentic worker: SIGTERM and SIGINT drain", () => {
         const ns = namespace();
         const runs = ledger(signal);
         const w = await worker(ns, ["--concurrency", "1"], runs);
-        const running = submitting(ns, ["slow", '{"ms":2500,"tag":"running"}', "--wait"]);
+        // Long enough that the queued task below is submitted (a CLI process: seconds on a loaded
+        // machine) and the signal sent while this one still runs (2.5 s was not, under load).
+        const running = submitting(ns, ["slow", '{"ms":12000,"tag":"running"}', "--wait"]);
         await runs.until((l) => l.count("start") >= 1, "the slow task started");
         // Queued behind it (the worker runs one task at a time): must not start once draining.
         const queued = await submit(ns, ["slow", '{"ms":1,"tag":"queued"}']);

@@ -183,9 +183,15 @@ export function describeDashboardInBrowser(target: DashboardTarget): void {
       await expect.poll(() => dead.count(), { timeout: WAIT }).toBe(1);
       await page.screenshot({ path: screenshotPath(`${target.name}-4-dead-letters`), fullPage: true });
       writeFileSync(file, "ready");
-      await dead.locator("button[data-retry]").click();
+      // The click only sends the request: wait for its answer, or waitFor may still see the old outcome.
+      await Promise.all([
+        page.waitForResponse((r) => r.url().includes("/retry") && r.request().method() === "POST", {
+          timeout: WAIT,
+        }),
+        dead.locator("button[data-retry]").click(),
+      ]);
       const result = await coordinator.waitFor(failing.id, { timeoutMs: 30_000 });
-      expect(result.status).toBe("completed");
+      expect(result.status, JSON.stringify(result)).toBe("completed");
       await page.selectOption("#task-status", "completed");
       await page
         .locator(`#tasks tr[data-task="${failing.id}"] td.status-completed`)
