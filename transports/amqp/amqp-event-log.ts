@@ -106,7 +106,8 @@ export class AmqpEventLog implements EventLog {
           exchange: this.names.exchange,
           routingKey: `d.${record.type}`,
           content,
-          properties: { persistent: true, messageId: record.id, type: record.type },
+          // timestamp: when it was stored, in ms (what a replay from a time reads).
+          properties: { persistent: true, messageId: record.id, type: record.type, timestamp: Date.now() },
         },
         this.deadline(),
       ),
