@@ -304,6 +304,7 @@ export class NatsTransport implements Transport {
       if (this.closing) return;
       if (status.type === "disconnect") {
         for (const c of this.consumers) c.onDisconnect();
+        this.mailbox?.disconnected();
         this.setState("reconnecting");
       } else if (status.type === "reconnect") {
         this.backoff.reset();
