@@ -74,6 +74,11 @@ program
     "where entities keep their state: postgres://… or memory:// (default: the transport's; " +
       "$FASTAGENTIC_STATE_STORE on amqp://)",
   )
+  .option(
+    "--entity-failover-ms <ms>",
+    "a worker silent this long loses its entity partitions to the others (default 10000)",
+    intOption("--entity-failover-ms", 100),
+  )
   .action(async (flags) => exit(await workerCommand(flags)));
 
 program

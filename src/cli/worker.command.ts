@@ -18,6 +18,7 @@ export interface WorkerFlags extends TransportFlags {
   heartbeatMs?: number;
   stallTimeoutMs?: number;
   stateStore?: string;
+  entityFailoverMs?: number;
 }
 
 export async function workerCommand(flags: WorkerFlags): Promise<number> {
@@ -51,9 +52,10 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
     transport,
     queueName: flags.queue ?? "default",
     logger,
-    ...(flags.stateStore === undefined
-      ? {}
-      : { entities: { stateStore: stateStoreFromUrl(flags.stateStore) } }),
+    entities: {
+      ...(flags.stateStore === undefined ? {} : { stateStore: stateStoreFromUrl(flags.stateStore) }),
+      ...(flags.entityFailoverMs === undefined ? {} : { failoverMs: flags.entityFailoverMs }),
+    },
     config: {
       tags,
       ...(maxConcurrentTasks === undefined ? {} : { maxConcurrentTasks }),

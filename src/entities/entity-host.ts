@@ -258,6 +258,10 @@ export class EntityHost {
           slot.loaded = undefined;
           if (error instanceof StateConflictError) {
             this.counts.conflicts++;
+            this.options.logger.warn(
+              { entity: this.def.name, id: slot.id, conflicts: this.counts.conflicts },
+              "entity write refused by compare-and-set: another holder wrote it since it was read; reading it again",
+            );
             continue;
           }
           if (isPermanent(error)) return this.refuse(live, error as Error);

@@ -5,7 +5,7 @@
  */
 import type { StateStore } from "../../transports/state-store.js";
 import type { Transport } from "../../transports/transport.js";
-import type { Clock } from "../clock.js";
+import { type Clock, every } from "../clock.js";
 import { ConfigError, describeThrown } from "../errors.js";
 import { EventBus } from "../events/event-bus.js";
 import type { Logger } from "../logger.js";
@@ -37,6 +37,7 @@ export class EntityRuntime {
   private backends?: EntityBackends;
   private state: "new" | "running" | "stopped" = "new";
   private assigning: Promise<void> = Promise.resolve();
+  private stopReconcile?: () => void;
   private reassignQueued = false;
 
   constructor(private readonly options: EntityRuntimeOptions) {}
@@ -100,6 +101,11 @@ export class EntityRuntime {
     await this.membership.start();
     this.reassign();
     await this.assigning;
+    // Claims that failed (the broker was away) are made again: the assignment is re-applied now and
+    // then, not only when the holders change.
+    this.stopReconcile = every(o.clock, Math.max(100, Math.floor(this.failoverMs / 2)), () =>
+      this.reassign(),
+    );
   }
 
   /** Graceful: running batches finish and every partition is handed over; otherwise at once. */
@@ -109,6 +115,7 @@ export class EntityRuntime {
       return;
     }
     this.state = "stopped";
+    this.stopReconcile?.();
     await this.assigning.catch(() => {});
     await Promise.all([...this.hosts.values()].map((h) => h.stop(graceful)));
     await this.membership?.stop();

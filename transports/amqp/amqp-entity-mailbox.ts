@@ -255,6 +255,7 @@ export class AmqpEntityMailbox implements EntityMailbox {
 /** A consumer of one partition queue on a channel of its own; standby until the broker makes it active. */
 class AmqpClaim implements PartitionHold {
   private channel?: Channel;
+  private opening?: Promise<void>;
   private released = false;
 
   constructor(
@@ -266,22 +267,40 @@ class AmqpClaim implements PartitionHold {
     private readonly forget: (claim: AmqpClaim) => void,
   ) {}
 
-  /** Opens its channel and consumer (again, after a reconnection). */
-  async open(): Promise<void> {
+  /**
+   * Opens its channel and consumer (again, after a reconnection). One at a time: a second consumer
+   * of this claim would hold messages nobody acks (and, active, stall the partition).
+   */
+  open(): Promise<void> {
+    this.opening ??= this.openOnce().finally(() => {
+      this.opening = undefined;
+    });
+    return this.opening;
+  }
+
+  private async openOnce(): Promise<void> {
     if (this.released) return;
-    let ch: Channel;
+    const stale = this.channel;
+    this.channel = undefined;
+    await stale?.close().catch(() => {});
+    let ch: Channel | undefined;
     try {
       ch = await this.host.connection.channel(false, Date.now() + this.host.operationTimeoutMs);
-      await ch.prefetch(this.options.inFlight);
-      ch.on("close", () => this.closed(ch));
-      this.channel = ch;
-      await ch.consume(this.queue, (msg) => this.deliver(ch, msg), { noAck: false });
+      const opened = ch;
+      await opened.prefetch(this.options.inFlight);
+      opened.on("close", () => this.closed(opened));
+      this.channel = opened;
+      await opened.consume(this.queue, (msg) => this.deliver(opened, msg), { noAck: false });
     } catch (error) {
       this.host.logger.warn(
         { queue: this.queue, err: describeThrown(error) },
         "could not consume an entity partition",
       );
-      return; // the next connection tries again
+      if (this.channel === ch) this.channel = undefined;
+      await ch?.close().catch(() => {});
+      // Connected: try again shortly. Not connected: the reconnection opens every claim.
+      if (!this.released && this.host.connection.current) setTimeout(() => void this.open(), 1000).unref();
+      return;
     }
     if (this.released) await ch.close().catch(() => {});
   }

@@ -139,6 +139,15 @@ export class NatsEntityMailbox implements EntityMailbox {
     void this.connected?.then((c) => c.topology.invalidate());
   }
 
+  /**
+   * The connection dropped: a message the server sent may never have arrived, and JetStream would
+   * deliver the ones after it first (the lost one only after its ack wait). Every claim lets go of
+   * its consumer; once back, it makes a new one, which starts at the first unacked message.
+   */
+  disconnected(): void {
+    for (const claim of this.claims) claim.connectionLost();
+  }
+
   private async prepare(
     box: string,
     partitions: number,

@@ -182,6 +182,14 @@ export class NatsPartitionClaim implements PartitionHold {
     }
   }
 
+  /** The connection dropped: stop using this epoch's consumer (see NatsEntityMailbox.disconnected). */
+  connectionLost(): void {
+    if (this.state !== "holding") return;
+    void this.lose(
+      new TransportError(`the NATS connection dropped under partition ${this.partition} of "${this.box}"`),
+    );
+  }
+
   private async lose(reason: Error): Promise<void> {
     this.state = "standby";
     this.seen = undefined;

@@ -338,6 +338,7 @@ export class NatsTransport implements Transport {
       if (status.type === "disconnect") {
         for (const c of this.consumers) c.onDisconnect();
         this.events?.onDisconnect();
+        this.mailbox?.disconnected();
         this.setState("reconnecting");
       } else if (status.type === "reconnect") {
         this.backoff.reset();

@@ -61,6 +61,8 @@ export class PostgresStateStore implements StateStore {
         connectionString: options.connectionString,
         max: options.poolSize ?? 10,
         idleTimeoutMillis: 30_000,
+        // Idle connections do not keep the process alive (a finished script exits).
+        allowExitOnIdle: true,
       });
     // An idle connection that dies (a server restart) must not crash the process: the next query reconnects.
     this.pool.on("error", () => {});
