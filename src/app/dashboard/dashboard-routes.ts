@@ -87,6 +87,7 @@ export function dashboardRoutes(
     maxClients: options.maxClients ?? 32,
     recentTasks: options.recentTasks ?? 500,
     providers,
+    ...(options.maxBufferedBytes === undefined ? {} : { maxBufferedBytes: options.maxBufferedBytes }),
   });
   const assets = loadAssets();
   const plugin: FastifyPluginAsync = async (fastify: FastifyInstance) => {
