@@ -58,6 +58,9 @@ afterAll(async () => {
   await app?.close();
 });
 
+// biome-ignore lint/suspicious/noExplicitAny: ticks are checked field by field.
+type Tick = Record<string, any>;
+
 /** Reads an SSE stream until `n` events arrived; returns their names and data. */
 async function events(path: string, n: number): Promise<Array<{ event: string; data: unknown }>> {
   const ctl = new AbortController();
@@ -127,16 +130,16 @@ describe("dashboard server", () => {
     const got = await events("/ops/dash/events", 4);
     expect(got[0]?.event).toBe("hello");
     expect(got[0]?.data).toMatchObject({ queue: "default", transport: "memory" });
-    const ticks = got.filter((e) => e.event === "tick").map((e) => e.data as Record<string, any>);
+    const ticks = got.filter((e) => e.event === "tick").map((e) => e.data as Tick);
     expect(ticks.length).toBeGreaterThanOrEqual(3);
-    const last = ticks[ticks.length - 1] as Record<string, any>;
+    const last = ticks[ticks.length - 1] as Tick;
     expect(last.stats.failed).toBe(40);
     expect(last.workers).toHaveLength(1);
     const sampled = ticks.find((t) => t.queues.at > 0);
     if (sampled)
       expect(sampled.queues).toMatchObject({ ok: false, error: expect.stringContaining("unreachable") });
     const later = await events("/ops/dash/events", 30);
-    const withQueues = later.map((e) => e.data as Record<string, any>).filter((t) => t.queues?.at > 0);
+    const withQueues = later.map((e) => e.data as Tick).filter((t) => t.queues?.at > 0);
     expect(withQueues.length).toBeGreaterThan(0);
     expect(withQueues[0]?.queues).toMatchObject({ ok: false, error: expect.stringContaining("unreachable") });
   });
