@@ -3,7 +3,12 @@
  * that crosses a transport (the in-memory one too) goes through here, so data that cannot travel
  * fails the same way on every transport, and nothing from the wire is trusted unchecked.
  */
-import { MalformedMessageError, NotSerializableError, PayloadTooLargeError } from "./errors.js";
+import {
+  describeThrown,
+  MalformedMessageError,
+  NotSerializableError,
+  PayloadTooLargeError,
+} from "./errors.js";
 import type { WorkerInfo } from "./types.js";
 
 export const ENVELOPE_VERSION = 1;
@@ -94,7 +99,7 @@ export function encodeJson(value: unknown, what = "message"): string {
   } catch (error) {
     if (error instanceof NotSerializableError) throw error;
     throw new NotSerializableError(
-      `The ${what} cannot be encoded as JSON (${(error as Error).message}). ` +
+      `The ${what} cannot be encoded as JSON (${describeThrown(error)}). ` +
         "Task data and results must be plain JSON: objects, arrays, strings, finite numbers, booleans, null.",
       { cause: error },
     );
@@ -141,6 +146,11 @@ function notSerializable(key: string, what: string): NotSerializableError {
       "(objects, arrays, strings, finite numbers, booleans, null): convert Maps, Sets, class instances, " +
       "BigInts and functions before submitting.",
   );
+}
+
+/** Parses a versioned JSON envelope safely (for other codecs: events). */
+export function decodeEnvelope(bytes: Uint8Array, what: string): Record<string, unknown> {
+  return parse(bytes, what);
 }
 
 function parse(bytes: Uint8Array, what: string): Record<string, unknown> {

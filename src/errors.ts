@@ -225,14 +225,43 @@ export class HttpError extends FastAgenticError {
   }
 }
 
-/** Turns anything a handler threw into a readable message without losing it. */
-export function describeThrown(thrown: unknown): string {
-  if (thrown instanceof Error) return thrown.message || thrown.name;
-  if (typeof thrown === "string") return thrown;
+/** The longest description of a thrown value kept (error texts travel in events and HTTP bodies). */
+export const MAX_ERROR_TEXT_CHARS = 8 * 1024;
+
+/**
+ * Turns anything a handler threw into a readable message without losing it. Never throws, whatever
+ * it is given (a `message` getter that throws, a null-prototype object, a hostile Proxy), and never
+ * returns more than `maxChars` characters: a longer text is cut, saying how much was left out.
+ */
+export function describeThrown(thrown: unknown, maxChars = MAX_ERROR_TEXT_CHARS): string {
+  let text: string;
   try {
-    const json = JSON.stringify(thrown);
-    return `non-Error value thrown: ${json ?? String(thrown)}`;
+    text = describe(thrown);
   } catch {
-    return `non-Error value thrown: ${String(thrown)}`;
+    text = `a thrown ${typeof thrown} that could not be described (reading it threw)`;
   }
+  return cutText(text, maxChars);
+}
+
+function describe(thrown: unknown): string {
+  if (typeof thrown === "string") return thrown;
+  if (thrown instanceof Error) {
+    const message: unknown = thrown.message;
+    if (typeof message === "string" && message.length > 0) return message;
+    const name: unknown = thrown.name;
+    return typeof name === "string" && name.length > 0 ? name : "Error";
+  }
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(thrown);
+  } catch {
+    json = undefined;
+  }
+  return `non-Error value thrown: ${json ?? String(thrown)}`;
+}
+
+/** `text`, or its first `maxChars` characters and a marker saying how many were cut. */
+export function cutText(text: string, maxChars: number): string {
+  if (text.length <= maxChars) return text;
+  return `${text.slice(0, Math.max(0, maxChars))}… [${text.length - maxChars} more characters cut]`;
 }

@@ -11,7 +11,7 @@
 import type { PublishOptions, Transport } from "../transports/transport.js";
 import type { ControlCommand, TaskEnvelope, TaskEvent } from "./codec.js";
 import { encodeJson, utf8 } from "./codec.js";
-import { describeThrown, PayloadTooLargeError } from "./errors.js";
+import { cutText, describeThrown, PayloadTooLargeError } from "./errors.js";
 import { subjects } from "./names.js";
 import { RecentOutcomes } from "./recent-outcomes.js";
 
@@ -100,15 +100,18 @@ export class TaskEventPublisher {
         size = Buffer.byteLength(json);
         if (size > limit) throw new PayloadTooLargeError(size, limit, "task result");
       } catch (error) {
-        if (event.kind !== "completed") throw error;
-        // A result that cannot travel fails the task; retrying would produce the same result.
-        full = {
-          ...full,
-          kind: "failed",
-          result: undefined,
-          error: `The handler's result cannot be sent: ${describeThrown(error)}`,
-        };
-        json = encodeJson(full, "task event");
+        if (full.kind === "completed") {
+          // A result that cannot travel fails the task; retrying would produce the same result.
+          full = {
+            ...full,
+            kind: "failed",
+            result: undefined,
+            error: `The handler's result cannot be sent: ${describeThrown(error)}`,
+          };
+        }
+        // An error text too long for one message is cut (with a marker) until the event fits: the
+        // outcome must reach its client, or the delivery would come back as a poison task.
+        [full, json] = fitErrorText(full, limit);
         size = Buffer.byteLength(json);
       }
     }
@@ -215,6 +218,20 @@ export class TaskEventPublisher {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+}
+
+/** The event, with its error text cut as much as it takes for its JSON to fit in `limit` bytes. */
+function fitErrorText(event: TaskEvent, limit: number): [TaskEvent, string] {
+  const original = event.error ?? "";
+  let keep = original.length;
+  for (;;) {
+    const fitted = keep === original.length ? event : { ...event, error: cutText(original, keep) };
+    const json = encodeJson(fitted, "task event");
+    const size = Buffer.byteLength(json);
+    if (size <= limit) return [fitted, json];
+    if (keep === 0) throw new PayloadTooLargeError(size, limit, "task event");
+    keep = Math.floor(keep / 2);
   }
 }
 

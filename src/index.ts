@@ -7,6 +7,13 @@ export type {
   ListDeadLettersOptions,
   RetryDeadLetterOptions,
 } from "../transports/dead-letters.js";
+export type {
+  DeadEvent,
+  EventGroupInfo,
+  EventLog,
+  EventLogOptions,
+  EventStart,
+} from "../transports/event-log.js";
 export { InMemoryTransport, type InMemoryTransportOptions } from "../transports/memory/memory.transport.js";
 export {
   type ConsumeOptions,
@@ -104,6 +111,16 @@ export {
   ValidationError,
   WaitTimeoutError,
 } from "./errors.js";
+export {
+  EventBus,
+  type EventBusOptions,
+  type EventSubscription,
+  type PublishEventOptions,
+  type PublishedEvent,
+  type SubscribeOptions,
+} from "./events/event-bus.js";
+export type { BusEvent } from "./events/event-codec.js";
+export type { EventContext, EventHandler, SubscriptionStats } from "./events/event-subscription.js";
 export { type Logger, silentLogger } from "./logger.js";
 export {
   InMemoryWorkerRegistry,

@@ -128,7 +128,7 @@ export class TaskRun implements TaskContext {
         : {
             kind: "failed",
             error: describeThrown(thrown),
-            unrecoverable: thrown instanceof UnrecoverableError,
+            unrecoverable: isUnrecoverable(thrown),
           },
     );
   };
@@ -139,6 +139,15 @@ export class TaskRun implements TaskContext {
     this.#resolve = undefined;
     this.#clock?.clearTimeout(this.#timer);
     resolve(outcome);
+  }
+}
+
+/** `thrown instanceof UnrecoverableError`, false where even asking throws (a hostile Proxy). */
+function isUnrecoverable(thrown: unknown): boolean {
+  try {
+    return thrown instanceof UnrecoverableError;
+  } catch {
+    return false;
   }
 }
 

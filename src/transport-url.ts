@@ -23,6 +23,7 @@ import type {
 } from "../transports/transport.js";
 import type { Clock } from "./clock.js";
 import { ConfigError, StateError } from "./errors.js";
+import { redactUrl } from "./url-redaction.js";
 
 export interface TransportUrlOptions {
   /** Prefix of every subject, stream and queue name, so applications can share a broker. */
@@ -58,10 +59,10 @@ export function transportFromUrl(url: string | undefined, options: TransportUrlO
   let parsed: URL;
   try {
     parsed = parseWithSeveralHosts(raw);
-  } catch (error) {
+  } catch {
+    // No `cause`: the URL parser's error carries the raw input, credentials included.
     throw new ConfigError(
-      `"${raw}" is not a transport URL. Use memory://, nats://host:4222 or amqp://user:pass@host:5672/vhost.`,
-      { cause: error },
+      `"${redactUrl(raw)}" is not a transport URL. Use memory://, nats://host:4222 or amqp://user:pass@host:5672/vhost.`,
     );
   }
   if (parsed.protocol === "memory:") {
@@ -70,11 +71,11 @@ export function transportFromUrl(url: string | undefined, options: TransportUrlO
   const load = LOADERS[parsed.protocol];
   if (!load) {
     throw new ConfigError(
-      `Unsupported transport scheme "${parsed.protocol}" in "${redact(parsed)}". ` +
+      `Unsupported transport scheme "${parsed.protocol}" in "${redactUrl(parsed)}". ` +
         "Use memory://, nats:// (or tls://) or amqp:// (or amqps://).",
     );
   }
-  if (!parsed.hostname) throw new ConfigError(`The transport URL "${redact(parsed)}" has no host.`);
+  if (!parsed.hostname) throw new ConfigError(`The transport URL "${redactUrl(parsed)}" has no host.`);
   return new LazyTransport(parsed, load, options);
 }
 
@@ -89,13 +90,6 @@ function parseWithSeveralHosts(raw: string): URL {
   const parsed = new URL(`${several[1]}${first}${several[3]}`);
   if (others.length > 0) parsed.searchParams.set("servers", others.join(","));
   return parsed;
-}
-
-/** The URL with its password hidden, for messages and logs. */
-export function redact(url: URL): string {
-  const copy = new URL(url.href);
-  if (copy.password) copy.password = "***";
-  return copy.href;
 }
 
 /** A transport whose adapter module is imported on connect(). */
@@ -157,7 +151,7 @@ class LazyTransport implements Transport {
 
   private get connected(): Transport {
     if (!this.inner)
-      throw new StateError(`The transport ${redact(this.url)} is not connected; call connect() first.`);
+      throw new StateError(`The transport ${redactUrl(this.url)} is not connected; call connect() first.`);
     return this.inner;
   }
 
@@ -189,7 +183,7 @@ class LazyTransport implements Transport {
   deadLetters(): DeadLetters {
     return forwardDeadLetters(() => {
       const store = this.connected.deadLetters?.();
-      if (!store) throw new ConfigError(`The transport ${redact(this.url)} offers no dead-letters API.`);
+      if (!store) throw new ConfigError(`The transport ${redactUrl(this.url)} offers no dead-letters API.`);
       return store;
     });
   }

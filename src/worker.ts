@@ -320,7 +320,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private readonly onSettleError = (error: unknown): void => {
-    this.logger.error({ err: error }, "failed to settle a delivery; it will be delivered again");
+    this.logger.error(
+      { err: describeThrown(error) },
+      "failed to settle a delivery; it will be delivered again",
+    );
   };
 
   /** Sends to the machine unless it already stopped (a late task end after a hard stop). */

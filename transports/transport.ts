@@ -17,6 +17,7 @@
 
 import { InvalidNameError } from "../src/errors.js";
 import type { DeadLetters } from "./dead-letters.js";
+import type { EventLog } from "./event-log.js";
 
 export type Bytes = Uint8Array;
 
@@ -141,6 +142,8 @@ export interface Transport {
   deadLetters?(): DeadLetters;
   /** Messages waiting in `queue` by priority value, where the broker tells (for dashboards). */
   depthByPriority?(queue: string): Promise<Record<number, number>>;
+  /** The durable event log (transports/event-log.ts), for the EventBus; one per transport. */
+  eventLog?(): EventLog;
 }
 
 export const DEAD_LETTER_SUFFIX = "dead";

@@ -6,6 +6,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import {
   ConfigError,
+  describeThrown,
   FastAgenticError,
   HttpError,
   NoHandlerError,
@@ -136,9 +137,14 @@ function fastifyFailure(error: Partial<FastifyError>, options: HttpErrorOptions)
 /** A Fastify error handler answering with toHttpFailure(), or a logged 500. */
 export function httpErrorHandler(logger: Logger, options: HttpErrorOptions = {}) {
   return (error: unknown, request: FastifyRequest, reply: FastifyReply): void => {
-    let failure = toHttpFailure(error, options);
+    let failure: HttpFailure | undefined;
+    try {
+      failure = toHttpFailure(error, options);
+    } catch {
+      failure = undefined; // a thrown value that throws when looked at (a hostile Proxy…): a plain 500
+    }
     if (failure === undefined) {
-      logger.error({ err: error, reqId: request.id, url: request.url }, "request failed");
+      logger.error({ err: loggable(error), reqId: request.id, url: request.url }, "request failed");
     } else if (failure.status >= 500) {
       const code = failure.body.error.code;
       const message = error instanceof Error ? error.message : failure.body.error.message;
@@ -153,4 +159,16 @@ export function httpErrorHandler(logger: Logger, options: HttpErrorOptions = {})
     if (failure.headers) reply.headers(failure.headers);
     void reply.send(failure.body);
   };
+}
+
+/** The error itself for the log (its stack helps) when reading it is safe; else its description. */
+function loggable(error: unknown): unknown {
+  try {
+    if (error instanceof Error && typeof error.message === "string" && typeof error.stack === "string") {
+      return error;
+    }
+  } catch {
+    // described below
+  }
+  return describeThrown(error);
 }

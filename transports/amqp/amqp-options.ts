@@ -7,6 +7,7 @@ import type { Options, SocketOptions } from "amqplib";
 import { validateKeys } from "../../src/config.js";
 import { ConfigError } from "../../src/errors.js";
 import type { Logger } from "../../src/logger.js";
+import { redactUrl } from "../../src/url-redaction.js";
 import { DEFAULT_DELAY_BUCKETS_MS, validateNamespace } from "./amqp-names.js";
 import { DEFAULT_MAX_TASKS_PER_MESSAGE } from "./amqp-packs.js";
 
@@ -222,23 +223,15 @@ function parseUrl(raw: string | URL): URL {
   let url: URL;
   try {
     url = new URL(String(raw));
-  } catch (error) {
-    throw new ConfigError(`"${String(raw)}" is not a URL; use amqp://user:pass@host:5672/vhost.`, {
-      cause: error,
-    });
+  } catch {
+    // No `cause`: the URL parser's error carries the raw input, credentials included.
+    throw new ConfigError(`"${redactUrl(String(raw))}" is not a URL; use amqp://user:pass@host:5672/vhost.`);
   }
   if (url.protocol !== "amqp:" && url.protocol !== "amqps:") {
     throw new ConfigError(`The AMQP transport takes amqp:// or amqps:// URLs, not ${redactUrl(url)}.`);
   }
   if (!url.hostname) throw new ConfigError(`The AMQP URL ${redactUrl(url)} has no host.`);
   return url;
-}
-
-/** The URL with its password hidden. */
-export function redactUrl(url: URL): string {
-  const copy = new URL(url.href);
-  if (copy.password) copy.password = "***";
-  return copy.href;
 }
 
 function check(ok: boolean, key: string, what: string, value: unknown): void {

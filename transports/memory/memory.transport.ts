@@ -2,6 +2,7 @@ import { type Clock, systemClock } from "../../src/clock.js";
 import { PayloadTooLargeError, StateError } from "../../src/errors.js";
 import { DEAD_LETTER_AT_HEADER, DEAD_LETTER_DELIVERIES_HEADER, type DeadLetters } from "../dead-letters.js";
 import { DedupWindow } from "../dedup-window.js";
+import { type EventLogOptions, resolveEventLogOptions } from "../event-log.js";
 import {
   assertLogicalName,
   type Bytes,
@@ -19,6 +20,7 @@ import {
 } from "../transport.js";
 import { type MemoryBroker, MemoryConsumer, type MemoryQueue, type Message } from "./memory-consumer.js";
 import { MemoryDeadLetters } from "./memory-dead-letters.js";
+import { MemoryEventLog } from "./memory-event-log.js";
 import { before, PriorityHeap } from "./priority-heap.js";
 
 export interface InMemoryTransportOptions {
@@ -32,6 +34,8 @@ export interface InMemoryTransportOptions {
   dedupMaxEntries?: number;
   /** Dead-letter queues keep at most this many messages; later ones are dropped and counted. */
   maxDeadLetters?: number;
+  /** Retention of the event log (EventBus): by default 100,000 events and 7 days. */
+  events?: EventLogOptions;
 }
 
 /**
@@ -58,6 +62,8 @@ export class InMemoryTransport implements Transport, MemoryBroker {
   private dirty = new Set<MemoryQueue>();
   private _state: TransportState = "idle";
   private deadLetterStore?: MemoryDeadLetters;
+  private events?: MemoryEventLog;
+  private readonly eventOptions?: EventLogOptions;
 
   constructor(options: InMemoryTransportOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -67,6 +73,13 @@ export class InMemoryTransport implements Transport, MemoryBroker {
       clock.now(),
     );
     this.maxDeadLetters = options.maxDeadLetters ?? 10_000;
+    this.eventOptions = options.events;
+    if (options.events !== undefined) resolveEventLogOptions(options.events, 100_000);
+  }
+
+  eventLog(): MemoryEventLog {
+    this.events ??= new MemoryEventLog(this.clock, resolveEventLogOptions(this.eventOptions, 100_000));
+    return this.events;
   }
 
   /** Fan-out always arrives here, unless a test injected a fault with dropPublishes(). */
@@ -90,6 +103,7 @@ export class InMemoryTransport implements Transport, MemoryBroker {
     for (const consumer of [...this.consumers]) await consumer.stop();
     this.exactSubs.clear();
     this.prefixSubs.clear();
+    this.events?.close();
     this.setState("closed");
   }
 

@@ -14,6 +14,7 @@ import {
   nkeyAuthenticator,
 } from "@nats-io/transport-node";
 import { ConfigError, ConnectionError, describeThrown } from "../../src/errors.js";
+import { redactUrl } from "../../src/url-redaction.js";
 import { HEADER_ROOM_BYTES, type ResolvedNatsOptions } from "./nats-options.js";
 
 export interface OpenedConnection {
@@ -69,7 +70,7 @@ export async function openConnection(
     nc = await connect(base);
   } catch (error) {
     throw new ConnectionError(
-      `Could not connect to NATS at ${o.servers.join(", ")}: ${describeThrown(error)}. ` +
+      `Could not connect to NATS at ${o.servers.map(redactUrl).join(", ")}: ${describeThrown(error)}. ` +
         "Check that nats-server runs there (with -js for JetStream) and that the credentials are right.",
       { cause: error, retryable: true },
     );

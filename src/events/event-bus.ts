@@ -1,0 +1,252 @@
+/**
+ * The EventBus: durable publish/subscribe between services over a transport's event log. Every
+ * group gets every matching event; the members of one group compete; at least once per group.
+ * See README "Cluster-wide events" for the guarantees and their limits on each broker.
+ */
+import { context as otelContext, propagation } from "@opentelemetry/api";
+import {
+  assertEventPattern,
+  assertEventType,
+  assertGroupName,
+  type DeadEvent,
+  type EventGroupInfo,
+  type EventLog,
+  type EventStart,
+} from "../../transports/event-log.js";
+import { InMemoryTransport } from "../../transports/memory/memory.transport.js";
+import type { Transport } from "../../transports/transport.js";
+import { type Clock, systemClock } from "../clock.js";
+import { type RetryBackoff, validateKeys } from "../config.js";
+import { ConfigError, StateError } from "../errors.js";
+import { newId } from "../ids.js";
+import { childLogger, getDefaultLogger, type Logger } from "../logger.js";
+import { assertEventId, assertEventKey, assertHeaders, type BusEvent, encodeEvent } from "./event-codec.js";
+import { type EventHandler, EventRunner, type SubscriptionStats } from "./event-subscription.js";
+
+export interface EventBusOptions {
+  /** Default: a new InMemoryTransport (closed with the bus). */
+  transport?: Transport;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export interface PublishEventOptions {
+  /** Events of one key reach ordered groups one at a time, in publish order. */
+  key?: string;
+  /** De-duplication: a re-send with the same id within the window is stored once. Default: a new id. */
+  id?: string;
+  headers?: Record<string, string>;
+  /** False: sent without being stored or confirmed (at most once), to non-durable subscriptions only. */
+  durable?: boolean;
+}
+
+export interface SubscribeOptions {
+  /** The group: every group gets every matching event; its members compete. Required when durable. */
+  group?: string;
+  /** Where a new group starts. Default "new". */
+  from?: EventStart;
+  /** Events this member handles at once. Default 8. */
+  concurrency?: number;
+  /** Retries of a failing handler before the event goes to the group's dead letters. Default 3. */
+  retries?: number;
+  retryBackoff?: Partial<RetryBackoff>;
+  /** One key's events one at a time, in publish order, across the group's members. Default false. */
+  ordered?: boolean;
+  /** False: at most once, live events only, no replay. Default true. */
+  durable?: boolean;
+  /** A handler running longer is aborted (ctx.signal) and counts as a failed attempt. Default 60 s; 0: none. */
+  timeoutMs?: number;
+  /** Redeliveries without a settlement (a member died during the event) before it is dead-lettered. Default 3. */
+  maxRedeliveries?: number;
+}
+
+export interface EventSubscription {
+  readonly group: string;
+  readonly pattern: string;
+  readonly stats: Readonly<SubscriptionStats>;
+  /** Stops this member: running handlers finish (up to `timeoutMs`, default 10 s), the rest go back to the group. */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+export interface PublishedEvent {
+  id: string;
+  time: number;
+}
+
+const SUBSCRIBE_KEYS = [
+  "group",
+  "from",
+  "concurrency",
+  "retries",
+  "retryBackoff",
+  "ordered",
+  "durable",
+  "timeoutMs",
+  "maxRedeliveries",
+];
+
+const DEFAULT_BACKOFF: RetryBackoff = { initialMs: 100, multiplier: 2, maxMs: 10_000, jitter: 0.1 };
+
+export class EventBus {
+  readonly transport: Transport;
+  private readonly ownsTransport: boolean;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly subscriptions = new Set<EventSubscription>();
+  private connecting?: Promise<EventLog>;
+  private closed = false;
+
+  constructor(options: EventBusOptions = {}) {
+    validateKeys("EventBusOptions", options, ["transport", "clock", "logger"]);
+    this.clock = options.clock ?? systemClock;
+    this.ownsTransport = options.transport === undefined;
+    this.transport = options.transport ?? new InMemoryTransport({ clock: this.clock });
+    this.logger = childLogger(options.logger ?? getDefaultLogger(), { component: "events" });
+    if (typeof this.transport.eventLog !== "function") {
+      throw new ConfigError(
+        `The ${this.transport.kind} transport has no event log (Transport.eventLog()), so it cannot carry ` +
+          "the EventBus. Use the memory, NATS or RabbitMQ transport.",
+      );
+    }
+  }
+
+  /** Stores an event; resolves once the broker has it (unless `durable: false`). */
+  async publish(type: string, data?: unknown, options: PublishEventOptions = {}): Promise<PublishedEvent> {
+    assertEventType(type);
+    const id = options.id ?? newId("evt");
+    assertEventId(id);
+    if (options.key !== undefined) assertEventKey(options.key);
+    const headers: Record<string, string> = {};
+    if (options.headers !== undefined) {
+      assertHeaders(options.headers);
+      Object.assign(headers, options.headers);
+    }
+    if (headers["traceparent"] === undefined) propagation.inject(otelContext.active(), headers);
+    const event: BusEvent = { id, type, data: data ?? null, time: this.clock.now(), headers };
+    if (options.key !== undefined) event.key = options.key;
+    const body = encodeEvent(event, this.transport.maxPayloadBytes);
+    const log = await this.log();
+    const record = options.key === undefined ? { type, id, body } : { type, id, key: options.key, body };
+    if (options.durable === false) await log.notify(record);
+    else await log.append(record);
+    return { id, time: event.time };
+  }
+
+  /** Joins `options.group` for events matching `pattern` (`*` one part, a final `>` the rest). */
+  async subscribe<T = unknown>(
+    pattern: string,
+    handler: EventHandler<T>,
+    options: SubscribeOptions = {},
+  ): Promise<EventSubscription> {
+    validateKeys("SubscribeOptions", options, SUBSCRIBE_KEYS);
+    assertEventPattern(pattern);
+    if (typeof handler !== "function")
+      throw new ConfigError("subscribe(pattern, handler): handler must be a function.");
+    const durable = options.durable ?? true;
+    if (durable && options.group === undefined) {
+      throw new ConfigError(
+        `subscribe("${pattern}"): a durable subscription needs a group (e.g. { group: "billing" }): ` +
+          "the group is what keeps its place while its members are down. Use { durable: false } for live events only.",
+      );
+    }
+    const group = options.group ?? newId("live").replaceAll(".", "-");
+    assertGroupName(group);
+    const from = options.from ?? "new";
+    checkFrom(from, durable);
+    const concurrency = positiveInt(options.concurrency ?? 8, "concurrency", 1);
+    const retries = positiveInt(options.retries ?? 3, "retries", 0);
+    const timeoutMs = positiveInt(options.timeoutMs ?? 60_000, "timeoutMs", 0);
+    const maxRedeliveries = positiveInt(options.maxRedeliveries ?? 3, "maxRedeliveries", 0);
+    const ordered = options.ordered ?? false;
+    const log = await this.log();
+    const runner = new EventRunner(
+      handler as EventHandler,
+      {
+        group,
+        retries,
+        retryBackoff: { ...DEFAULT_BACKOFF, ...options.retryBackoff },
+        timeoutMs,
+        ordered,
+        maxRedeliveries,
+        ackDeadlineMs: this.transport.ackDeadlineMs,
+        ...(typeof from === "object" && "time" in from ? { notBefore: from.time } : {}),
+      },
+      this.clock,
+      this.logger,
+    );
+    runner.member = await log.join({ group, pattern, from, ordered, durable, concurrency }, runner.onEvent);
+    const subscription: EventSubscription = {
+      group,
+      pattern,
+      stats: runner.stats,
+      close: async ({ timeoutMs: wait = 10_000 } = {}) => {
+        if (!this.subscriptions.delete(subscription)) return;
+        await runner.close(wait);
+      },
+    };
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  /** The durable groups on the transport (every process's), with their lag where the broker tells it. */
+  async groups(): Promise<EventGroupInfo[]> {
+    return (await this.log()).groups();
+  }
+
+  /** The latest dead letters of a group, decoded where they can be. */
+  async deadLetters(group: string, pattern: string, options: { limit?: number } = {}): Promise<DeadEvent[]> {
+    assertGroupName(group);
+    assertEventPattern(pattern);
+    return (await this.log()).deadLetters(group, pattern, positiveInt(options.limit ?? 100, "limit", 1));
+  }
+
+  /** Deletes a durable group: its place in the log and its dead letters. */
+  async deleteGroup(group: string, pattern: string): Promise<boolean> {
+    assertGroupName(group);
+    assertEventPattern(pattern);
+    return (await this.log()).deleteGroup(group, pattern);
+  }
+
+  /** Closes every subscription of this bus (and the transport, if the bus created it). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    if (this.ownsTransport) await this.transport.close();
+  }
+
+  private log(): Promise<EventLog> {
+    if (this.closed) return Promise.reject(new StateError("This EventBus is closed; create a new one."));
+    this.connecting ??= this.transport.connect().then(() => (this.transport.eventLog as () => EventLog)());
+    return this.connecting;
+  }
+}
+
+function positiveInt(value: unknown, name: string, min: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
+    throw new ConfigError(`subscribe(): ${name} must be an integer ≥ ${min}, got ${JSON.stringify(value)}.`);
+  }
+  return value;
+}
+
+function checkFrom(from: unknown, durable: boolean): void {
+  const ok =
+    from === "new" ||
+    from === "all" ||
+    (typeof from === "object" &&
+      from !== null &&
+      (("time" in from && Number.isFinite((from as { time: unknown }).time)) ||
+        ("sequence" in from &&
+          Number.isInteger((from as { sequence: unknown }).sequence) &&
+          ((from as { sequence: number }).sequence ?? 0) >= 1)));
+  if (!ok) {
+    throw new ConfigError(
+      `subscribe(): from must be "new", "all", { time: epochMs } or { sequence: n ≥ 1 }, got ${JSON.stringify(from)}.`,
+    );
+  }
+  if (!durable && from !== "new") {
+    throw new ConfigError(
+      'subscribe(): a non-durable subscription receives live events only: use from: "new".',
+    );
+  }
+}
