@@ -2,6 +2,7 @@
 import type { BenchConfig } from "../bench-config.js";
 import type { CombinedResult } from "../harness/best-round.js";
 import type { RoundTripResult } from "../harness/round-trip.js";
+import type { DashboardCostResult } from "../measures/dashboard-cost.bench.js";
 
 export interface QueuedMemoryResult {
   tasks: number;
@@ -108,6 +109,8 @@ export interface BenchResults {
   xstate?: XStateResult | { error: string };
   scaling?: ScalingResult[];
   failover?: FailoverResult[];
+  /** The dashboard's cost to the coordinator (bench/measures/dashboard-cost.bench.ts). */
+  dashboard?: DashboardCostResult;
   targets: TargetResult[];
   durationSec?: number;
 }
