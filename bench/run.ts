@@ -17,6 +17,7 @@ import { measurePairedLatency } from "./harness/paired-latency.js";
 import { measurePath, type RoundTripResult } from "./harness/round-trip.js";
 import { measureScaling } from "./harness/scaling.js";
 import { killAllChildren } from "./harness/worker-children.js";
+import { measureDashboardCost } from "./measures/dashboard-cost.bench.js";
 import { PATHS, pathById } from "./paths/path-registry.js";
 import { eventLines, eventsSvg, eventTargets } from "./report/events-report.js";
 import { throughputSvg } from "./report/svg-chart.js";
@@ -111,6 +112,14 @@ async function main(): Promise<void> {
   if (!skip.has("xstate")) {
     log("XState actor cost …");
     results.xstate = await runInGcChild("xstate-cost", { actors: config.quick ? 2000 : 10_000 });
+  }
+  if (!skip.has("dashboard")) {
+    log("dashboard cost: the in-memory coordinator without, with, and with a page on its dashboard …");
+    results.dashboard = await measureDashboardCost({
+      tasks: config.quick ? 20_000 : 100_000,
+      rounds: config.quick ? 2 : 5,
+      log,
+    });
   }
   if (!skip.has("scaling")) {
     results.scaling = await measureScaling(config, (name) => pathSpec(config, runId, name), log);

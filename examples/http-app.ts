@@ -6,9 +6,11 @@
  *   FASTAGENTIC_TRANSPORT=amqp://guest:guest@127.0.0.1:5672 npx tsx examples/http-app.ts
  *
  * PORT (default 8080; 0 picks a free one) and HOST (default 127.0.0.1) set where it listens.
+ * APP_TOKEN, when set, guards every route (Bearer token, or the password of Basic in a browser).
+ * The live dashboard is at /dashboard/.
  * Ctrl+C (SIGINT) or SIGTERM drains: running tasks finish, then the process exits 0.
  */
-import { App, Coordinator, transportFromUrl } from "fastagentic";
+import { App, bearerToken, Coordinator, transportFromUrl } from "fastagentic";
 
 /** Stands in for the agent logic of the seed's `run_agent`. */
 async function runAgent(data: { question?: string }) {
@@ -16,7 +18,8 @@ async function runAgent(data: { question?: string }) {
 }
 
 const transport = transportFromUrl(process.env["FASTAGENTIC_TRANSPORT"]);
-const app = new App({ title: "Distributed Agent" });
+const token = process.env["APP_TOKEN"];
+const app = new App({ title: "Distributed Agent", ...(token ? { auth: bearerToken(token) } : {}) });
 const coordinator = new Coordinator({ config: { minWorkers: 4 }, transport });
 
 coordinator.handler("agent_task", async (data: { question?: string }) => runAgent(data));
@@ -32,6 +35,8 @@ app.agentEndpoint({ path: "/run" }, async (request) => coordinator.submit("agent
 
 // The ready REST surface: POST /tasks, GET/DELETE /tasks/:id, /workers, /stats, /health, /metrics.
 app.mountCoordinator(coordinator, { prefix: "/" });
+// The live dashboard (workers, queues, charts, tasks, dead letters), behind the same auth.
+app.mountDashboard(coordinator, { path: "/dashboard" });
 app.enableShutdownSignals();
 
 const url = await app.listen({

@@ -369,8 +369,8 @@ export class TaskQueue {
   }
 
   /** @internal A dead-lettered task re-enqueued by hand: tracked again (queued), so it can be awaited. */
-  trackRetried(task: Task): void {
-    this.store.reopen(task);
+  trackRetried(task: Task): () => void {
+    return this.store.reopen(task);
   }
 
   /** Calls `listener` with each task this queue enqueued once it is finished; returns an unsubscribe. */

@@ -85,12 +85,19 @@ export class TaskStore {
   /**
    * Tracks a task again from `queued` (a dead letter re-enqueued by hand: a new life, same id).
    * A finished record of it is replaced (its outcome stays counted); an open one is left as it is.
+   * Returns what undoes it (the re-enqueue failed): the old record back, or none.
    */
-  reopen(task: Task): void {
+  reopen(task: Task): () => void {
     const r = this.records.get(task.id);
-    if (r && !isTerminal(r.status)) return;
+    if (r && !isTerminal(r.status)) return () => {};
     if (r) this.records.delete(task.id);
-    this.addAndMove({ ...task, status: "pending" }, "ENQUEUE");
+    const fresh: Task = { ...task, status: "pending" };
+    this.addAndMove(fresh, "ENQUEUE");
+    return () => {
+      if (this.records.get(task.id) !== fresh || fresh.status !== "queued") return;
+      this.remove(task.id);
+      if (r) this.records.set(task.id, r);
+    };
   }
 
   /** Forgets a task that was never enqueued (its publish failed); whoever waited for it is told so. */

@@ -2,6 +2,7 @@
 import type { BenchConfig } from "../bench-config.js";
 import type { CombinedResult } from "../harness/best-round.js";
 import type { RoundTripResult } from "../harness/round-trip.js";
+import type { DashboardCostResult } from "../measures/dashboard-cost.bench.js";
 
 export interface QueuedMemoryResult {
   tasks: number;
@@ -110,6 +111,8 @@ export interface BenchResults {
   failover?: FailoverResult[];
   /** The event bus section (bench/harness/events-bench.ts). */
   events?: import("../harness/events-bench.js").EventsResults;
+  /** The dashboard's cost to the coordinator (bench/measures/dashboard-cost.bench.ts). */
+  dashboard?: DashboardCostResult;
   targets: TargetResult[];
   durationSec?: number;
 }

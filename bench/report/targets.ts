@@ -95,5 +95,21 @@ export function evaluateTargets(results: BenchResults): TargetResult[] {
   targets.push(
     target("in-memory ≤ 1 KB heap per queued task beyond payload", net, "<=", 1024, "B", qMissing),
   );
+  const dash = results.dashboard;
+  for (const [label, ratio] of [
+    ["mounted", dash?.mountedRatio],
+    ["a page connected", dash?.pageRatio],
+  ] as const) {
+    targets.push(
+      target(
+        `dashboard (${label}) costs ≤ 5% of in-memory throughput`,
+        ratio,
+        ">=",
+        0.95,
+        "×",
+        "not measured",
+      ),
+    );
+  }
   return targets;
 }

@@ -77,7 +77,7 @@ program
   .option(
     "--entity-failover-ms <ms>",
     "a worker silent this long loses its entity partitions to the others (default 10000)",
-    intOption("--entity-failover-ms", 100),
+    intOption("--entity-failover-ms", 100, MAX_DURATION_MS),
   )
   .action(async (flags) => exit(await workerCommand(flags)));
 

@@ -76,8 +76,12 @@ export interface DeadLetterApiOptions {
   queue: string;
   /** Work queues this process knows of (its workers', its submits'): listed even where the broker cannot list queues. */
   knownQueues(): Iterable<string>;
-  /** Tracks a retried task again (the coordinator's TaskQueue), so its new outcome can be awaited. */
-  onRetried?(task: Task): void;
+  /**
+   * Tracks a task about to be retried again (the coordinator's TaskQueue), so its new outcome can
+   * be awaited; called before the re-enqueue (whose outcome may come back at once), and what it
+   * returns is called if the re-enqueue fails.
+   */
+  onRetried?(task: Task): () => void;
   now?(): number;
 }
 
@@ -172,8 +176,16 @@ export class DeadLetterApi {
       const { replyTo: _gone, ...rest } = envelope;
       body = encode(rest, this.options.transport.maxPayloadBytes, "task data");
     }
-    if (!(await store.retry(ref.queue, ref.letter, { body }))) throw new UnknownDeadLetterError(id);
-    if (envelope) this.options.onRetried?.(taskOf(envelope, this.options.now?.() ?? Date.now()));
+    const undo = envelope
+      ? this.options.onRetried?.(taskOf(envelope, this.options.now?.() ?? Date.now()))
+      : undefined;
+    let retried = false;
+    try {
+      retried = await store.retry(ref.queue, ref.letter, { body });
+    } finally {
+      if (!retried) undo?.();
+    }
+    if (!retried) throw new UnknownDeadLetterError(id);
     return envelope ? { taskId: envelope.id } : {};
   }
 

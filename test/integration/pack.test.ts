@@ -117,10 +117,30 @@ describe("the packed package, installed into an empty folder", () => {
     expect(names.amqp.length).toBeGreaterThan(0);
   });
 
+  it("serves the dashboard page and its assets from the installed package", () => {
+    const script =
+      'import { App, Coordinator, silentLogger } from "fastagentic"; ' +
+      "const c = new Coordinator({ logger: silentLogger }); const app = new App({ appLogger: silentLogger }); " +
+      "app.onStartup(() => c.start()); app.onShutdown(() => c.stop()); app.mountDashboard(c); " +
+      "const base = await app.listen({ port: 0 }); const out = {}; " +
+      'for (const p of ["/dashboard/", "/dashboard/assets/app.js", "/dashboard/assets/app.css", "/dashboard/assets/uPlot.js", "/dashboard/assets/uPlot.css"]) ' +
+      "{ const r = await fetch(base + p); out[p] = [r.status, (await r.text()).length]; } " +
+      "await app.close(); console.log(JSON.stringify(out));";
+    const served = JSON.parse(run("node", ["--input-type=module", "-e", script], app)) as Record<
+      string,
+      [number, number]
+    >;
+    for (const [path, [status, length]] of Object.entries(served)) {
+      expect(status, path).toBe(200);
+      expect(length, path).toBeGreaterThan(100);
+    }
+  });
+
   it("installs the fastagentic command", () => {
     const help = run(join(app, "node_modules/.bin/fastagentic"), ["--help"], app);
     expect(help).toMatch(/worker/);
     expect(help).toMatch(/submit/);
     expect(help).toMatch(/status/);
+    expect(help).toMatch(/dead-letters/);
   });
 });

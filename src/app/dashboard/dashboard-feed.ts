@@ -23,6 +23,8 @@ export interface DashboardFeedOptions {
   /** Finished tasks remembered for the task list. Default 500. */
   recentTasks: number;
   providers: readonly DashboardProvider[];
+  /** A page whose socket holds this many bytes unsent is skipped (30 ticks in a row: dropped). Default 512 KiB. */
+  maxBufferedBytes?: number;
 }
 
 export interface TaskSummary {
@@ -233,7 +235,7 @@ export class DashboardFeed {
   private write(client: Client, frame: string): void {
     const res = client.res;
     if (res.destroyed || res.writableEnded) return;
-    if (res.writableLength > MAX_BUFFERED_BYTES) {
+    if (res.writableLength > (this.options.maxBufferedBytes ?? MAX_BUFFERED_BYTES)) {
       if (++client.skipped >= MAX_SKIPPED) res.destroy();
       return;
     }

@@ -18,13 +18,14 @@ import { assertTaskType } from "../../names.js";
 import { TaskStatus } from "../../types.js";
 import { deadLetterRoutes, intOf, readQuery } from "../dead-letter-routes.js";
 import { httpErrorHandler } from "../http-errors.js";
+import { builtinProviders } from "./builtin-providers.js";
 import { DashboardFeed, type DashboardFeedOptions } from "./dashboard-feed.js";
 import type { DashboardProvider } from "./dashboard-provider.js";
 
 export interface DashboardOptions extends Partial<Omit<DashboardFeedOptions, "providers">> {
   /** Where the page lives. Default "/dashboard". */
   path?: string;
-  /** More panels: entities, event groups, your own (see dashboard-provider.ts). */
+  /** More panels: entities, your own (see dashboard-provider.ts); event groups are added when the transport has an event log. */
   providers?: readonly DashboardProvider[];
 }
 
@@ -76,7 +77,11 @@ export function dashboardRoutes(
   options: DashboardOptions,
   context: { logger: Logger; bodyLimit?: number },
 ): { plugin: FastifyPluginAsync; feed: DashboardFeed } {
-  const providers = [...(options.providers ?? [])];
+  const own = options.providers ?? [];
+  const providers = [
+    ...own,
+    ...builtinProviders(coordinator).filter((b) => !own.some((p) => p.name === b.name)),
+  ];
   for (const p of providers) {
     if (!PROVIDER_NAME.test(p.name))
       throw new ValidationError(`Invalid dashboard provider name ${JSON.stringify(p.name)}.`);
@@ -87,6 +92,7 @@ export function dashboardRoutes(
     maxClients: options.maxClients ?? 32,
     recentTasks: options.recentTasks ?? 500,
     providers,
+    ...(options.maxBufferedBytes === undefined ? {} : { maxBufferedBytes: options.maxBufferedBytes }),
   });
   const assets = loadAssets();
   const plugin: FastifyPluginAsync = async (fastify: FastifyInstance) => {
