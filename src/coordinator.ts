@@ -19,15 +19,16 @@ import {
   validateKeys,
   type WorkerConfig,
 } from "./config.js";
-import { describeThrown, type EscalationError, NoHandlerError, StateError } from "./errors.js";
+import { describeThrown, type EscalationError, StateError } from "./errors.js";
 import type { HandlerRegistrar } from "./handlers.js";
 import { newId } from "./ids.js";
-import { checked, intIn, LIMITS } from "./limits.js";
+import { checked, durationIn, intIn, LIMITS } from "./limits.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
-import { assertTaskType, subjects } from "./names.js";
+import { subjects } from "./names.js";
 import { TransportWorkerRegistry } from "./registry.js";
 import { submitAndWait } from "./submit.js";
 import { TaskQueue } from "./task-queue.js";
+import { TypeAdmission } from "./type-admission.js";
 import type { SubmitOptions, Task, TaskHandler, TaskResult, WaitOptions, WorkerInfo } from "./types.js";
 import { xstateClock } from "./worker.js";
 import { WorkerPool } from "./worker-pool.js";
@@ -40,6 +41,17 @@ export interface CoordinatorOptions {
   transport?: Transport;
   clock?: Clock;
   logger?: Logger;
+  /**
+   * The task types this coordinator accepts besides its own handlers' (src/type-admission.ts).
+   * Default: those a worker on the transport serves or has served since start(); a list: exactly
+   * these (their tasks wait for a worker); "any": every valid name.
+   */
+  taskTypes?: readonly string[] | "any";
+  /**
+   * How long a submit of a type no known worker serves waits for one to announce itself before
+   * failing with NoHandlerError (broker transports). Default 2000; 0: no wait.
+   */
+  typeDiscoveryMs?: number;
 }
 
 interface CoordinatorEvents {
@@ -63,13 +75,21 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly actor: Actor<typeof coordinatorMachine>;
   private lastDepth = 0;
   private scaleEvents = 0;
-  private readonly warnedTypes = new Set<string>();
+  private readonly admission: TypeAdmission;
   private stopping?: Promise<void>;
   private resolveStopped?: () => void;
 
   constructor(options: CoordinatorOptions = {}) {
     super();
-    validateKeys("CoordinatorOptions", options, ["config", "workerConfig", "transport", "clock", "logger"]);
+    validateKeys("CoordinatorOptions", options, [
+      "config",
+      "workerConfig",
+      "transport",
+      "clock",
+      "logger",
+      "taskTypes",
+      "typeDiscoveryMs",
+    ]);
     this.config = resolveCoordinatorConfig(options.config);
     this.clock = options.clock ?? systemClock;
     this.ownsTransport = options.transport === undefined;
@@ -103,6 +123,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       if (this.listenerCount("escalated") > 0) this.emit("escalated", error);
     });
     this.registry = new TransportWorkerRegistry(this.transport, this.clock);
+    this.admission = new TypeAdmission({
+      handlers: this.pool.handlerTable,
+      registry: this.registry,
+      clock: this.clock,
+      taskTypes: options.taskTypes,
+      discoveryMs: checked(
+        "CoordinatorOptions.typeDiscoveryMs",
+        options.typeDiscoveryMs ?? 2000,
+        durationIn(0),
+      ),
+    });
     this.scaler = new ClusterScaler(this.pool, this.registry, this.transport, this.config.queueName);
     this.actor = createActor(
       coordinatorMachine.provide({
@@ -185,7 +216,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     // Not `async`: the promise of submitAndWait is returned as is, without one more around it.
     try {
       this.assertRunning("submit");
-      this.assertServed(taskType);
+      const admitted = this.admit(taskType);
+      if (admitted !== undefined) return admitted.then(() => this.submit(taskType, data, options));
       return submitAndWait(
         this.queue,
         taskType,
@@ -200,7 +232,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Submits a task and resolves once it is queued, with the Task record. */
   async submitAsync(taskType: string, data?: unknown, options: SubmitOptions = {}): Promise<Task> {
     this.assertRunning("submitAsync");
-    this.assertServed(taskType);
+    const admitted = this.admit(taskType);
+    if (admitted !== undefined) await admitted;
     return this.queue.enqueue({ ...this.pool.handlerTable.submitOptions(taskType, options), taskType, data });
   }
 
@@ -363,18 +396,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
   }
 
-  /** Unknown types fail fast where the coordinator can know (in-memory); on a broker they wait for a worker. */
-  private assertServed(taskType: string): void {
-    if (this.pool.handlerTable.has(taskType)) return; // checked when its handler was registered
-    assertTaskType(taskType);
-    if (this.registry.serves(taskType)) return;
-    if (this.transport.kind === "memory") throw new NoHandlerError(taskType, this.pool.handlerTable.types);
-    if (this.registry.size > 0 && !this.warnedTypes.has(taskType)) {
-      this.warnedTypes.add(taskType);
-      this.logger.warn(
-        { taskType },
-        "none of the workers on the transport handles this task type; its tasks stay queued until one does",
-      );
-    }
+  /**
+   * Undefined when the type is accepted, a promise while a worker serving it may still announce
+   * itself (broker transports: in one process every worker is known at once); throws NoHandlerError.
+   */
+  private admit(taskType: string): Promise<void> | undefined {
+    return this.admission.admit(taskType, this.transport.kind !== "memory");
   }
 }

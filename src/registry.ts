@@ -94,6 +94,13 @@ export class UnknownWorkerError extends UnknownTaskError {
 export class TransportWorkerRegistry extends InMemoryWorkerRegistry {
   private subscription?: Subscription;
   private readonly tombstones = new Map<string, number>();
+  private readonly heartbeatListeners = new Set<(info: WorkerInfo) => void>();
+
+  /** Calls `listener` with each worker's info as its heartbeats arrive; returns an unsubscribe. */
+  onHeartbeat(listener: (info: WorkerInfo) => void): () => void {
+    this.heartbeatListeners.add(listener);
+    return () => this.heartbeatListeners.delete(listener);
+  }
 
   constructor(
     private readonly transport: Transport,
@@ -120,7 +127,9 @@ export class TransportWorkerRegistry extends InMemoryWorkerRegistry {
         return;
       }
       if (this.tombstones.has(id)) return; // a late heartbeat from a worker that already left
-      this.workers.set(id, { ...event.info, lastHeartbeat: this.clock.now() });
+      const info = { ...event.info, lastHeartbeat: this.clock.now() };
+      this.workers.set(id, info);
+      for (const listener of this.heartbeatListeners) listener(info);
     });
   }
 

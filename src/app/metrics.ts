@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Coordinator } from "../coordinator.js";
+import { checked, intIn } from "../limits.js";
 import { WorkerStatus } from "../types.js";
 
 export interface CoordinatorMetricsOptions {
@@ -14,7 +15,15 @@ export interface CoordinatorMetricsOptions {
   buckets?: number[];
   /** Labels added to every metric (e.g. { service: "agents" }). */
   defaultLabels?: Record<string, string>;
+  /**
+   * Distinct task types given a `type` label of their own (the first ones seen); the others are
+   * counted under `type="(other)"`, so the metrics cannot grow without bound. Default 100.
+   */
+  maxTypeLabels?: number;
 }
+
+/** The `type` label of the task types past `maxTypeLabels` (no task type can be named so). */
+export const OTHER_TYPES_LABEL = "(other)";
 
 export const DEFAULT_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
@@ -107,9 +116,21 @@ export class CoordinatorMetrics {
       buckets,
       registers,
     });
+    const maxTypes = checked(
+      "CoordinatorMetricsOptions.maxTypeLabels",
+      options.maxTypeLabels ?? 100,
+      intIn(1, 10_000),
+    );
+    const typeLabels = new Set<string>();
+    const typeLabel = (type: string): string => {
+      if (typeLabels.has(type)) return type;
+      if (typeLabels.size >= maxTypes) return OTHER_TYPES_LABEL;
+      typeLabels.add(type);
+      return type;
+    };
     this.stopObserving = coordinator.queue.onTaskFinished((task) => {
       if (task.completedAt === undefined) return;
-      const labels = { type: task.type, status: task.status };
+      const labels = { type: typeLabel(task.type), status: task.status };
       latency.observe(labels, Math.max(0, task.completedAt - task.createdAt) / 1000);
       if (task.startedAt !== undefined)
         run.observe(labels, Math.max(0, task.completedAt - task.startedAt) / 1000);
