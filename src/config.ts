@@ -92,6 +92,11 @@ export interface WorkerConfig {
    * Keep it at or under the coordinator's workerTimeoutMs.
    */
   stallTimeoutMs: number;
+  /**
+   * Handlers that ignored `ctx.signal` after their timeout or cancellation and still run, tolerated
+   * per worker: past it, the worker takes no more tasks and is replaced by its pool's supervisor.
+   */
+  maxAbandonedHandlers: number;
 }
 
 export interface CoordinatorConfig {
@@ -136,6 +141,7 @@ export const DEFAULT_WORKER_CONFIG: WorkerConfig = {
   gracefulShutdownTimeoutMs: 30_000,
   maxRedeliveries: 3,
   stallTimeoutMs: 30_000,
+  maxAbandonedHandlers: 10,
 };
 
 export const DEFAULT_COORDINATOR_CONFIG: CoordinatorConfig = {
@@ -175,6 +181,7 @@ export function resolveWorkerConfig(input: unknown, what = "WorkerConfig"): Work
     gracefulShutdownTimeoutMs: duration,
     maxRedeliveries: intIn(0, LIMITS.redeliveries),
     stallTimeoutMs: positiveDuration,
+    maxAbandonedHandlers: intIn(0, LIMITS.concurrency),
   });
   const config = { ...DEFAULT_WORKER_CONFIG, ...definedOnly(given) };
   config.tags = normalizeTags(config.tags);

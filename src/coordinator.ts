@@ -300,6 +300,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         totalFailed: p.totalFailed,
         restarts: p.restarts,
         escalated: p.escalated,
+        abandonedHandlers: p.abandonedHandlers,
+        totalAbandoned: p.totalAbandoned,
+        clusterAbandonedHandlers: this.clusterAbandoned(p.abandonedHandlers),
         clusterWorkers: new Set([
           ...this.registry.list().map((w) => w.id),
           ...this.pool.getWorkers().map((w) => w.id),
@@ -312,6 +315,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         scaleEvents: this.scaleEvents,
       },
     };
+  }
+
+  /** This process's abandoned handlers, plus those other processes' workers report in their heartbeats. */
+  private clusterAbandoned(local: number): number {
+    let n = local;
+    for (const w of this.registry.list()) if (!this.pool.hasWorker(w.id)) n += w.abandonedHandlers ?? 0;
+    return n;
   }
 
   /** Stops the coordinator; graceful (the default) lets running tasks finish first. */

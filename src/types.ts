@@ -80,6 +80,10 @@ export interface WorkerInfo {
   hostname: string;
   /** The pool the worker belongs to, when it has one. */
   poolId?: string;
+  /** Handlers still running after their task's outcome (they ignored `ctx.signal`). */
+  abandonedHandlers?: number;
+  /** Handlers abandoned so far (whether they have ended since or not). */
+  totalAbandoned?: number;
 }
 
 /** What a handler receives besides the task's data. */

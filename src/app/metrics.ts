@@ -101,6 +101,25 @@ export class CoordinatorMetrics {
         this.inc(stats().workers.restarts);
       },
     });
+    new Gauge({
+      name: `${p}abandoned_handlers`,
+      help:
+        "Handlers still running after their timeout or cancellation (they ignore ctx.signal), on every " +
+        "worker on the transport; past maxAbandonedHandlers a worker is replaced.",
+      registers,
+      collect() {
+        this.set(stats().workers.clusterAbandonedHandlers);
+      },
+    });
+    new Counter({
+      name: `${p}abandoned_handlers_total`,
+      help: "Handlers of this coordinator's own workers abandoned after their timeout or cancellation.",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(stats().workers.totalAbandoned);
+      },
+    });
     const buckets = options.buckets ?? DEFAULT_LATENCY_BUCKETS;
     const latency = new Histogram({
       name: `${p}task_latency_seconds`,
