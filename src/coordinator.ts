@@ -24,7 +24,7 @@ import type { HandlerRegistrar } from "./handlers.js";
 import { newId } from "./ids.js";
 import { checked, durationIn, intIn, LIMITS } from "./limits.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
-import { subjects } from "./names.js";
+import { MAX_TAGS_PER_WORKER, normalizeTags, subjects } from "./names.js";
 import { TransportWorkerRegistry } from "./registry.js";
 import { submitAndWait } from "./submit.js";
 import { TaskQueue } from "./task-queue.js";
@@ -125,6 +125,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.registry = new TransportWorkerRegistry(this.transport, this.clock);
     this.admission = new TypeAdmission({
       handlers: this.pool.handlerTable,
+      localTags: () => this.pool.workerTags,
       registry: this.registry,
       clock: this.clock,
       taskTypes: options.taskTypes,
@@ -216,7 +217,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     // Not `async`: the promise of submitAndWait is returned as is, without one more around it.
     try {
       this.assertRunning("submit");
-      const admitted = this.admit(taskType);
+      const admitted = this.admit(taskType, options);
       if (admitted !== undefined) return admitted.then(() => this.submit(taskType, data, options));
       return submitAndWait(
         this.queue,
@@ -232,7 +233,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Submits a task and resolves once it is queued, with the Task record. */
   async submitAsync(taskType: string, data?: unknown, options: SubmitOptions = {}): Promise<Task> {
     this.assertRunning("submitAsync");
-    const admitted = this.admit(taskType);
+    const admitted = this.admit(taskType, options);
     if (admitted !== undefined) await admitted;
     return this.queue.enqueue({ ...this.pool.handlerTable.submitOptions(taskType, options), taskType, data });
   }
@@ -410,7 +411,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * Undefined when the type is accepted, a promise while a worker serving it may still announce
    * itself (broker transports: in one process every worker is known at once); throws NoHandlerError.
    */
-  private admit(taskType: string): Promise<void> | undefined {
-    return this.admission.admit(taskType, this.transport.kind !== "memory");
+  private admit(taskType: string, options: SubmitOptions): Promise<void> | undefined {
+    const given = options?.tags;
+    // Tags that are not an array of names, or more than a worker carries, are the queue's to refuse.
+    const tags = given === undefined || !Array.isArray(given) ? undefined : normalizeTags(given);
+    if (tags !== undefined && tags.length > MAX_TAGS_PER_WORKER) return undefined;
+    return this.admission.admit(taskType, tags, this.transport.kind !== "memory");
   }
 }

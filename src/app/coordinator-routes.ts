@@ -111,7 +111,9 @@ export function coordinatorRoutes(
         if (error instanceof NoHandlerError) {
           throw new HttpError(
             400,
-            `No worker serves the task type "${error.taskType}"; check the type's name.`,
+            error.tags.length > 0
+              ? `No worker serves the task type "${error.taskType}" with these tags; check the type and tags.`
+              : `No worker serves the task type "${error.taskType}"; check the type's name.`,
             { code: error.code },
           );
         }

@@ -29,9 +29,9 @@ describeEachTransport("task types no worker serves", (t) => {
   });
 
   /** A worker pool serving `types` on its own transport (the client's peer), started. */
-  async function workers(client: Transport, types: string[]): Promise<WorkerPool> {
+  async function workers(client: Transport, types: string[], tags: string[] = []): Promise<WorkerPool> {
     const transport = t.kind === "memory" ? client : t.make(namespaceOf(client));
-    const pool = new WorkerPool({ transport, minWorkers: 1, logger: silentLogger });
+    const pool = new WorkerPool({ transport, minWorkers: 1, logger: silentLogger, config: { tags } });
     for (const type of types) pool.handler(type, async (data) => data);
     open.push(async () => {
       await pool.stop();
@@ -91,6 +91,30 @@ describeEachTransport("task types no worker serves", (t) => {
     expect(metrics).not.toContain("random-");
     await expect(coordinator.submit("nope")).rejects.toThrow(NoHandlerError);
     await expect(coordinator.submit("nope")).rejects.toThrow(/Registered types: "echo"/); // the API does list them
+  });
+
+  it("tag sets no worker carries are refused the same way, and create nothing", async ({ skip }) => {
+    if (!t.ready) skip();
+    const transport = t.make();
+    await transport.connect();
+    await workers(transport, ["render"], ["gpu", "fast"]);
+    const coordinator = client(transport);
+    await coordinator.start();
+    expect(await coordinator.submit("render", 1, { tags: ["gpu"] })).toBe(1);
+    expect(await coordinator.submit("render", 2, { tags: ["fast", "gpu"] })).toBe(2);
+    const before = await brokerObjects(t.kind, namespaceOf(transport));
+    const refusals = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        coordinator.submit("render", i, { tags: ["gpu", `random-${i}`] }).catch((e: unknown) => e),
+      ),
+    );
+    for (const e of refusals) {
+      expect(e).toBeInstanceOf(NoHandlerError);
+      expect((e as Error).message).toMatch(
+        /No worker carrying the tags "gpu", "random-\d+" handles task type "render"/,
+      );
+    }
+    expect(await brokerObjects(t.kind, namespaceOf(transport))).toEqual(before);
   });
 
   // In one process every worker is known at once: nothing to wait for in memory.
