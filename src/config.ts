@@ -98,6 +98,11 @@ export interface WorkerConfig {
    * acked) or "fast" (`durable: false`: live subscribers only, at most once).
    */
   lifecycleEvents: "off" | "durable" | "fast";
+  /**
+   * Handlers that ignored `ctx.signal` after their timeout or cancellation and still run, tolerated
+   * per worker: past it, the worker takes no more tasks and is replaced by its pool's supervisor.
+   */
+  maxAbandonedHandlers: number;
 }
 
 export interface CoordinatorConfig {
@@ -143,6 +148,7 @@ export const DEFAULT_WORKER_CONFIG: WorkerConfig = {
   maxRedeliveries: 3,
   stallTimeoutMs: 30_000,
   lifecycleEvents: "off",
+  maxAbandonedHandlers: 10,
 };
 
 export const DEFAULT_COORDINATOR_CONFIG: CoordinatorConfig = {
@@ -184,6 +190,7 @@ export function resolveWorkerConfig(input: unknown, what = "WorkerConfig"): Work
     stallTimeoutMs: positiveDuration,
     lifecycleEvents: (v: unknown) =>
       v === "off" || v === "durable" || v === "fast" ? undefined : '"off", "durable" or "fast"',
+    maxAbandonedHandlers: intIn(0, LIMITS.concurrency),
   });
   const config = { ...DEFAULT_WORKER_CONFIG, ...definedOnly(given) };
   config.tags = normalizeTags(config.tags);

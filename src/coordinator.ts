@@ -34,12 +34,13 @@ import { EventBus } from "./events/event-bus.js";
 import type { HandlerRegistrar } from "./handlers.js";
 import { newId } from "./ids.js";
 import { KeepAlive } from "./keep-alive.js";
-import { checked, intIn, LIMITS } from "./limits.js";
+import { checked, durationIn, intIn, LIMITS } from "./limits.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
-import { assertTaskType, queuesServedBy, subjects } from "./names.js";
+import { assertTaskType, MAX_TAGS_PER_WORKER, normalizeTags, queuesServedBy, subjects } from "./names.js";
 import { TransportWorkerRegistry } from "./registry.js";
 import { submitAndWait } from "./submit.js";
 import { TaskQueue } from "./task-queue.js";
+import { TypeAdmission } from "./type-admission.js";
 import type { SubmitOptions, Task, TaskHandler, TaskResult, WaitOptions, WorkerInfo } from "./types.js";
 import { xstateClock } from "./worker.js";
 import { WorkerPool } from "./worker-pool.js";
@@ -59,6 +60,17 @@ export interface CoordinatorOptions {
    * (default true): a script awaiting a task in back-off does not exit under it (src/keep-alive.ts).
    */
   keepAlive?: boolean;
+  /**
+   * The task types this coordinator accepts besides its own handlers' (src/type-admission.ts).
+   * Default: those a worker on the transport serves or has served since start(); a list: exactly
+   * these (their tasks wait for a worker); "any": every valid name.
+   */
+  taskTypes?: readonly string[] | "any";
+  /**
+   * How long a submit of a type no known worker serves waits for one to announce itself before
+   * failing with NoHandlerError (broker transports). Default 2000; 0: no wait.
+   */
+  typeDiscoveryMs?: number;
 }
 
 interface CoordinatorEvents {
@@ -85,7 +97,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly actor: Actor<typeof coordinatorMachine>;
   private lastDepth = 0;
   private scaleEvents = 0;
-  private readonly warnedTypes = new Set<string>();
+  private readonly admission: TypeAdmission;
   private stopping?: Promise<void>;
   private resolveStopped?: () => void;
   private bus?: EventBus;
@@ -105,6 +117,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       "logger",
       "entities",
       "keepAlive",
+      "taskTypes",
+      "typeDiscoveryMs",
     ]);
     this.entityOptions = resolveEntitiesOptions(options.entities, "CoordinatorOptions");
     this.keepAlive = new KeepAlive(options.keepAlive);
@@ -144,6 +158,18 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       if (this.listenerCount("escalated") > 0) this.emit("escalated", error);
     });
     this.registry = new TransportWorkerRegistry(this.transport, this.clock);
+    this.admission = new TypeAdmission({
+      handlers: this.pool.handlerTable,
+      localTags: () => this.pool.workerTags,
+      registry: this.registry,
+      clock: this.clock,
+      taskTypes: options.taskTypes,
+      discoveryMs: checked(
+        "CoordinatorOptions.typeDiscoveryMs",
+        options.typeDiscoveryMs ?? 2000,
+        durationIn(0),
+      ),
+    });
     this.scaler = new ClusterScaler(this.pool, this.registry, this.transport, this.config.queueName);
     this.deadLetters = new DeadLetterApi({
       transport: this.transport,
@@ -287,7 +313,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     // Not `async`: the promise of submitAndWait is returned as is, without one more around it.
     try {
       this.assertRunning("submit");
-      this.assertServed(taskType);
+      const admitted = this.admit(taskType, options);
+      if (admitted !== undefined) return admitted.then(() => this.submit(taskType, data, options));
       return submitAndWait(
         this.queue,
         taskType,
@@ -302,7 +329,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Submits a task and resolves once it is queued, with the Task record. */
   async submitAsync(taskType: string, data?: unknown, options: SubmitOptions = {}): Promise<Task> {
     this.assertRunning("submitAsync");
-    this.assertServed(taskType);
+    const admitted = this.admit(taskType, options);
+    if (admitted !== undefined) await admitted;
     return this.queue.enqueue({ ...this.pool.handlerTable.submitOptions(taskType, options), taskType, data });
   }
 
@@ -382,6 +410,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         totalFailed: p.totalFailed,
         restarts: p.restarts,
         escalated: p.escalated,
+        abandonedHandlers: p.abandonedHandlers,
+        totalAbandoned: p.totalAbandoned,
+        clusterAbandonedHandlers: this.clusterAbandoned(p.abandonedHandlers),
         clusterWorkers: new Set([
           ...this.registry.list().map((w) => w.id),
           ...this.pool.getWorkers().map((w) => w.id),
@@ -394,6 +425,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         scaleEvents: this.scaleEvents,
       },
     };
+  }
+
+  /** This process's abandoned handlers, plus those other processes' workers report in their heartbeats. */
+  private clusterAbandoned(local: number): number {
+    let n = local;
+    for (const w of this.registry.list()) if (!this.pool.hasWorker(w.id)) n += w.abandonedHandlers ?? 0;
+    return n;
   }
 
   /** Stops the coordinator; graceful (the default) lets running tasks finish first. */
@@ -482,18 +520,15 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
   }
 
-  /** Unknown types fail fast where the coordinator can know (in-memory); on a broker they wait for a worker. */
-  private assertServed(taskType: string): void {
-    if (this.pool.handlerTable.has(taskType)) return; // checked when its handler was registered
-    assertTaskType(taskType);
-    if (this.registry.serves(taskType)) return;
-    if (this.transport.kind === "memory") throw new NoHandlerError(taskType, this.pool.handlerTable.types);
-    if (this.registry.size > 0 && !this.warnedTypes.has(taskType)) {
-      this.warnedTypes.add(taskType);
-      this.logger.warn(
-        { taskType },
-        "none of the workers on the transport handles this task type; its tasks stay queued until one does",
-      );
-    }
+  /**
+   * Undefined when the type is accepted, a promise while a worker serving it may still announce
+   * itself (broker transports: in one process every worker is known at once); throws NoHandlerError.
+   */
+  private admit(taskType: string, options: SubmitOptions): Promise<void> | undefined {
+    const given = options?.tags;
+    // Tags that are not an array of names, or more than a worker carries, are the queue's to refuse.
+    const tags = given === undefined || !Array.isArray(given) ? undefined : normalizeTags(given);
+    if (tags !== undefined && tags.length > MAX_TAGS_PER_WORKER) return undefined;
+    return this.admission.admit(taskType, tags, this.transport.kind !== "memory");
   }
 }

@@ -63,9 +63,13 @@ export class NoHandlerError extends FastAgenticError {
   constructor(
     readonly taskType: string,
     known: readonly string[],
+    /** The task's tags, when what is missing is a worker carrying them all. */
+    readonly tags: readonly string[] = [],
   ) {
     super(
-      `No handler is registered for task type "${taskType}". ` +
+      (tags.length > 0
+        ? `No worker carrying the tags ${tags.map((t) => `"${t}"`).join(", ")} handles task type "${taskType}". `
+        : `No handler is registered for task type "${taskType}". `) +
         (known.length > 0
           ? `Registered types: ${known.map((k) => `"${k}"`).join(", ")}. `
           : "No task types are registered. ") +

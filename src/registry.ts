@@ -110,6 +110,14 @@ export class TransportWorkerRegistry extends InMemoryWorkerRegistry {
     return this.tombstones.has(workerId);
   }
 
+  private readonly heartbeatListeners = new Set<(info: WorkerInfo) => void>();
+
+  /** Calls `listener` with each worker's info as its heartbeats arrive; returns an unsubscribe. */
+  onHeartbeat(listener: (info: WorkerInfo) => void): () => void {
+    this.heartbeatListeners.add(listener);
+    return () => this.heartbeatListeners.delete(listener);
+  }
+
   constructor(
     private readonly transport: Transport,
     clock: Clock = systemClock,
@@ -138,6 +146,10 @@ export class TransportWorkerRegistry extends InMemoryWorkerRegistry {
         this.workers.set(id, { ...event.info, lastHeartbeat: this.clock.now() });
       }
       for (const listener of this.listeners) listener(event, known);
+      if (event.kind !== "stopped" && !this.tombstones.has(id)) {
+        const info = this.workers.get(id);
+        if (info) for (const listener of this.heartbeatListeners) listener(info);
+      }
     });
   }
 

@@ -40,6 +40,9 @@ export class TaskRun implements TaskContext {
   #timer?: TimerHandle;
   #clock?: Clock;
   #timeoutMs = 0;
+  /** The handler returned or threw (false while it runs, also after its outcome if it ignored an abort). */
+  #settled = false;
+  #onSettled?: () => void;
   /** The delivery being worked on (none for Worker.executeTask). */
   readonly #delivery?: Delivery;
 
@@ -92,7 +95,10 @@ export class TaskRun implements TaskContext {
   /** Runs the handler once; resolves with what happened (never rejects). */
   run(handler: TaskHandler, data: unknown, timeoutMs: number, clock: Clock): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
-      if (this.#reason !== undefined) return resolve(outcomeOfAbort(this.#reason));
+      if (this.#reason !== undefined) {
+        this.#settled = true; // the handler never starts
+        return resolve(outcomeOfAbort(this.#reason));
+      }
       this.#resolve = resolve;
       this.#clock = clock;
       this.#timeoutMs = timeoutMs;
@@ -105,7 +111,7 @@ export class TaskRun implements TaskContext {
         if (value !== null && typeof (value as PromiseLike<unknown>)?.then === "function") {
           (value as PromiseLike<unknown>).then(this.#onResult, this.#onError);
         } else {
-          this.#finish({ kind: "completed", result: value });
+          this.#onResult(value);
         }
       } catch (thrown) {
         this.#onError(thrown);
@@ -118,10 +124,12 @@ export class TaskRun implements TaskContext {
   };
 
   readonly #onResult = (result: unknown): void => {
+    this.#handlerSettled();
     this.#finish({ kind: "completed", result });
   };
 
   readonly #onError = (thrown: unknown): void => {
+    this.#handlerSettled();
     this.#finish(
       this.#reason !== undefined
         ? outcomeOfAbort(this.#reason)
@@ -132,6 +140,28 @@ export class TaskRun implements TaskContext {
           },
     );
   };
+
+  /**
+   * True while the handler has not returned: after its outcome, that is a handler that ignored
+   * `ctx.signal` (a timeout, a cancellation) and goes on running, abandoned.
+   */
+  get handlerRunning(): boolean {
+    return !this.#settled;
+  }
+
+  /** Calls `fn` once the handler returns or throws (never, if it never does). */
+  whenHandlerSettles(fn: () => void): void {
+    if (this.#settled) fn();
+    else this.#onSettled = fn;
+  }
+
+  #handlerSettled(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    const fn = this.#onSettled;
+    this.#onSettled = undefined;
+    fn?.();
+  }
 
   #finish(outcome: Outcome): void {
     const resolve = this.#resolve;

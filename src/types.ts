@@ -82,6 +82,10 @@ export interface WorkerInfo {
   poolId?: string;
   /** How often it heartbeats (a coordinator checks it against its workerTimeoutMs). */
   heartbeatIntervalMs?: number;
+  /** Handlers still running after their task's outcome (they ignored `ctx.signal`). */
+  abandonedHandlers?: number;
+  /** Handlers abandoned so far (whether they have ended since or not). */
+  totalAbandoned?: number;
 }
 
 /** What a handler receives besides the task's data. */

@@ -64,6 +64,10 @@ export interface WorkerPoolStats {
   /** Workers replaced by the supervisor since start. */
   restarts: number;
   escalated: boolean;
+  /** Handlers still running after their outcome (ignoring ctx.signal), workers already replaced included. */
+  abandonedHandlers: number;
+  /** Handlers abandoned since start. */
+  totalAbandoned: number;
 }
 
 interface PoolEvents {
@@ -98,7 +102,9 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   private seq = 0;
   private restarts = 0;
   private escalation?: EscalationError;
-  private retired = { completed: 0, failed: 0 };
+  private retired = { completed: 0, failed: 0, abandoned: 0 };
+  /** Workers gone whose abandoned handlers still run (they are in this process all the same). */
+  private readonly leftovers = new Set<Worker>();
   private readonly entityOptions: EntitiesOptions;
   private readonly entityDefs = new Map<string, AnyEntityDefinition>();
   private readonly keepAlive: KeepAlive;
@@ -264,6 +270,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     let current = 0;
     let completed = this.retired.completed;
     let failed = this.retired.failed;
+    let totalAbandoned = this.retired.abandoned;
+    let abandoned = 0;
     for (const w of this.workers.values()) {
       const info = w.info;
       if (info.status === "idle") idle++;
@@ -271,6 +279,12 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       current += info.currentTasks;
       completed += info.totalCompleted;
       failed += info.totalFailed;
+      abandoned += info.abandonedHandlers ?? 0;
+      totalAbandoned += info.totalAbandoned ?? 0;
+    }
+    for (const w of this.leftovers) {
+      if (w.abandonedHandlers === 0) this.leftovers.delete(w);
+      else abandoned += w.abandonedHandlers;
     }
     return {
       poolId: this.id,
@@ -284,6 +298,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       totalFailed: failed,
       restarts: this.restarts,
       escalated: this.escalation !== undefined,
+      abandonedHandlers: abandoned,
+      totalAbandoned,
     };
   }
 
@@ -342,6 +358,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     const info = worker.info;
     this.retired.completed += info.totalCompleted;
     this.retired.failed += info.totalFailed;
+    this.retired.abandoned += info.totalAbandoned ?? 0;
+    if (worker.abandonedHandlers > 0) this.leftovers.add(worker);
     this.emit("worker.exited", exit);
     if (exit.abnormal && this.state === "running") {
       this.logger.warn({ workerId: worker.id, reason: exit.reason }, "worker died; asking the supervisor");

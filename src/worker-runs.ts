@@ -36,6 +36,8 @@ export interface WorkerRunsOptions {
   backoff: RetryBackoff;
   config: WorkerConfig;
   handlers: HandlerTable;
+  /** Called when more handlers than `config.maxAbandonedHandlers` run abandoned at once. */
+  onTooManyAbandoned?: (abandoned: number) => void;
 }
 
 export interface ExecuteOptions {
@@ -54,6 +56,9 @@ export class WorkerRuns {
   malformedMessages = 0;
   totalCompleted = 0;
   totalFailed = 0;
+  /** Handlers still running after their outcome (timed out or cancelled, ignoring ctx.signal). */
+  abandonedHandlers = 0;
+  totalAbandoned = 0;
 
   private readonly running = new Map<string, TaskRun>();
   private readonly cancelled = new Set<string>();
@@ -66,6 +71,7 @@ export class WorkerRuns {
   private readonly config: WorkerConfig;
   private readonly handlers: HandlerTable;
   private readonly target: OutcomeTarget;
+  private readonly onTooManyAbandoned?: (abandoned: number) => void;
 
   constructor(options: WorkerRunsOptions) {
     this.id = options.workerId;
@@ -75,6 +81,7 @@ export class WorkerRuns {
     this.backoff = options.backoff;
     this.config = options.config;
     this.handlers = options.handlers;
+    this.onTooManyAbandoned = options.onTooManyAbandoned;
     this.target = {
       transport: this.transport,
       backoff: this.backoff,
@@ -100,6 +107,7 @@ export class WorkerRuns {
     });
     this.begin(taskId, run);
     const outcome = await run.run(handler, options.data, timeoutMs, this.clock);
+    this.noteAbandoned(run);
     this.end(taskId, outcome.kind === "completed" ? "completed" : "failed");
     switch (outcome.kind) {
       case "completed":
@@ -181,6 +189,7 @@ export class WorkerRuns {
     });
     const timeoutMs = task.timeoutMs > 0 ? task.timeoutMs : this.config.taskTimeoutMs;
     const outcome = await run.run(handler, task.data, timeoutMs, this.clock);
+    this.noteAbandoned(run);
     try {
       const sent = await settleOutcome(this.target, delivery, task, attempt, outcome, this.clock.now() - at);
       const kind = sent?.kind;
@@ -189,6 +198,19 @@ export class WorkerRuns {
       this.end(task.id, "abandoned");
       await delivery.nack().catch(() => {});
       throw error;
+    }
+  }
+
+  /** Counts a run whose handler goes on after its outcome, until it returns. */
+  private noteAbandoned(run: TaskRun): void {
+    if (!run.handlerRunning) return;
+    this.abandonedHandlers++;
+    this.totalAbandoned++;
+    run.whenHandlerSettles(() => {
+      this.abandonedHandlers--;
+    });
+    if (this.abandonedHandlers > this.config.maxAbandonedHandlers) {
+      this.onTooManyAbandoned?.(this.abandonedHandlers);
     }
   }
 

@@ -138,6 +138,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       backoff: this.backoff,
       config: this.config,
       handlers: this.handlers,
+      onTooManyAbandoned: (n) => void this.leaveOverloaded(n),
     });
     this.handlers.onRegister(() => {
       if (this.lifecycle === "running") this.refreshConsumer();
@@ -234,6 +235,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       pid: process.pid,
       hostname: hostname(),
       heartbeatIntervalMs: this.config.heartbeatIntervalMs,
+      abandonedHandlers: this.runs.abandonedHandlers,
+      totalAbandoned: this.runs.totalAbandoned,
     };
     if (this.poolId !== undefined) info.poolId = this.poolId;
     return info;
@@ -322,6 +325,35 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.lifecycle === "stopped") return;
     this.lifecycle = "stopping";
     await this.shutdown(reason, true);
+  }
+
+  /** Handlers still running after their task's outcome (they ignored ctx.signal). */
+  get abandonedHandlers(): number {
+    return this.runs.abandonedHandlers;
+  }
+
+  /**
+   * More handlers than maxAbandonedHandlers run abandoned: this worker takes no more tasks, lets
+   * its running ones finish (up to gracefulShutdownTimeoutMs), then ends abnormally, so that its
+   * pool's supervisor replaces it (within the restart intensity). The abandoned handlers cannot be
+   * stopped from outside: they end when they return, or with the process.
+   */
+  private async leaveOverloaded(abandoned: number): Promise<void> {
+    if (this.lifecycle !== "running") return;
+    this.lifecycle = "stopping";
+    this.logger.warn(
+      { abandonedHandlers: abandoned, maxAbandonedHandlers: this.config.maxAbandonedHandlers },
+      "too many handlers ignore ctx.signal and still run after their timeout or cancellation; " +
+        "this worker takes no more tasks and will be replaced",
+    );
+    this.consumer?.setConcurrency(0);
+    await this.runs.waitIdle(this.config.gracefulShutdownTimeoutMs);
+    if (this.stoppedPromise) return; // stopped or terminated meanwhile
+    await this.shutdown(
+      `${abandoned} handlers still running after their timeout or cancellation (over maxAbandonedHandlers ` +
+        `${this.config.maxAbandonedHandlers}); make handlers stop when ctx.signal aborts`,
+      true,
+    );
   }
 
   private stoppedPromise?: Promise<void>;

@@ -115,8 +115,17 @@ export function coordinatorRoutes(
       try {
         task = await coordinator.submitAsync(body.type, body.data, submit);
       } catch (error) {
-        // Here the client chose the type: an unknown one is the request's fault.
-        if (error instanceof NoHandlerError) throw new HttpError(400, error.message, { code: error.code });
+        // Here the client chose the type: an unknown one is the request's fault. The message does
+        // not list the types served: the caller may be anyone.
+        if (error instanceof NoHandlerError) {
+          throw new HttpError(
+            400,
+            error.tags.length > 0
+              ? `No worker serves the task type "${error.taskType}" with these tags; check the type and tags.`
+              : `No worker serves the task type "${error.taskType}"; check the type's name.`,
+            { code: error.code },
+          );
+        }
         throw error;
       }
       const location = `${prefix}/tasks/${encodeURIComponent(task.id)}`;

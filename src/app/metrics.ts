@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Coordinator } from "../coordinator.js";
+import { checked, intIn } from "../limits.js";
 import { WorkerStatus } from "../types.js";
 
 export interface CoordinatorMetricsOptions {
@@ -14,7 +15,15 @@ export interface CoordinatorMetricsOptions {
   buckets?: number[];
   /** Labels added to every metric (e.g. { service: "agents" }). */
   defaultLabels?: Record<string, string>;
+  /**
+   * Distinct task types given a `type` label of their own (the first ones seen); the others are
+   * counted under `type="(other)"`, so the metrics cannot grow without bound. Default 100.
+   */
+  maxTypeLabels?: number;
 }
+
+/** The `type` label of the task types past `maxTypeLabels` (no task type can be named so). */
+export const OTHER_TYPES_LABEL = "(other)";
 
 export const DEFAULT_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
@@ -92,6 +101,25 @@ export class CoordinatorMetrics {
         this.inc(stats().workers.restarts);
       },
     });
+    new Gauge({
+      name: `${p}abandoned_handlers`,
+      help:
+        "Handlers still running after their timeout or cancellation (they ignore ctx.signal), on every " +
+        "worker on the transport; past maxAbandonedHandlers a worker is replaced.",
+      registers,
+      collect() {
+        this.set(stats().workers.clusterAbandonedHandlers);
+      },
+    });
+    new Counter({
+      name: `${p}abandoned_handlers_total`,
+      help: "Handlers of this coordinator's own workers abandoned after their timeout or cancellation.",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(stats().workers.totalAbandoned);
+      },
+    });
     const buckets = options.buckets ?? DEFAULT_LATENCY_BUCKETS;
     const latency = new Histogram({
       name: `${p}task_latency_seconds`,
@@ -107,9 +135,21 @@ export class CoordinatorMetrics {
       buckets,
       registers,
     });
+    const maxTypes = checked(
+      "CoordinatorMetricsOptions.maxTypeLabels",
+      options.maxTypeLabels ?? 100,
+      intIn(1, 10_000),
+    );
+    const typeLabels = new Set<string>();
+    const typeLabel = (type: string): string => {
+      if (typeLabels.has(type)) return type;
+      if (typeLabels.size >= maxTypes) return OTHER_TYPES_LABEL;
+      typeLabels.add(type);
+      return type;
+    };
     this.stopObserving = coordinator.queue.onTaskFinished((task) => {
       if (task.completedAt === undefined) return;
-      const labels = { type: task.type, status: task.status };
+      const labels = { type: typeLabel(task.type), status: task.status };
       latency.observe(labels, Math.max(0, task.completedAt - task.createdAt) / 1000);
       if (task.startedAt !== undefined)
         run.observe(labels, Math.max(0, task.completedAt - task.startedAt) / 1000);

@@ -232,7 +232,12 @@ export function describeSeedExamples(target: SeedTarget): void {
     it("keeps priority order: a worker started later takes CRITICAL, HIGH, NORMAL, LOW", async ({ skip }) => {
       if (!ok) skip();
       // A pure client (no workers of its own) submits; a pool on another connection runs the tasks.
-      const client = new Coordinator({ config: { minWorkers: 0, autoScale: false }, transport: broker() });
+      // It submits before the pool starts, so it declares the type.
+      const client = new Coordinator({
+        config: { minWorkers: 0, autoScale: false },
+        transport: broker(),
+        taskTypes: ["record"],
+      });
       stops.push(() => client.stop());
       await client.start();
       const tasks = [];

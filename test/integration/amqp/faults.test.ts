@@ -248,10 +248,12 @@ describe("AMQP transport faults", () => {
   it("refuses an oversize payload before sending it", async ({ skip }) => {
     if (!ok) skip();
     const t = await transport({ maxPayloadBytes: 64 * 1024 });
+    // No worker serves "resize": declared, so that the payload check is what refuses it.
     const client = new Coordinator({
       config: { minWorkers: 0, autoScale: false },
       transport: t,
       logger: silentLogger,
+      taskTypes: ["resize"],
     });
     open.push({ close: () => client.stop() });
     await client.start();

@@ -147,7 +147,12 @@ describe("NATS transport under faults", () => {
     cleanups.push(() => t.close());
     await t.connect();
     expect(t.maxPayloadBytes).toBeLessThan(1024 * 1024); // under the server's max_payload, with room for headers
-    const client = new Coordinator({ config: { minWorkers: 0, autoScale: false }, transport: t });
+    // No worker serves "big": declared, so that the payload check is what refuses it.
+    const client = new Coordinator({
+      config: { minWorkers: 0, autoScale: false },
+      transport: t,
+      taskTypes: ["big"],
+    });
     cleanups.push(() => client.stop());
     await client.start();
     const error = await client
@@ -198,7 +203,12 @@ describe("NATS transport under faults", () => {
     if (!ok) skip();
     const namespace = uniqueNamespace("prio");
     const t = await open(namespace);
-    const client = new Coordinator({ config: { minWorkers: 0, autoScale: false }, transport: t });
+    // The backlog is queued before its worker starts: its type is declared.
+    const client = new Coordinator({
+      config: { minWorkers: 0, autoScale: false },
+      transport: t,
+      taskTypes: ["job"],
+    });
     cleanups.push(() => client.stop());
     await client.start();
     const backlog = [];
