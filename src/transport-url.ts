@@ -5,6 +5,8 @@
  *   amqp://user:pass@host:5672/vhost[?namespace=app]   (amqps:// for TLS)
  * Broker adapters load on connect(), so an in-memory deployment never loads a broker client.
  */
+
+import type { DeliveryRelease } from "../transports/delivery-release.js";
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
 import type {
   Bytes,
@@ -169,5 +171,9 @@ class LazyTransport implements Transport {
 
   async subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription> {
     return this.connected.subscribe(subject, onMessage);
+  }
+
+  deliveryRelease(): DeliveryRelease | undefined {
+    return this.inner?.deliveryRelease?.();
   }
 }

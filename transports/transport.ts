@@ -16,6 +16,7 @@
  */
 
 import { InvalidNameError } from "../src/errors.js";
+import type { DeliveryRelease } from "./delivery-release.js";
 
 export type Bytes = Uint8Array;
 
@@ -135,6 +136,9 @@ export interface Transport {
   publish(subject: string, body: Bytes, options?: PublishOptions): Promise<void>;
   /** `subject` may end in `.>` to match every subject under that prefix. */
   subscribe(subject: string, onMessage: (message: FanoutMessage) => void): Promise<Subscription>;
+
+  /** Releasing a dead worker's deliveries from another process, where the broker needs it (delivery-release.ts). */
+  deliveryRelease?(): DeliveryRelease | undefined;
 }
 
 export const DEAD_LETTER_SUFFIX = "dead";

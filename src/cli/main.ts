@@ -2,7 +2,7 @@
 /** The `fastagentic` command line: worker, submit, status. */
 import { Command } from "commander";
 import { FastAgenticError } from "../errors.js";
-import { intOption, jsonObjectOption, listOption, priorityOption } from "./shared-options.js";
+import { intOption, jsonObjectOption, listOption, priorityOption, restartOption } from "./shared-options.js";
 import { statusCommand } from "./status.command.js";
 import { submitCommand } from "./submit.command.js";
 import { workerCommand } from "./worker.command.js";
@@ -34,6 +34,11 @@ program
   .option("--processes <n>", "fork N worker processes under a supervisor", intOption("--processes", 1))
   .option("--max-restarts <n>", "restart intensity: restarts allowed…", intOption("--max-restarts", 0))
   .option("--restart-period-ms <ms>", "…within this window", intOption("--restart-period-ms", 1))
+  .option(
+    "--restart <type>",
+    "with --processes: transient (default: a process that exits 0 after a drain is not replaced) or permanent",
+    restartOption,
+  )
   .option("--namespace <ns>", "broker namespace (prefix of every queue and subject)")
   .option("--transport-options <json>", optionsHelp, jsonObjectOption)
   .option("--queue <name>", "queue name (default: default)")

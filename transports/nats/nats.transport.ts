@@ -17,6 +17,7 @@ import {
   StateError,
   ValidationError,
 } from "../../src/errors.js";
+import type { DeliveryRelease } from "../delivery-release.js";
 import {
   assertLogicalName,
   type Bytes,
@@ -34,6 +35,7 @@ import {
 import { openConnection, ReconnectBackoff } from "./nats-connection.js";
 import { type ConsumerLink, NatsConsumer } from "./nats-consumer.js";
 import { DeliveryCorrections, type NatsDelivery } from "./nats-delivery.js";
+import { NatsDeliveryRelease } from "./nats-delivery-release.js";
 import {
   MSG_ID_HEADER,
   NOT_BEFORE_HEADER,
@@ -78,6 +80,7 @@ export class NatsTransport implements Transport {
   private readonly consumers = new Set<NatsConsumer>();
   private readonly subscriptions = new Set<NatsSubscription>();
   private readonly corrections = new DeliveryCorrections();
+  private release?: NatsDeliveryRelease;
 
   constructor(options: NatsTransportOptions = {}) {
     this.options = resolveNatsOptions(options);
@@ -211,6 +214,19 @@ export class NatsTransport implements Transport {
         if (!sub.isClosed()) sub.unsubscribe();
       },
     };
+  }
+
+  /** Deliveries of a worker declared dead, sent back from another process (delivery-release.ts). */
+  deliveryRelease(): DeliveryRelease {
+    this.release ??= new NatsDeliveryRelease({
+      names: this.names,
+      ackWaitMs: this.options.ackWaitMs,
+      live: () => {
+        const conn = this.live();
+        return { outbox: conn.outbox, flush: () => conn.nc.flush() };
+      },
+    });
+    return this.release;
   }
 
   /** The NATS subject of one priority level of a queue (for tools that publish to it directly). */
