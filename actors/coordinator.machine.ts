@@ -6,6 +6,10 @@ import { assign, setup } from "xstate";
  * changing the worker count are actions that src/coordinator.ts provides.
  *
  *   idle ─START→ starting ─STARTED→ running ─STOP→ stopping ─STOPPED→ stopped
+ *                                         └─ESCALATE→ stopping (not graceful; the error is kept)
+ *
+ * ESCALATE: the supervision below gave up (its pool kept failing past the restart intensity); as
+ * the root of the tree in its process, the coordinator stops and reports it to the process.
  *
  * Auto-scaling (with `autoScale`): every `autoScaleIntervalMs` the runtime samples queue depth
  * and sends SCALE_SAMPLE; `decideScale` picks the new worker count.
@@ -40,6 +44,7 @@ export type CoordinatorEvent =
   | { type: "START_FAILED"; error: string }
   | ({ type: "SCALE_SAMPLE" } & ScaleSample)
   | { type: "STOP"; graceful: boolean }
+  | { type: "ESCALATE"; error: string }
   | { type: "STOPPED" };
 
 export interface ScaleDecision {
@@ -127,6 +132,13 @@ export const coordinatorMachine = setup({
         STOP: {
           target: "stopping",
           actions: { type: "shutdown", params: ({ event }) => ({ graceful: event.graceful }) },
+        },
+        ESCALATE: {
+          target: "stopping",
+          actions: [
+            assign({ error: ({ event }) => event.error }),
+            { type: "shutdown", params: { graceful: false } },
+          ],
         },
         SCALE_SAMPLE: [
           {

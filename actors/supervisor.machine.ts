@@ -1,12 +1,22 @@
 import { assign, setup } from "xstate";
 
 /**
- * One-for-one supervision, as in Erlang/OTP: a child that exits abnormally is restarted, with
- * exponential back-off, as long as no more than `maxRestarts` restarts happened within `periodMs`
- * (the restart intensity). Past it, the supervisor gives up and escalates to its parent.
- * Pure: time arrives with each event (`at`), restarting and escalating are provided actions.
+ * One-for-one supervision, as in Erlang/OTP: a child that exits is restarted or not by its restart
+ * type — `permanent` always, `transient` only after an abnormal exit (a crash, not a clean drain),
+ * `temporary` never — with exponential back-off, as long as no more than `maxRestarts` restarts
+ * happened within `periodMs` (the restart intensity). Past it, the supervisor gives up and
+ * escalates to its parent. Pure: time arrives with each event (`at`), restarting and escalating
+ * are provided actions.
  */
+export type RestartType = "permanent" | "transient" | "temporary";
+
+/** Whether a child of this restart type is restarted after this exit. */
+export function restartWanted(restart: RestartType, abnormal: boolean): boolean {
+  return restart === "permanent" || (restart === "transient" && abnormal);
+}
+
 export interface SupervisorContext {
+  restart: RestartType;
   maxRestarts: number;
   periodMs: number;
   backoffBaseMs: number;
@@ -17,10 +27,12 @@ export interface SupervisorContext {
 }
 
 export type SupervisorEvent =
-  | { type: "CHILD_EXITED"; childId: string; at: number; reason: string }
-  | { type: "STOP" };
+  /** A child ended; `abnormal` unless it stopped cleanly (asked to, or drained). */
+  { type: "CHILD_EXITED"; childId: string; at: number; reason: string; abnormal: boolean } | { type: "STOP" };
 
 export interface SupervisorInput {
+  /** Default "transient". */
+  restart?: RestartType;
   maxRestarts: number;
   periodMs: number;
   backoffBaseMs?: number;
@@ -52,6 +64,8 @@ export const supervisorMachine = setup({
     escalate: (_: unknown, _params: { reason: string }) => {},
   },
   guards: {
+    notRestarted: ({ context, event }) =>
+      event.type === "CHILD_EXITED" && !restartWanted(context.restart, event.abnormal),
     withinIntensity: ({ context, event }) =>
       event.type === "CHILD_EXITED" &&
       recentRestarts(context.restarts, event.at, context.periodMs).length < context.maxRestarts,
@@ -59,6 +73,7 @@ export const supervisorMachine = setup({
 }).createMachine({
   id: "supervisor",
   context: ({ input }) => ({
+    restart: input.restart ?? "transient",
     maxRestarts: input.maxRestarts,
     periodMs: input.periodMs,
     backoffBaseMs: input.backoffBaseMs ?? 100,
@@ -70,6 +85,7 @@ export const supervisorMachine = setup({
     supervising: {
       on: {
         CHILD_EXITED: [
+          { guard: "notRestarted" },
           {
             guard: "withinIntensity",
             actions: [

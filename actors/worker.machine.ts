@@ -1,15 +1,17 @@
 import { assign, type SnapshotFrom, setup } from "xstate";
 
 /**
- * A worker's lifecycle. Pure: it decides, src/worker.ts acts. Side effects are named actions
- * that the runtime provides (`machine.provide`); heartbeats are a delayed transition, so they
- * follow the actor's injected clock.
+ * A worker's lifecycle, and the only record of it: src/worker.ts asks this machine what it may do
+ * (start, stop, take work) and provides its side effects as named actions (`machine.provide`);
+ * heartbeats are a delayed transition, so they follow the actor's injected clock.
  *
- *   created ─START→ starting ─STARTED→ running ─DRAIN→ (running.mode.draining) ─STOPPED→ stopped
- *                       └─START_FAILED→ error         running ─FAIL→ error
+ *   created ─START→ starting ─STARTED→ running ─STOP→ stopping ─STOPPED→ stopped
+ *      └─STOP→ stopped  └─START_FAILED→ error      └─FAIL→ error ←FAIL─┘
  *
  * In `running`, three regions: activity (idle ⇄ busy, from the count of running tasks), mode
- * (accepting | draining) and heartbeat (a beat every `heartbeatIntervalMs`).
+ * (accepting | draining: a graceful stop lets running tasks finish) and heartbeat (a beat every
+ * `heartbeatIntervalMs`). FAIL (declared dead, fenced, stalled) reports the failure to the
+ * supervisor (`reportFailure`), which decides whether a replacement starts.
  */
 export interface WorkerMachineContext {
   heartbeatIntervalMs: number;
@@ -23,6 +25,7 @@ export type WorkerMachineEvent =
   | { type: "START_FAILED"; error: string }
   | { type: "TASKS_CHANGED"; currentTasks: number }
   | { type: "DRAIN" }
+  | { type: "STOP" }
   | { type: "STOPPED" }
   | { type: "FAIL"; error: string };
 
@@ -32,10 +35,24 @@ export function workerStatusOf(
 ): "idle" | "busy" | "draining" | "stopped" | "error" {
   if (snapshot.matches("error")) return "error";
   if (snapshot.matches("stopped") || snapshot.matches("created")) return "stopped";
-  if (snapshot.matches({ running: { mode: "draining" } })) return "draining";
+  if (snapshot.matches("stopping") || snapshot.matches({ running: { mode: "draining" } })) return "draining";
   if (snapshot.matches({ running: { activity: "busy" } })) return "busy";
   return "idle";
 }
+
+/** FAIL, from running or stopping: the error is kept and reported to the supervisor. */
+const FAILED = {
+  target: "error",
+  actions: [
+    "recordError",
+    {
+      type: "reportFailure",
+      params: ({ event }: { event: WorkerMachineEvent }) => ({
+        error: event.type === "FAIL" ? event.error : "",
+      }),
+    },
+  ],
+} as const;
 
 export const workerMachine = setup({
   types: {
@@ -50,6 +67,7 @@ export const workerMachine = setup({
     announceDraining: () => {},
     /** Provided by the runtime: the worker failed; its supervisor decides what happens next. */
     reportFailure: (_: unknown, _params: { error: string }) => {},
+    recordError: assign({ error: ({ event }) => (event.type === "FAIL" ? event.error : undefined) }),
     recordCount: assign({
       currentTasks: ({ event, context }) =>
         event.type === "TASKS_CHANGED" ? event.currentTasks : context.currentTasks,
@@ -66,7 +84,7 @@ export const workerMachine = setup({
   context: ({ input }) => ({ heartbeatIntervalMs: input.heartbeatIntervalMs, currentTasks: 0 }),
   initial: "created",
   states: {
-    created: { on: { START: "starting" } },
+    created: { on: { START: "starting", STOP: "stopped" } },
     starting: {
       on: {
         STARTED: "running",
@@ -80,14 +98,8 @@ export const workerMachine = setup({
       type: "parallel",
       entry: "sendHeartbeat",
       on: {
-        STOPPED: "stopped",
-        FAIL: {
-          target: "error",
-          actions: [
-            assign({ error: ({ event }) => event.error }),
-            { type: "reportFailure", params: ({ event }) => ({ error: event.error }) },
-          ],
-        },
+        STOP: "stopping",
+        FAIL: FAILED,
       },
       states: {
         activity: {
@@ -128,7 +140,8 @@ export const workerMachine = setup({
         },
       },
     },
+    stopping: { on: { STOPPED: "stopped", FAIL: FAILED } },
     stopped: { type: "final" },
-    error: { on: { STOPPED: "stopped" } },
+    error: { type: "final" },
   },
 });

@@ -55,6 +55,11 @@ export interface TaskEvent {
   durationMs?: number;
   /** For `retrying`: when the next attempt may start. */
   delayMs?: number;
+  /**
+   * For `started`, on transports that release a dead worker's deliveries from elsewhere (NATS):
+   * the delivery's handle (transports/delivery-release.ts).
+   */
+  release?: string;
 }
 
 export type WorkerEventKind = "heartbeat" | "draining" | "stopped";
@@ -63,6 +68,8 @@ export interface WorkerEvent {
   v: 1;
   kind: WorkerEventKind;
   info: WorkerInfo;
+  /** In heartbeats, where deliveries can be released from elsewhere: the handles of those it holds. */
+  held?: string[];
 }
 
 export type ControlCommand =
@@ -72,7 +79,15 @@ export type ControlCommand =
   /** Asks every worker to heartbeat now (the CLI's status). */
   | { v: 1; kind: "ping" }
   /** Asks the workers to send again the outcomes they know of these tasks (a client that reconnected). */
-  | { v: 1; kind: "resync"; requestId: string; queue: string; taskIds: string[] };
+  | { v: 1; kind: "resync"; requestId: string; queue: string; taskIds: string[] }
+  /**
+   * These workers were declared dead: they leave at once (their replacements join under new ids),
+   * forgetting the deliveries `released` (already sent back by the coordinator) instead of settling them.
+   */
+  | { v: 1; kind: "fence"; workerIds: string[]; released?: string[] };
+
+/** Most entries a list in a control command may carry (ids, handles). */
+export const MAX_CONTROL_LIST = 10_000;
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -203,6 +218,7 @@ const isNumber = (v: unknown): v is number => typeof v === "number" && Number.is
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+const isBoundedList = (v: unknown): v is string[] => isStringArray(v) && v.length <= MAX_CONTROL_LIST;
 
 export function decodeTask(bytes: Uint8Array): TaskEnvelope {
   const what = "task message";
@@ -255,6 +271,7 @@ export function decodeWorkerEvent(bytes: Uint8Array): WorkerEvent {
   expect(r["kind"] === "heartbeat" || r["kind"] === "draining" || r["kind"] === "stopped", what, "kind");
   const info = r["info"];
   expect(isPlainObject(info) && isString(info["id"]) && isNumber(info["lastHeartbeat"]), what, "info");
+  if (r["held"] !== undefined) expect(isBoundedList(r["held"]), what, "held");
   return r as unknown as WorkerEvent;
 }
 
@@ -277,6 +294,10 @@ export function decodeControl(bytes: Uint8Array): ControlCommand {
         what,
         "taskIds",
       );
+      break;
+    case "fence":
+      expect(isBoundedList(r["workerIds"]), what, "workerIds");
+      if (r["released"] !== undefined) expect(isBoundedList(r["released"]), what, "released");
       break;
     default:
       expect(false, what, "kind");

@@ -39,6 +39,7 @@ import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { assertTaskType, MAX_TAGS_PER_WORKER, normalizeTags, queuesServedBy, subjects } from "./names.js";
 import { TransportWorkerRegistry } from "./registry.js";
 import { submitAndWait } from "./submit.js";
+import { PoolSupervisor } from "./supervision/pool-supervisor.js";
 import { TaskQueue } from "./task-queue.js";
 import { TypeAdmission } from "./type-admission.js";
 import type { SubmitOptions, Task, TaskHandler, TaskResult, WaitOptions, WorkerInfo } from "./types.js";
@@ -76,6 +77,12 @@ export interface CoordinatorOptions {
 interface CoordinatorEvents {
   "worker.dead": [WorkerInfo];
   scaled: [{ from: number; to: number }];
+  /** Its pool escalated and was restarted (within the restart intensity). */
+  "pool.restarted": [{ poolId: string; restarts: number }];
+  /**
+   * The supervision tree gave up (its pool kept failing past the restart intensity): the
+   * coordinator stops. Without a listener it also sets process.exitCode to 1.
+   */
   escalated: [EscalationError];
 }
 
@@ -88,6 +95,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** The dead letters of this coordinator's queue: list, inspect, retry, delete, purge. */
   readonly deadLetters: DeadLetterApi;
   private readonly scaler: ClusterScaler;
+  private readonly poolSupervisor: PoolSupervisor;
   private readonly membership: ClusterMembership;
   /** A transport it created itself is closed by stop(); one it was given is the caller's. */
   private readonly ownsTransport: boolean;
@@ -154,9 +162,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       entities: this.entityOptions,
       keepAlive: false, // the coordinator's own hold covers its pool
     });
-    this.pool.on("escalated", (error) => {
-      if (this.listenerCount("escalated") > 0) this.emit("escalated", error);
+    this.poolSupervisor = new PoolSupervisor(this.pool, {
+      intensity: this.config.restartIntensity,
+      clock: this.clock,
+      logger: this.logger,
+      owner: "Coordinator",
     });
+    this.poolSupervisor.on("restarted", (info) => this.emit("pool.restarted", info));
+    this.poolSupervisor.on("escalated", (error) => this.escalate(error));
     this.registry = new TransportWorkerRegistry(this.transport, this.clock);
     this.admission = new TypeAdmission({
       handlers: this.pool.handlerTable,
@@ -180,8 +193,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     });
     this.membership = new ClusterMembership({
       registry: this.registry,
+      transport: this.transport,
+      clock: this.clock,
       logger: this.logger,
       workerTimeoutMs: this.config.workerTimeoutMs,
+      isLocal: (id) => this.pool.hasWorker(id),
+      onDeclaredElsewhere: (info) => this.emit("worker.dead", info),
     });
     this.actor = createActor(
       coordinatorMachine.provide({
@@ -293,6 +310,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     try {
       await this.transport.connect();
       await this.registry.start();
+      await this.membership.start();
+      // Who holds which delivery matters only where a dead worker's deliveries can be released.
+      if (this.transport.deliveryRelease?.()) this.queue.tapTaskEvents((e) => this.membership.taskEvent(e));
       // Ask every worker already on the transport to heartbeat now, so getWorkers() knows them at once.
       await this.transport.publish(
         subjects.control,
@@ -300,6 +320,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       );
       await this.queue.start();
       await this.pool.start();
+      this.poolSupervisor.start();
       this.actor.send({ type: "STARTED" });
     } catch (error) {
       this.keepAlive.release();
@@ -409,7 +430,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         totalCompleted: p.totalCompleted,
         totalFailed: p.totalFailed,
         restarts: p.restarts,
-        escalated: p.escalated,
+        poolRestarts: this.poolSupervisor.restarts,
+        escalated: p.escalated || this.poolSupervisor.escalation !== undefined,
         abandonedHandlers: p.abandonedHandlers,
         totalAbandoned: p.totalAbandoned,
         clusterAbandonedHandlers: this.clusterAbandoned(p.abandonedHandlers),
@@ -452,12 +474,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   private async shutdown(graceful: boolean): Promise<void> {
     try {
+      this.poolSupervisor.stop();
       await this.pool.stop({ graceful });
       await this.bus?.close();
       await this.entityClient?.close();
       await this.queue.close();
       await this.registry.stop();
-      this.membership.close();
+      await this.membership.close();
       if (this.ownsTransport) await this.transport.close();
     } catch (error) {
       this.logger.error({ err: describeThrown(error) }, "error while stopping");
@@ -468,6 +491,19 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.resolveStopped?.();
   }
 
+  /** The tree below gave up: stop, and tell the process (a non-zero exit code when nobody listens). */
+  private escalate(error: EscalationError): void {
+    if (this.listenerCount("escalated") > 0) this.emit("escalated", error);
+    else {
+      this.logger.error({ err: error.message }, "coordinator escalated; the process will exit with code 1");
+      process.exitCode = 1;
+    }
+    this.stopping ??= new Promise<void>((resolve) => {
+      this.resolveStopped = resolve;
+    });
+    this.actor.send({ type: "ESCALATE", error: error.message });
+  }
+
   private checkHealth(): void {
     for (const dead of this.registry.expire(this.config.workerTimeoutMs)) {
       const reason = `no heartbeat for ${this.config.workerTimeoutMs} ms`;
@@ -476,6 +512,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         `worker declared dead: ${reason}`,
       );
       if (this.pool.hasWorker(dead.id)) void this.pool.declareDead(dead.id, reason);
+      void this.membership.declaredDead(dead).then((report) => {
+        if (report?.skipped)
+          this.logger.warn({ workerId: dead.id }, `its deliveries not released: ${report.skipped}`);
+        else if (report) this.logger.info({ workerId: dead.id, released: report.released }, "worker fenced");
+      });
       if (this.listenerCount("worker.dead") > 0) this.emit("worker.dead", dead);
     }
   }

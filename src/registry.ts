@@ -158,6 +158,14 @@ export class TransportWorkerRegistry extends InMemoryWorkerRegistry {
     this.subscription = undefined;
   }
 
+  /** Declares one worker dead now (another coordinator did): removed, and kept out like an expired one. */
+  markDead(workerId: string): WorkerInfo | undefined {
+    const info = this.workers.get(workerId);
+    this.workers.delete(workerId);
+    this.tombstones.set(workerId, this.clock.now());
+    return info;
+  }
+
   /** A worker declared dead stays out even if a late heartbeat arrives (a resumed zombie rejoins under a new id). */
   override expire(timeoutMs: number): WorkerInfo[] {
     const dead = super.expire(timeoutMs);

@@ -165,6 +165,7 @@ export class TaskQueue {
           return;
         }
         for (const event of events) this.store.apply(event);
+        if (this.eventTap) for (const event of events) this.eventTap(event);
       });
       this.inbox = this.subscription.inbox;
       this.started = true;
@@ -371,6 +372,16 @@ export class TaskQueue {
   /** @internal A dead-lettered task re-enqueued by hand: tracked again (queued), so it can be awaited. */
   trackRetried(task: Task): () => void {
     return this.store.reopen(task);
+  }
+
+  private eventTap?: (event: TaskEvent) => void;
+
+  /**
+   * @internal Hears every task event this queue receives (its own tasks', and on transports whose
+   * events fan out, other clients' too): the coordinator follows who holds what (src/cluster/).
+   */
+  tapTaskEvents(listener: ((event: TaskEvent) => void) | undefined): void {
+    this.eventTap = listener;
   }
 
   /** Calls `listener` with each task this queue enqueued once it is finished; returns an unsubscribe. */

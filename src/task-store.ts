@@ -175,6 +175,7 @@ export class TaskStore {
     if (event.workerId !== undefined) {
       r.runWorker = event.workerId;
       r.runAttempt = event.attempt ?? 0;
+      r.workerId = event.workerId; // the run that produced the outcome (a redelivery may have moved it)
     } else {
       r.runWorker = undefined;
     }

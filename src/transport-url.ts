@@ -8,6 +8,7 @@
 
 import { amqpOptionsFromUrl, resolveAmqpOptions } from "../transports/amqp/amqp-options.js";
 import type { DeadLetters } from "../transports/dead-letters.js";
+import type { DeliveryRelease } from "../transports/delivery-release.js";
 import type { EntityMailbox } from "../transports/entity-mailbox.js";
 import type { EventLog } from "../transports/event-log.js";
 import { InMemoryTransport, type InMemoryTransportOptions } from "../transports/memory/memory.transport.js";
@@ -249,5 +250,9 @@ class LazyTransport implements Transport {
     const inner = this.connected;
     if (!inner.depthByPriority) return {};
     return inner.depthByPriority(queue);
+  }
+
+  deliveryRelease(): DeliveryRelease | undefined {
+    return this.inner?.deliveryRelease?.();
   }
 }

@@ -1,7 +1,10 @@
 /**
  * A group of Workers with the same handlers, scaled between minWorkers and maxWorkers and
  * supervised one-for-one: a worker that dies (its actor errors, or its heartbeats stop) is
- * replaced, within the restart intensity; past it the pool escalates (emits "escalated").
+ * replaced, within the restart intensity (a worker that stopped cleanly, drained or scaled away,
+ * is not: restart "transient"); past it the pool gives up as an OTP supervisor does: it stops its
+ * remaining workers, rests in "failed" and escalates (emits "escalated") to its own supervisor
+ * (src/supervision/pool-supervisor.ts), which may restart it in place (`restartAfterEscalation`).
  */
 import { EventEmitter } from "node:events";
 import { type Actor, createActor } from "xstate";
@@ -94,10 +97,11 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   private readonly retryBackoff?: Partial<RetryBackoff>;
   private readonly workers = new Map<string, Worker>();
   private readonly leaving = new Set<string>();
-  private readonly supervisor: Actor<typeof supervisorMachine>;
+  private supervisor: Actor<typeof supervisorMachine>;
+  private readonly intensity: RestartIntensity;
   private queue?: TaskQueue;
   private control?: Subscription;
-  private state: "new" | "running" | "stopping" | "stopped" = "new";
+  private state: "new" | "running" | "failed" | "stopping" | "stopped" = "new";
   private stopping?: Promise<void>;
   private seq = 0;
   private restarts = 0;
@@ -126,15 +130,20 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     this.retryBackoff = options.retryBackoff;
     this.entityOptions = resolveEntitiesOptions(options.entities, "WorkerPoolOptions");
     resolveWorkerConfig(options.config, "WorkerPoolOptions.config"); // fail now, not at the first spawn
-    const intensity = { ...DEFAULT_RESTART_INTENSITY, ...options.restartIntensity };
-    this.supervisor = createActor(
+    this.intensity = { ...DEFAULT_RESTART_INTENSITY, ...options.restartIntensity };
+    this.supervisor = this.newSupervisor();
+  }
+
+  /** The supervisor of the workers: one per incarnation of the pool (a restart gets a fresh window). */
+  private newSupervisor(): Actor<typeof supervisorMachine> {
+    return createActor(
       supervisorMachine.provide({
         actions: {
-          restartChild: (_, params) => this.restart(params.childId, params.delayMs),
+          restartChild: (_, params) => this.restartWorker(params.childId, params.delayMs),
           escalate: (_, params) => this.escalate(params.reason),
         },
       }),
-      { input: { ...intensity }, clock: xstateClock(this.clock) },
+      { input: { ...this.intensity, restart: "transient" }, clock: xstateClock(this.clock) },
     );
   }
 
@@ -259,6 +268,24 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     return this.workers.has(workerId);
   }
 
+  /**
+   * After an escalation ("failed": its workers gave up), starts the pool again in place: a fresh
+   * restart window and minWorkers new workers. Called by the pool's own supervisor.
+   */
+  async restartAfterEscalation(): Promise<void> {
+    if (this.state !== "failed") return;
+    this.state = "running";
+    this.escalation = undefined;
+    this.supervisor = this.newSupervisor();
+    this.supervisor.start();
+    await Promise.all(Array.from({ length: this.minWorkers }, () => this.spawn()));
+  }
+
+  /** "new", "running", "failed" (escalated: no workers until restarted), "stopping" or "stopped". */
+  get status(): string {
+    return this.state;
+  }
+
   /** Ends a worker that stopped heartbeating; the supervisor replaces it. */
   async declareDead(workerId: string, reason: string): Promise<void> {
     await this.workers.get(workerId)?.terminate(reason);
@@ -361,34 +388,49 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     this.retired.abandoned += info.totalAbandoned ?? 0;
     if (worker.abandonedHandlers > 0) this.leftovers.add(worker);
     this.emit("worker.exited", exit);
-    if (exit.abnormal && this.state === "running") {
+    if (this.state !== "running") return;
+    if (exit.abnormal) {
       this.logger.warn({ workerId: worker.id, reason: exit.reason }, "worker died; asking the supervisor");
-      this.supervisor.send({
-        type: "CHILD_EXITED",
-        childId: worker.id,
-        at: this.clock.now(),
-        reason: exit.reason,
-      });
     }
+    this.supervisor.send({
+      type: "CHILD_EXITED",
+      childId: worker.id,
+      at: this.clock.now(),
+      reason: exit.reason,
+      abnormal: exit.abnormal,
+    });
   }
 
-  private restart(childId: string, delayMs: number): void {
+  private restartWorker(childId: string, delayMs: number): void {
+    const supervisor = this.supervisor;
     this.clock.setTimeout(() => {
-      if (this.state !== "running" || this.workers.size >= this.maxWorkers) return;
+      if (this.state !== "running" || supervisor !== this.supervisor || this.workers.size >= this.maxWorkers)
+        return;
       this.restarts++;
       this.spawn().catch((error) => {
-        this.supervisor.send({ type: "CHILD_EXITED", childId, at: this.clock.now(), reason: String(error) });
+        supervisor.send({
+          type: "CHILD_EXITED",
+          childId,
+          at: this.clock.now(),
+          reason: String(error),
+          abnormal: true,
+        });
       });
     }, delayMs);
   }
 
   private escalate(reason: string): void {
+    this.state = "failed";
     this.escalation = new EscalationError(
-      `WorkerPool ${this.id} gave up restarting workers: ${reason}. Fix the cause (see the workers' errors), ` +
-        "then start a new pool; raise restartIntensity only if such crashes are expected.",
+      `WorkerPool ${this.id} gave up restarting workers: ${reason}. Fix the cause (see the workers' errors); ` +
+        "raise restartIntensity only if such crashes are expected.",
     );
     this.logger.error({ reason }, "supervisor escalated");
-    if (this.listenerCount("escalated") > 0) this.emit("escalated", this.escalation);
+    // As an OTP supervisor that gives up: its remaining workers end too (their tasks go back).
+    const remaining = [...this.workers.values()];
+    void Promise.all(remaining.map((w) => w.stop({ graceful: false }))).finally(() =>
+      this.emit("escalated", this.escalation as EscalationError),
+    );
   }
 
   private onControl(body: Uint8Array): void {
@@ -398,7 +440,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     } catch {
       return;
     }
-    if (command.kind === "cancel" || command.kind === "ping" || command.kind === "resync") return;
+    if (command.kind !== "scale" && command.kind !== "drain") return;
     if (command.poolId !== undefined && command.poolId !== this.id) return;
     if (command.kind === "scale") {
       const target = Math.max(this.minWorkers, Math.min(this.maxWorkers, command.workers));

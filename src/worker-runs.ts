@@ -14,6 +14,7 @@ import {
   TaskFailedError,
   TaskTimeoutError,
 } from "./errors.js";
+import type { TaskEventInput } from "./event-publisher.js";
 import type { HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
 import { checked, wholeMsIn } from "./limits.js";
@@ -38,6 +39,11 @@ export interface WorkerRunsOptions {
   handlers: HandlerTable;
   /** Called when more handlers than `config.maxAbandonedHandlers` run abandoned at once. */
   onTooManyAbandoned?: (abandoned: number) => void;
+  /**
+   * Asked before an outcome is reported and its delivery settled: false when the worker was
+   * fenced (declared dead, or stalled), so the attempt is abandoned instead (src/cluster/worker-fence.ts).
+   */
+  mayReport?: () => boolean;
 }
 
 export interface ExecuteOptions {
@@ -72,8 +78,10 @@ export class WorkerRuns {
   private readonly handlers: HandlerTable;
   private readonly target: OutcomeTarget;
   private readonly onTooManyAbandoned?: (abandoned: number) => void;
+  private readonly mayReport: () => boolean;
 
   constructor(options: WorkerRunsOptions) {
+    this.mayReport = options.mayReport ?? (() => true);
     this.id = options.workerId;
     this.transport = options.transport;
     this.clock = options.clock;
@@ -179,16 +187,23 @@ export class WorkerRuns {
     this.begin(task.id, run);
     // Not awaited: the handler starts at once; the outcome event follows it in the same ordered stream.
     // (A failure to send it shows up on the outcome's event, which goes out in the same stream.)
-    queueTaskEvent(this.transport, task, {
+    const started: TaskEventInput = {
       v: 1,
       kind: "started",
       taskId: task.id,
       at,
       attempt,
       workerId: this.id,
-    });
+    };
+    const handle = this.transport.deliveryRelease?.()?.handleOf(delivery);
+    if (handle !== undefined) started.release = handle; // a coordinator can send it back if we die
+    queueTaskEvent(this.transport, task, started);
     const timeoutMs = task.timeoutMs > 0 ? task.timeoutMs : this.config.taskTimeoutMs;
     const outcome = await run.run(handler, task.data, timeoutMs, this.clock);
+    if (outcome.kind !== "abandoned" && !this.mayReport()) {
+      this.end(task.id, "abandoned"); // fenced: the cluster may have given the task to another worker
+      return;
+    }
     this.noteAbandoned(run);
     try {
       const sent = await settleOutcome(this.target, delivery, task, attempt, outcome, this.clock.now() - at);

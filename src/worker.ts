@@ -11,7 +11,8 @@ import { type WorkerMachineEvent, workerMachine, workerStatusOf } from "../actor
 import { InMemoryTransport } from "../transports/memory/memory.transport.js";
 import type { Consumer, Delivery, Subscription, Transport } from "../transports/transport.js";
 import { type Clock, every, systemClock } from "./clock.js";
-import { decodeControl, encode, type WorkerEventKind } from "./codec.js";
+import { WorkerFence } from "./cluster/worker-fence.js";
+import { decodeControl, encode, MAX_CONTROL_LIST, type WorkerEvent, type WorkerEventKind } from "./codec.js";
 import {
   DEFAULT_RETRY_BACKOFF,
   type RetryBackoff,
@@ -87,8 +88,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private consumedQueues = "";
   private stopProgress?: () => void;
   private startedAt = 0;
-  private lastHeartbeat = 0;
-  private lifecycle: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
+  private readonly fence: WorkerFence;
+  /** start() under way (shared by concurrent calls). */
+  private starting?: Promise<void>;
+  /** The shutdown under way or done (one, whichever path began it). */
+  private ending?: Promise<void>;
+  private exitReason: WorkerExit = { workerId: "", reason: "normal", abnormal: false };
   private consumerChange: Promise<void> = Promise.resolve();
   private readonly entityOptions: EntitiesOptions;
   private entityRuntime?: EntityRuntime;
@@ -126,10 +131,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
         actions: {
           sendHeartbeat: () => void this.announce("heartbeat"),
           announceDraining: () => void this.announce("draining"),
+          reportFailure: (_, { error }) => void this.end(error, true),
         },
       }),
       { input: { heartbeatIntervalMs: this.config.heartbeatIntervalMs }, clock: xstateClock(this.clock) },
     );
+    this.actor.start(); // rests in "created" until start()
+    this.fence = new WorkerFence({
+      clock: this.clock,
+      config: this.config,
+      logger: this.logger,
+      terminate: (reason) => void this.terminate(reason),
+    });
     this.runs = new WorkerRuns({
       workerId: this.id,
       transport: this.transport,
@@ -139,9 +152,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
       config: this.config,
       handlers: this.handlers,
       onTooManyAbandoned: (n) => void this.leaveOverloaded(n),
+      mayReport: () => this.fence.mayReport(),
     });
     this.handlers.onRegister(() => {
-      if (this.lifecycle === "running") this.refreshConsumer();
+      if (this.takingWork) this.refreshConsumer();
     });
   }
 
@@ -161,13 +175,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const entity = entityToRegister(instance, `Worker ${this.id}`);
     if (entity) {
       this.entities.register(entity, `Worker ${this.id}.register()`);
-      if (this.lifecycle === "running") this.startEntities();
+      if (this.actor.getSnapshot().matches("running")) this.startEntities();
       return this;
     }
     registerActor(this, instance, {
       owner: `Worker ${this.id}`,
       handlers: this.handlers,
-      started: this.lifecycle !== "new",
+      started: !this.actor.getSnapshot().matches("created"),
       settings: this.config,
       given: this.givenConfig,
     });
@@ -230,7 +244,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         (status === "idle" || status === "busy") && this.runs.size < this.config.maxConcurrentTasks,
       tags: [...this.config.tags],
       types: this.handlers.types,
-      lastHeartbeat: this.lastHeartbeat,
+      lastHeartbeat: this.fence.lastHeartbeat,
       startedAt: this.startedAt,
       pid: process.pid,
       hostname: hostname(),
@@ -242,17 +256,28 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return info;
   }
 
+  /** Starting or running, not draining or stopping: consuming work queues. */
+  private get takingWork(): boolean {
+    const snapshot = this.actor.getSnapshot();
+    return snapshot.matches("starting") || snapshot.matches({ running: { mode: "accepting" } });
+  }
+
   async start(): Promise<void> {
-    if (this.lifecycle === "running" || this.lifecycle === "starting") return;
-    if (this.lifecycle !== "new") {
+    const snapshot = this.actor.getSnapshot();
+    if (snapshot.matches("starting")) return this.starting;
+    if (snapshot.matches("running")) return;
+    if (!snapshot.matches("created")) {
       throw new StateError(
         `Worker ${this.id} was stopped; a stopped worker cannot restart. Create a new Worker.`,
       );
     }
-    this.lifecycle = "starting";
-    this.keepAlive.take();
-    this.actor.start();
     this.actor.send({ type: "START" });
+    this.starting = this.run();
+    return this.starting;
+  }
+
+  private async run(): Promise<void> {
+    this.keepAlive.take();
     try {
       await runActorHooks(this, "start", `Worker ${this.id}`);
       await this.transport.connect();
@@ -262,7 +287,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
         await this.transport.subscribe(subjects.control, (m) => this.onControl(m.body)),
       );
       this.startedAt = this.clock.now();
-      this.lifecycle = "running";
       this.refreshConsumer();
       await this.consumerChange;
       await this.entityRuntime?.start();
@@ -272,9 +296,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       }
       this.actor.send({ type: "STARTED" });
     } catch (error) {
-      this.lifecycle = "stopped";
-      this.keepAlive.release();
       this.actor.send({ type: "START_FAILED", error: describeThrown(error) });
+      await this.releaseResources();
+      this.keepAlive.release();
       if (error instanceof ConnectionError || error instanceof LifecycleHookError) throw error;
       throw new ConnectionError(`Worker ${this.id} could not start: ${describeThrown(error)}`, {
         cause: error,
@@ -289,7 +313,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   async executeTask(options: ExecuteOptions): Promise<unknown> {
     const handler = this.handlers.get(options.taskType);
     if (!handler) throw new NoHandlerError(options.taskType, this.handlers.types);
-    if (this.lifecycle !== "running" || this.status === "draining") {
+    if (!this.actor.getSnapshot().matches({ running: { mode: "accepting" } })) {
       throw new StateError(`Worker ${this.id} is ${this.status}; call start() before executeTask().`);
     }
     return this.runs.execute(handler, options);
@@ -301,30 +325,34 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * running tasks are aborted at once and go back to the queue.
    */
   async stop(options: { graceful?: boolean } = {}): Promise<void> {
-    if (this.lifecycle === "stopped" || this.lifecycle === "stopping") return this.whenStopped();
-    if (this.lifecycle === "new") {
-      this.lifecycle = "stopped";
+    if (this.actor.getSnapshot().matches("created")) {
+      this.actor.send({ type: "STOP" });
       return;
     }
-    this.lifecycle = "stopping";
-    const graceful = options.graceful ?? true;
+    if (this.actor.getSnapshot().matches("starting")) await this.starting?.catch(() => {}); // it first
+    if (!this.actor.getSnapshot().matches("running")) return this.whenStopped();
     this.consumer?.setConcurrency(0);
-    if (graceful) {
+    if (options.graceful ?? true) {
       this.actor.send({ type: "DRAIN" });
       await this.runs.waitIdle(this.config.gracefulShutdownTimeoutMs);
+      if (!this.actor.getSnapshot().matches("running")) return this.whenStopped(); // it failed meanwhile
     }
-    await this.shutdown("normal", false);
+    this.actor.send({ type: "STOP" });
+    await this.end("normal", false);
     await runActorHooks(this, "stop", `Worker ${this.id}`);
   }
 
   /**
-   * Ends the worker at once as if it had crashed (used when its heartbeats stopped): running
-   * tasks are abandoned and redelivered, the status becomes "error", and `exit` is abnormal.
+   * Ends the worker at once as if it had crashed (used when it was declared dead, or noticed it
+   * was stalled): running tasks are abandoned and redelivered, the status becomes "error", and
+   * `exit` is abnormal, so its supervisor replaces it.
    */
   async terminate(reason: string): Promise<void> {
-    if (this.lifecycle === "stopped") return;
-    this.lifecycle = "stopping";
-    await this.shutdown(reason, true);
+    const snapshot = this.actor.getSnapshot();
+    if (snapshot.matches("running") || snapshot.matches("stopping")) {
+      this.actor.send({ type: "FAIL", error: reason }); // reportFailure → end(reason, true)
+    }
+    return this.whenStopped();
   }
 
   /** Handlers still running after their task's outcome (they ignored ctx.signal). */
@@ -339,56 +367,61 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * stopped from outside: they end when they return, or with the process.
    */
   private async leaveOverloaded(abandoned: number): Promise<void> {
-    if (this.lifecycle !== "running") return;
-    this.lifecycle = "stopping";
+    if (!this.actor.getSnapshot().matches({ running: { mode: "accepting" } })) return;
     this.logger.warn(
       { abandonedHandlers: abandoned, maxAbandonedHandlers: this.config.maxAbandonedHandlers },
       "too many handlers ignore ctx.signal and still run after their timeout or cancellation; " +
         "this worker takes no more tasks and will be replaced",
     );
     this.consumer?.setConcurrency(0);
+    this.actor.send({ type: "DRAIN" });
     await this.runs.waitIdle(this.config.gracefulShutdownTimeoutMs);
-    if (this.stoppedPromise) return; // stopped or terminated meanwhile
-    await this.shutdown(
+    await this.terminate(
       `${abandoned} handlers still running after their timeout or cancellation (over maxAbandonedHandlers ` +
         `${this.config.maxAbandonedHandlers}); make handlers stop when ctx.signal aborts`,
-      true,
     );
   }
 
-  private stoppedPromise?: Promise<void>;
   private whenStopped(): Promise<void> {
-    return this.stoppedPromise ?? Promise.resolve();
+    return this.ending ?? Promise.resolve();
   }
 
-  private async shutdown(reason: string, abnormal: boolean): Promise<void> {
-    let done!: () => void;
-    this.stoppedPromise = new Promise<void>((r) => {
-      done = r;
-    });
-    await this.entityRuntime?.stop(!abnormal).catch((error: unknown) => {
+  /**
+   * Shuts down once, whichever path asked first (a stop, a failure, or both: a failure during a
+   * stop makes the exit abnormal), then emits `exit`.
+   */
+  private end(reason: string, abnormal: boolean): Promise<void> {
+    if (abnormal && !this.exitReason.abnormal) this.exitReason = { workerId: this.id, reason, abnormal };
+    this.ending ??= this.shutdown();
+    return this.ending;
+  }
+
+  private async shutdown(): Promise<void> {
+    await this.entityRuntime?.stop(!this.exitReason.abnormal).catch((error: unknown) => {
       this.logger.warn({ err: describeThrown(error) }, "error while handing entities over");
     });
+    await this.releaseResources();
+    if (!this.exitReason.abnormal) await this.announce("stopped");
+    if (this.actor.getSnapshot().matches("stopping")) this.actor.send({ type: "STOPPED" });
+    this.actor.stop();
+    if (this.ownsTransport) await this.transport.close();
+    this.keepAlive.release();
+    this.emit("exit", { ...this.exitReason, workerId: this.id });
+  }
+
+  /** Abandons running tasks (their deliveries go back), stops consuming and listening. */
+  private async releaseResources(): Promise<void> {
     this.runs.abortAll(new AbandonedRun());
     this.stopProgress?.();
     await this.consumerChange;
     await this.consumer?.stop().catch(() => {});
     this.consumer = undefined;
     for (const sub of this.subscriptions.splice(0)) await sub.unsubscribe().catch(() => {});
-    if (abnormal) this.actor.send({ type: "FAIL", error: reason });
-    else await this.announce("stopped");
-    this.actor.send({ type: "STOPPED" });
-    this.actor.stop();
-    this.lifecycle = "stopped";
-    if (this.ownsTransport) await this.transport.close();
-    this.keepAlive.release();
-    this.emit("exit", { workerId: this.id, reason, abnormal });
-    done();
   }
 
   private refreshConsumer(): void {
     this.consumerChange = this.consumerChange.then(async () => {
-      if (this.lifecycle !== "running") return;
+      if (!this.takingWork) return;
       const queues = queuesServedBy(this.queueName, this.handlers.types, this.config.tags);
       const key = queues.join(",");
       if (key === this.consumedQueues) return;
@@ -433,33 +466,32 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     if (command.kind === "cancel") this.runs.cancel(command.taskIds);
     else if (command.kind === "resync") eventPublisherFor(this.transport).answerResync(command);
+    else if (command.kind === "fence" && command.workerIds.includes(this.id))
+      this.fenced(command.released ?? []);
   }
 
   private async announce(kind: WorkerEventKind): Promise<void> {
     if (this.transport.state === "closed") return;
-    const now = this.clock.now();
-    const gap = now - this.lastHeartbeat;
-    if (
-      kind === "heartbeat" &&
-      this.lastHeartbeat > 0 &&
-      gap > this.config.heartbeatIntervalMs + this.config.stallTimeoutMs
-    ) {
-      // This process was frozen (SIGSTOP, a stalled event loop) long enough to be declared dead: its
-      // tasks already run elsewhere. Leave instead of coming back as a zombie; the pool replaces it.
-      this.logger.warn(
-        { stalledMs: gap },
-        "worker was stalled past stallTimeoutMs; leaving, to rejoin as a new worker",
-      );
-      void this.terminate(`stalled for ${gap} ms (over stallTimeoutMs ${this.config.stallTimeoutMs})`);
-      return;
-    }
-    this.lastHeartbeat = now;
+    if (kind === "heartbeat" && !this.fence.beat()) return; // stalled: it is leaving
     try {
-      const body = encode({ v: 1, kind, info: this.info }, this.transport.maxPayloadBytes, "worker event");
+      const event: WorkerEvent = { v: 1, kind, info: this.info };
+      const release = this.transport.deliveryRelease?.();
+      if (release && this.consumer && kind === "heartbeat") {
+        event.held = release.heldBy(this.consumer).slice(0, MAX_CONTROL_LIST);
+      }
+      const body = encode(event, this.transport.maxPayloadBytes, "worker event");
       await this.transport.publish(subjects.workerEvents, body);
     } catch (error) {
       this.logger.warn({ err: describeThrown(error), kind }, "could not publish a worker event");
     }
+  }
+
+  /** A coordinator declared this worker dead (control "fence"). */
+  private fenced(released: readonly string[]): void {
+    this.fence.fence(() => {
+      const release = this.transport.deliveryRelease?.();
+      if (release && this.consumer && released.length > 0) release.forget(this.consumer, new Set(released));
+    });
   }
 }
 

@@ -17,6 +17,7 @@
 
 import { InvalidNameError } from "../src/errors.js";
 import type { DeadLetters } from "./dead-letters.js";
+import type { DeliveryRelease } from "./delivery-release.js";
 import type { EntityMailbox } from "./entity-mailbox.js";
 import type { EventLog } from "./event-log.js";
 import type { StateStore } from "./state-store.js";
@@ -150,6 +151,8 @@ export interface Transport {
   deadLetters?(): DeadLetters;
   /** Messages waiting in `queue` by priority value, where the broker tells (for dashboards). */
   depthByPriority?(queue: string): Promise<Record<number, number>>;
+  /** Releasing a dead worker's deliveries from another process, where the broker needs it (delivery-release.ts). */
+  deliveryRelease?(): DeliveryRelease | undefined;
 }
 
 export const DEAD_LETTER_SUFFIX = "dead";

@@ -5,7 +5,7 @@ import { ConfigError, FastAgenticError, ValidationError } from "../errors.js";
 import { LIMITS, MAX_DURATION_MS } from "../limits.js";
 import { type DeadLetterAction, deadLettersCommand } from "./dead-letters.command.js";
 import { eventsGroupsCommand, eventsPublishCommand, eventsTailCommand } from "./events.command.js";
-import { intOption, jsonObjectOption, listOption, priorityOption } from "./shared-options.js";
+import { intOption, jsonObjectOption, listOption, priorityOption, restartOption } from "./shared-options.js";
 import { statusCommand } from "./status.command.js";
 import { submitCommand } from "./submit.command.js";
 import { workerCommand } from "./worker.command.js";
@@ -55,6 +55,11 @@ program
     "--restart-period-ms <ms>",
     "…within this window",
     intOption("--restart-period-ms", 1, MAX_DURATION_MS),
+  )
+  .option(
+    "--restart <type>",
+    "with --processes: transient (default: a process that exits 0 after a drain is not replaced) or permanent",
+    restartOption,
   )
   .option("--namespace <ns>", "broker namespace (prefix of every queue and subject)")
   .option("--transport-options <json>", optionsHelp, jsonObjectOption)

@@ -1,12 +1,15 @@
 /**
  * `fastagentic worker --processes N`: N worker processes under one supervisor (the supervisor
- * machine, as in OTP): a child that dies, SIGKILL included, is replaced with back-off, within the
- * restart intensity; past it the supervisor stops the others and exits 1. SIGTERM/SIGINT are
- * passed on: children drain, then the supervisor exits 0.
+ * machine, as in OTP): a child that dies, SIGKILL included, or exits non-zero (its pool gave up) is
+ * replaced with back-off, within the restart intensity; past it the supervisor stops the others
+ * and exits 1, for systemd or Kubernetes to act. A child that exits 0 (drained) is not restarted
+ * with `restart: "transient"` (the default), and once every child has, the supervisor exits 0;
+ * `"permanent"` restarts it anyway. SIGTERM/SIGINT are passed on: children drain, then the
+ * supervisor exits 0.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { createActor } from "xstate";
-import { supervisorMachine } from "../../actors/supervisor.machine.js";
+import { type RestartType, supervisorMachine } from "../../actors/supervisor.machine.js";
 import type { RestartIntensity } from "../config.js";
 import type { Logger } from "../logger.js";
 
@@ -16,6 +19,8 @@ export interface ProcessSupervisorOptions {
   script: string;
   args: string[];
   intensity: RestartIntensity;
+  /** Default "transient": a child that exits 0 is not replaced. */
+  restart?: RestartType;
   logger: Logger;
 }
 
@@ -29,8 +34,10 @@ export async function superviseProcesses(options: ProcessSupervisorOptions): Pro
     finish = r;
   });
 
+  /** Restarts asked for and not yet done (a child count of 0 then is not the end). */
+  let pendingRestarts = 0;
   const maybeFinish = () => {
-    if (stopping && children.size === 0) finish(exitCode);
+    if (children.size === 0 && (stopping || pendingRestarts === 0)) finish(exitCode);
   };
 
   const spawnChild = () => {
@@ -45,9 +52,12 @@ export async function superviseProcesses(options: ProcessSupervisorOptions): Pro
     child.once("exit", (code, signal) => {
       children.delete(id);
       if (stopping) return maybeFinish();
+      const abnormal = signal !== null || code !== 0;
       const reason = signal ? `killed by ${signal}` : `exited with code ${code}`;
-      options.logger.warn({ child: id, pid: child.pid, reason }, "worker process died");
-      supervisor.send({ type: "CHILD_EXITED", childId: id, at: Date.now(), reason });
+      if (abnormal) options.logger.warn({ child: id, pid: child.pid, reason }, "worker process died");
+      else options.logger.info({ child: id, pid: child.pid }, "worker process exited cleanly");
+      supervisor.send({ type: "CHILD_EXITED", childId: id, at: Date.now(), reason, abnormal });
+      maybeFinish(); // every child drained and none to restart: done, exit 0
     });
   };
 
@@ -55,8 +65,11 @@ export async function superviseProcesses(options: ProcessSupervisorOptions): Pro
     supervisorMachine.provide({
       actions: {
         restartChild: (_, { delayMs }) => {
+          pendingRestarts++;
           setTimeout(() => {
+            pendingRestarts--;
             if (!stopping) spawnChild();
+            else maybeFinish();
           }, delayMs);
         },
         escalate: (_, { reason }) => {
@@ -67,7 +80,7 @@ export async function superviseProcesses(options: ProcessSupervisorOptions): Pro
         },
       },
     }),
-    { input: { ...options.intensity } },
+    { input: { ...options.intensity, restart: options.restart ?? "transient" } },
   ).start();
 
   const shutdown = (signal: NodeJS.Signals) => {

@@ -81,6 +81,11 @@ export function priorityOption(value: string): TaskPriority {
   );
 }
 
+export function restartOption(value: string): "transient" | "permanent" {
+  if (value === "transient" || value === "permanent") return value;
+  throw new ConfigError(`--restart must be transient or permanent, got "${value}".`);
+}
+
 export function cliLogger(): Logger {
   return getDefaultLogger();
 }

@@ -1,6 +1,13 @@
-/** `fastagentic worker`: a WorkerPool process on a transport, or N of them under a supervisor. */
+/**
+ * `fastagentic worker`: a WorkerPool process on a transport, or N of them under a supervisor. In
+ * each worker process the pool is supervised (src/supervision/pool-supervisor.ts); when that level
+ * gives up, the process drains what it can and exits 1, for its supervisor to act.
+ */
+import type { RestartType } from "../../actors/supervisor.machine.js";
+import { systemClock } from "../clock.js";
 import { DEFAULT_RESTART_INTENSITY } from "../config.js";
 import { stateStoreFromUrl } from "../entities/entity-backends.js";
+import { PoolSupervisor } from "../supervision/pool-supervisor.js";
 import { WorkerPool } from "../worker-pool.js";
 import { loadHandlers } from "./load-handlers.js";
 import { superviseProcesses } from "./process-supervisor.js";
@@ -19,12 +26,18 @@ export interface WorkerFlags extends TransportFlags {
   stallTimeoutMs?: number;
   stateStore?: string;
   entityFailoverMs?: number;
+  /** What --processes does with a child that exits 0: "transient" (default) lets it go. */
+  restart?: RestartType;
 }
 
 export async function workerCommand(flags: WorkerFlags): Promise<number> {
   const logger = cliLogger();
   // Checked before anything is forked or loaded: a bad transport fails at once, with exit 2.
   const transport = transportOf(flags, "fastagentic worker");
+  const intensity = {
+    maxRestarts: flags.maxRestarts ?? DEFAULT_RESTART_INTENSITY.maxRestarts,
+    periodMs: flags.restartPeriodMs ?? DEFAULT_RESTART_INTENSITY.periodMs,
+  };
   if ((flags.processes ?? 1) > 1) {
     // Check the module once here, so a bad --handlers fails before any process is forked.
     await loadHandlers(flags.handlers);
@@ -35,10 +48,8 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
       processes: flags.processes as number,
       script: process.argv[1] as string,
       args: args.filter((a) => !a.startsWith("--processes=")),
-      intensity: {
-        maxRestarts: flags.maxRestarts ?? DEFAULT_RESTART_INTENSITY.maxRestarts,
-        periodMs: flags.restartPeriodMs ?? DEFAULT_RESTART_INTENSITY.periodMs,
-      },
+      intensity,
+      restart: flags.restart ?? "transient",
       logger,
     });
   }
@@ -56,6 +67,7 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
       ...(flags.stateStore === undefined ? {} : { stateStore: stateStoreFromUrl(flags.stateStore) }),
       ...(flags.entityFailoverMs === undefined ? {} : { failoverMs: flags.entityFailoverMs }),
     },
+    restartIntensity: intensity,
     config: {
       tags,
       ...(maxConcurrentTasks === undefined ? {} : { maxConcurrentTasks }),
@@ -74,16 +86,24 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
     if (stopping) return;
     stopping = true;
     console.error(`fastagentic worker ${process.pid}: ${signal}: draining (running tasks finish first)`);
+    supervisor.stop();
     void pool.stop({ graceful: true });
   };
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
-  pool.on("escalated", (error) => {
+  const supervisor = new PoolSupervisor(pool, {
+    intensity,
+    clock: systemClock,
+    logger,
+    owner: `fastagentic worker ${process.pid}`,
+  });
+  supervisor.on("escalated", (error) => {
     console.error(`fastagentic worker ${process.pid}: ${error.message}`);
     process.exitCode = 1;
     stop("escalation");
   });
   await pool.start();
+  supervisor.start();
   console.error(
     `fastagentic worker ${process.pid}: ${pool.workerCount} worker(s) on ${transport.kind} serving ` +
       `${[...module.types, ...pool.entityDefinitions.map((d) => `entity ${d.name}`)].join(", ")}` +

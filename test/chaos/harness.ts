@@ -40,7 +40,7 @@ export const REPO_DIR = fileURLToPath(new URL("../../", import.meta.url));
 export const CLI = join(REPO_DIR, "src/cli/main.ts");
 export const LEDGER_HANDLERS = "test/chaos/ledger-handlers.ts";
 /** The task types of LEDGER_HANDLERS: a worker declares a queue (and its dead letters) for each. */
-export const HANDLER_TYPES = ["work", "poison", "double", "explode", "slow"] as const;
+export const HANDLER_TYPES = ["work", "poison", "stall", "double", "explode", "slow"] as const;
 
 /** Hang guards: generous, because a shared 2-core machine runs other test files meanwhile. */
 export const GUARD_MS = 60_000;

@@ -7,7 +7,7 @@
  * interleave, and a line is in the file before the next statement runs (so a SIGKILL right after
  * a `start` still leaves it there). Without $CHAOS_LEDGER nothing is recorded (the CLI tests).
  */
-import { openSync, writeSync } from "node:fs";
+import { existsSync, openSync, writeSync } from "node:fs";
 import type { TaskContext } from "fastagentic";
 
 const ledgerPath = process.env["CHAOS_LEDGER"];
@@ -52,6 +52,19 @@ export default {
     return null;
   },
 
+  /**
+   * The supervision tests: blocks its process's event loop for `ms` (CPU-bound work done wrong),
+   * so every worker of the process finds itself stalled and leaves.
+   */
+  async stall(data: { ms: number }, ctx: TaskContext) {
+    record("start", ctx);
+    const until = Date.now() + data.ms;
+    while (Date.now() < until) {
+      // busy: no timer, no I/O runs meanwhile
+    }
+    return { stalled: data.ms };
+  },
+
   /** The CLI tests: a result computed from the data. */
   async double(data: { x: number }) {
     return { doubled: data.x * 2 };
@@ -62,10 +75,18 @@ export default {
     throw new Error(data?.message ?? "boom");
   },
 
-  /** The CLI tests: a task that runs until it is told to end (or `ms` pass), for the drain tests. */
-  async slow(data: { ms: number; tag?: string }, ctx: TaskContext) {
+  /**
+   * The CLI tests: a task that runs until it is told to end — `ms` pass, or the file `until`
+   * exists (the test creates it when it is ready: no race with a slow machine) — for the drain tests.
+   */
+  async slow(data: { ms: number; tag?: string; until?: string }, ctx: TaskContext) {
     record("start", ctx);
-    await sleep(data.ms, ctx.signal);
+    if (data.until === undefined) await sleep(data.ms, ctx.signal);
+    else {
+      const deadline = Date.now() + data.ms;
+      while (!existsSync(data.until) && Date.now() < deadline && !ctx.signal.aborted)
+        await sleep(20, ctx.signal);
+    }
     record("end", ctx);
     return { slept: data.ms, tag: data.tag ?? null, aborted: ctx.signal.aborted, pid: process.pid };
   },

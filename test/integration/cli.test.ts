@@ -8,7 +8,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { transportFromUrl } from "fastagentic";
+import { Coordinator, silentLogger, transportFromUrl } from "fastagentic";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   alive,
@@ -92,6 +92,22 @@ function submitting(ns: string, args: string[]): CliProcess {
   const p = new CliProcess(["submit", ...args, "--transport", NATS_URL, "--namespace", ns]);
   started.push(p);
   return p;
+}
+
+/** Asks every pool of the namespace to drain and stop, as a coordinator does (drainWorkers). */
+async function drainFrom(ns: string): Promise<void> {
+  const coordinator = new Coordinator({
+    transport: transportFromUrl(NATS_URL, { namespace: ns }),
+    config: { minWorkers: 0, maxWorkers: 0 },
+    logger: silentLogger,
+  });
+  await coordinator.start();
+  try {
+    await coordinator.drainWorkers();
+  } finally {
+    await coordinator.stop();
+    await coordinator.transport.close();
+  }
 }
 
 function submit(ns: string, args: string[]) {
@@ -330,9 +346,13 @@ describe("fastagentic worker: SIGTERM and SIGINT drain", () => {
         const ns = namespace();
         const runs = ledger(signal);
         const w = await worker(ns, ["--concurrency", "1"], runs);
-        // Long enough that the queued task below is submitted (a CLI process: seconds on a loaded
-        // machine) and the signal sent while this one still runs (2.5 s was not, under load).
-        const running = submitting(ns, ["slow", '{"ms":12000,"tag":"running"}', "--wait"]);
+        // It runs until the test says so (after the signal), however slow the machine is.
+        const until = join(dir, `${ns}.done`);
+        const running = submitting(ns, [
+          "slow",
+          JSON.stringify({ ms: GUARD_MS, tag: "running", until }),
+          "--wait",
+        ]);
         await runs.until((l) => l.count("start") >= 1, "the slow task started");
         // Queued behind it (the worker runs one task at a time): must not start once draining.
         const queued = await submit(ns, ["slow", '{"ms":1,"tag":"queued"}']);
@@ -341,6 +361,7 @@ describe("fastagentic worker: SIGTERM and SIGINT drain", () => {
 
         w.signal(signal);
         await w.waitForOutput(/draining/, "the worker saying it drains");
+        await writeFile(until, "");
         const result = await running.waitExit("the submit --wait of the running task");
         expect(result, running.output).toEqual({ code: 0, signal: null });
         expect(JSON.parse(running.stdout)).toMatchObject({
@@ -419,6 +440,80 @@ describe("fastagentic worker --processes 2", () => {
     },
     TEST_MS,
   );
+
+  it(
+    "children drained by a coordinator exit 0 and are not restarted (transient); then the supervisor exits 0",
+    async ({ skip }) => {
+      if (!ok) skip();
+      const ns = namespace();
+      const sup = await worker(ns, ["--processes", "2", "--max-restarts", "5"], undefined, 2);
+      await drainFrom(ns);
+      expect(await sup.waitExit()).toEqual({ code: 0, signal: null });
+      expect(sup.servingPids()).toHaveLength(2); // no child was started again
+      expect(sup.stderr).not.toMatch(/worker process died/);
+    },
+    TEST_MS,
+  );
+
+  it(
+    "with --restart permanent, children drained by a coordinator are restarted",
+    async ({ skip }) => {
+      if (!ok) skip();
+      const ns = namespace();
+      const sup = await worker(ns, ["--processes", "2", "--restart", "permanent"], undefined, 2);
+      await drainFrom(ns);
+      await sup.waitForOutput(/serving/, "both children started again", 4);
+      expect(sup.exit).toBeUndefined();
+      expect(children(sup)).toHaveLength(2);
+    },
+    TEST_MS,
+  );
+
+  it("the tree escalates: stalled workers are replaced, then the pool, then the process exits 1, then the supervisor gives up", async ({
+    skip,
+  }) => {
+    if (!ok) skip();
+    const ns = namespace();
+    const runs = ledger("stall");
+    // Two workers per process, each stall kills both (the whole event loop stands still): more
+    // than the pool's one allowed restart, so each stall makes its pool escalate.
+    const sup = await worker(
+      ns,
+      [
+        "--processes",
+        "2",
+        "--min-workers",
+        "2",
+        "--concurrency",
+        "1",
+        "--heartbeat-ms",
+        "100",
+        "--stall-timeout-ms",
+        "300",
+        "--max-restarts",
+        "1",
+        "--restart-period-ms",
+        "600000",
+      ],
+      runs,
+      2,
+    );
+    // A stall's result is never reported (its worker was stalled): the task comes back, stalls
+    // its next worker, and so on, until the tree gives up (or it turns poison after 14 deliveries).
+    await submit(ns, ["stall", '{"ms":1500}', "--retries", "10"]);
+    expect(await sup.waitExit("the supervisor giving up", 150_000)).toEqual({ code: 1, signal: null });
+    // Each level said what it did, from the bottom up.
+    expect(sup.stderr).toMatch(/stalled past stallTimeoutMs/);
+    expect(sup.stderr).toMatch(/gave up: its worker pool \S+ kept failing \(more than 1 restarts/);
+    expect(sup.stderr).toMatch(/"reason":"exited with code 1","msg":"worker process died"/);
+    expect(sup.stderr).toMatch(
+      /fastagentic: worker processes keep dying \(more than 1 restarts within 600000 ms/,
+    );
+    const deliveries = runs.starts(runs.lines[0]?.taskId ?? "").length;
+    console.log(`[cli] stall task delivered ${deliveries} times before the tree gave up`);
+    expect(deliveries).toBeGreaterThanOrEqual(3);
+    expect(sup.servingPids().filter(alive)).toEqual([]);
+  }, 200_000);
 
   it(
     "SIGTERM to the supervisor drains the children (a running task finishes) and exits 0",

@@ -94,6 +94,28 @@ export class NatsConsumer implements Consumer, PullOwner {
 
   // ---- called by the transport ------------------------------------------------------------------
 
+  /** The ack subjects of every delivery held unsettled (DeliveryRelease.heldBy). */
+  unsettledHandles(): string[] {
+    const handles: string[] = [];
+    for (const d of this.active) if (d.msg.reply) handles.push(d.msg.reply);
+    for (const d of this.held) if (d.msg.reply) handles.push(d.msg.reply);
+    return handles;
+  }
+
+  /** Drops deliveries another process released: never settled here, not sent back on stop. */
+  forget(handles: ReadonlySet<string>): void {
+    const released = (d: NatsDelivery) => d.msg.reply !== undefined && handles.has(d.msg.reply);
+    for (const d of [...this.active]) {
+      if (!released(d)) continue;
+      d.settled = true;
+      this.active.delete(d);
+    }
+    const kept = this.held.filter((d) => !released(d));
+    for (const d of this.held) if (released(d)) d.settled = true;
+    this.held = kept;
+    this.changed();
+  }
+
   /** The connection dropped: every pull in flight is lost; pull again once reconnected. */
   onDisconnect(): void {
     this.puller?.reset();

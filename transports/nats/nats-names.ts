@@ -60,6 +60,11 @@ export class NatsNames {
     return `${this.namespace}_${queue.replaceAll(".", "_")}_${fingerprint(queue)}`;
   }
 
+  /** Whether a stream name is one this namespace creates. */
+  ownsStream(stream: string): boolean {
+    return stream.startsWith(`${this.namespace}_`);
+  }
+
   /** Matches every work subject of the namespace (to find its streams). */
   get workWildcard(): string {
     return `${this.workPrefix}>`;

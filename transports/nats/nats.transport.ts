@@ -19,6 +19,7 @@ import {
 } from "../../src/errors.js";
 import { getDefaultLogger } from "../../src/logger.js";
 import { DEAD_LETTER_AT_HEADER, DEAD_LETTER_DELIVERIES_HEADER, type DeadLetters } from "../dead-letters.js";
+import type { DeliveryRelease } from "../delivery-release.js";
 import type { EntityMailbox } from "../entity-mailbox.js";
 import type { StateStore } from "../state-store.js";
 import {
@@ -39,6 +40,7 @@ import { openConnection, ReconnectBackoff } from "./nats-connection.js";
 import { type ConsumerLink, NatsConsumer } from "./nats-consumer.js";
 import { NatsDeadLetters } from "./nats-dead-letters.js";
 import { DeliveryCorrections, type NatsDelivery } from "./nats-delivery.js";
+import { NatsDeliveryRelease } from "./nats-delivery-release.js";
 import { NatsEntityMailbox } from "./nats-entity-mailbox.js";
 import { NatsEventLog } from "./nats-event-log.js";
 import {
@@ -90,6 +92,7 @@ export class NatsTransport implements Transport {
   private mailbox?: NatsEntityMailbox;
   private store?: NatsStateStore;
   private deadLetterStore?: NatsDeadLetters;
+  private release?: NatsDeliveryRelease;
 
   constructor(options: NatsTransportOptions = {}) {
     this.options = resolveNatsOptions(options);
@@ -283,6 +286,19 @@ export class NatsTransport implements Transport {
     const conn = this.live();
     assertLogicalName(queue, "queue name");
     return conn.topology.depthByLevel(queue, PRIORITY_LEVELS);
+  }
+
+  /** Deliveries of a worker declared dead, sent back from another process (delivery-release.ts). */
+  deliveryRelease(): DeliveryRelease {
+    this.release ??= new NatsDeliveryRelease({
+      names: this.names,
+      ackWaitMs: this.options.ackWaitMs,
+      live: () => {
+        const conn = this.live();
+        return { outbox: conn.outbox, flush: () => conn.nc.flush() };
+      },
+    });
+    return this.release;
   }
 
   /** The NATS subject of one priority level of a queue (for tools that publish to it directly). */

@@ -1,8 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { createActor } from "xstate";
-import { restartDelay, supervisorMachine } from "../../../actors/supervisor.machine.js";
+import {
+  type RestartType,
+  restartDelay,
+  restartWanted,
+  supervisorMachine,
+} from "../../../actors/supervisor.machine.js";
 
-function harness(maxRestarts = 3, periodMs = 10_000) {
+function harness(maxRestarts = 3, periodMs = 10_000, restart?: RestartType) {
   const restarts: Array<{ childId: string; delayMs: number }> = [];
   const escalations: string[] = [];
   const actor = createActor(
@@ -12,10 +17,10 @@ function harness(maxRestarts = 3, periodMs = 10_000) {
         escalate: (_, p) => escalations.push(p.reason),
       },
     }),
-    { input: { maxRestarts, periodMs, backoffBaseMs: 100, backoffMaxMs: 1000 } },
+    { input: { maxRestarts, periodMs, backoffBaseMs: 100, backoffMaxMs: 1000, restart } },
   ).start();
-  const exit = (childId: string, at: number) =>
-    actor.send({ type: "CHILD_EXITED", childId, at, reason: "crashed" });
+  const exit = (childId: string, at: number, abnormal = true) =>
+    actor.send({ type: "CHILD_EXITED", childId, at, reason: abnormal ? "crashed" : "normal", abnormal });
   return { actor, restarts, escalations, exit };
 }
 
@@ -56,8 +61,38 @@ describe("supervisor machine (one-for-one, restart intensity)", () => {
     expect(h.escalations).toHaveLength(1);
   });
 
+  it("restarts by restart type: permanent always, transient after a crash only, temporary never", () => {
+    expect(
+      (["permanent", "transient", "temporary"] as const).map((r) => [
+        restartWanted(r, true),
+        restartWanted(r, false),
+      ]),
+    ).toEqual([
+      [true, true],
+      [true, false],
+      [false, false],
+    ]);
+    const transient = harness(1, 10_000); // the default
+    transient.exit("drained", 1000, false);
+    transient.exit("drained-too", 2000, false);
+    expect(transient.restarts).toEqual([]);
+    expect(transient.escalations).toEqual([]); // clean exits do not count against the intensity
+    transient.exit("crashed", 3000);
+    expect(transient.restarts).toEqual([{ childId: "crashed", delayMs: 100 }]);
+    const permanent = harness(1, 10_000, "permanent");
+    permanent.exit("drained", 1000, false);
+    expect(permanent.restarts).toEqual([{ childId: "drained", delayMs: 100 }]);
+    permanent.exit("drained", 2000, false);
+    expect(permanent.escalations).toHaveLength(1);
+    const temporary = harness(1, 10_000, "temporary");
+    temporary.exit("crashed", 1000);
+    expect(temporary.restarts).toEqual([]);
+    expect(temporary.actor.getSnapshot().value).toBe("supervising");
+  });
+
   it("caps the back-off", () => {
     const context = {
+      restart: "transient" as const,
       maxRestarts: 100,
       periodMs: 1e9,
       backoffBaseMs: 100,

@@ -61,6 +61,9 @@ describe("worker machine", () => {
     expect(h.calls.filter((c) => c === "draining")).toHaveLength(1);
     h.clock.increment(1000);
     expect(h.calls.filter((c) => c === "heartbeat")).toHaveLength(2);
+    h.send({ type: "STOPPED" }); // not before STOP: the runtime has not shut down yet
+    expect(h.status()).toBe("draining");
+    h.send({ type: "STOP" });
     h.send({ type: "STOPPED" });
     expect(h.status()).toBe("stopped");
     expect(h.actor.getSnapshot().status).toBe("done");
@@ -79,7 +82,39 @@ describe("worker machine", () => {
     h.clock.increment(5000);
     expect(h.calls.filter((c) => c === "heartbeat")).toHaveLength(1);
     h.send({ type: "STOPPED" });
+    expect(h.status()).toBe("error"); // final: a failed worker is replaced, never revived
+    expect(h.actor.getSnapshot().status).toBe("done");
+  });
+
+  it("stops in two steps: STOP (no new work, no heartbeats), then STOPPED; a FAIL meanwhile is reported", () => {
+    const h = harness(1000);
+    h.send({ type: "START" });
+    h.send({ type: "STARTED" });
+    h.send({ type: "STOP" });
+    expect(h.actor.getSnapshot().value).toBe("stopping");
+    expect(h.status()).toBe("draining");
+    h.clock.increment(5000);
+    expect(h.calls).toEqual(["heartbeat"]);
+    h.send({ type: "START" }); // a stopping worker cannot start again
+    expect(h.actor.getSnapshot().value).toBe("stopping");
+    h.send({ type: "STOPPED" });
     expect(h.status()).toBe("stopped");
+
+    const failing = harness(1000);
+    failing.send({ type: "START" });
+    failing.send({ type: "STARTED" });
+    failing.send({ type: "STOP" });
+    failing.send({ type: "FAIL", error: "declared dead while draining" });
+    expect(failing.status()).toBe("error");
+    expect(failing.calls).toEqual(["heartbeat", "failure:declared dead while draining"]);
+  });
+
+  it("goes from created straight to stopped on STOP (never started)", () => {
+    const h = harness();
+    h.send({ type: "STOP" });
+    expect(h.actor.getSnapshot().value).toBe("stopped");
+    h.send({ type: "START" });
+    expect(h.actor.getSnapshot().value).toBe("stopped");
   });
 
   it("goes to error when starting fails", () => {

@@ -1,0 +1,58 @@
+/**
+ * JetStream's DeliveryRelease (transports/delivery-release.ts): a delivery's handle is its ack
+ * subject; releasing it answers "-NAK" on that subject from whichever process releases it, which
+ * JetStream accepts from any connection. Handles come from the wire (heartbeats, task events), so
+ * only well-formed ack subjects of this namespace's streams are answered.
+ */
+import type { DeliveryRelease } from "../delivery-release.js";
+import type { Consumer, Delivery } from "../transport.js";
+import { NatsConsumer } from "./nats-consumer.js";
+import { NatsDelivery, parseAckSubject } from "./nats-delivery.js";
+import type { NatsNames } from "./nats-names.js";
+import type { Outbox } from "./nats-outbox.js";
+
+const NAK = Uint8Array.of(45, 78, 65, 75); // -NAK
+
+/** What the release needs from its transport. */
+export interface ReleaseLink {
+  readonly names: NatsNames;
+  readonly ackWaitMs: number;
+  /** The connection's outbox, and a round trip that resolves once the server has what it sent. */
+  live(): { outbox: Outbox; flush(): Promise<void> };
+}
+
+export class NatsDeliveryRelease implements DeliveryRelease {
+  constructor(private readonly link: ReleaseLink) {}
+
+  get redeliverAfterMs(): number {
+    return this.link.ackWaitMs;
+  }
+
+  handleOf(delivery: Delivery): string | undefined {
+    return delivery instanceof NatsDelivery ? delivery.msg.reply || undefined : undefined;
+  }
+
+  heldBy(consumer: Consumer): string[] {
+    return consumer instanceof NatsConsumer ? consumer.unsettledHandles() : [];
+  }
+
+  async release(handles: readonly string[]): Promise<void> {
+    const ours = handles.filter((h) => this.isOurs(h));
+    if (ours.length === 0) return;
+    const { outbox, flush } = this.link.live();
+    for (const handle of ours) outbox.send(handle, NAK);
+    outbox.flush();
+    await flush();
+  }
+
+  forget(consumer: Consumer, handles: ReadonlySet<string>): void {
+    if (consumer instanceof NatsConsumer) consumer.forget(handles);
+  }
+
+  /** An ack subject of a stream of this namespace (never any other subject). */
+  private isOurs(handle: string): boolean {
+    if (typeof handle !== "string" || handle.length > 512) return false;
+    const info = parseAckSubject(handle);
+    return info !== undefined && this.link.names.ownsStream(info.stream);
+  }
+}
