@@ -16,6 +16,7 @@ import {
 import { ConfigError, ConnectionError, describeThrown } from "../../src/errors.js";
 import { redactUrl } from "../../src/url-redaction.js";
 import { HEADER_ROOM_BYTES, type ResolvedNatsOptions } from "./nats-options.js";
+import { isTransient } from "./nats-topology.js";
 
 export interface OpenedConnection {
   nc: NatsConnection;
@@ -78,20 +79,38 @@ export async function openConnection(
   backoff.reset();
   try {
     const serverMaxPayload = checkServer(nc, o);
-    let jsm: JetStreamManager;
-    try {
-      jsm = await jetstreamManager(nc, { timeout: o.publishTimeoutMs });
-    } catch (error) {
-      throw new ConnectionError(
-        `JetStream is not available on this account: ${describeThrown(error)}. ` +
-          "Enable JetStream for the account (or the server, with -js).",
-        { cause: error },
-      );
-    }
-    return { nc, jsm, serverMaxPayload };
+    return { nc, jsm: await openManager(nc, o), serverMaxPayload };
   } catch (error) {
     await nc.close().catch(() => {});
     throw error;
+  }
+}
+
+/**
+ * The JetStream manager, once the account's JetStream answers. A cluster electing its meta leader
+ * (its last one died) answers nothing for a few seconds: that is waited for, as long as a publish
+ * would wait (publishTimeoutMs × publishAttempts), and reported as such if it lasts.
+ */
+async function openManager(nc: NatsConnection, o: ResolvedNatsOptions): Promise<JetStreamManager> {
+  const giveUpAt = Date.now() + o.publishTimeoutMs * o.publishAttempts;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await jetstreamManager(nc, { timeout: o.publishTimeoutMs });
+    } catch (error) {
+      const transient = isTransient(error);
+      if (transient && Date.now() < giveUpAt && !nc.isClosed()) {
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+        continue;
+      }
+      throw new ConnectionError(
+        transient
+          ? `JetStream did not answer (${describeThrown(error)}): the server or its cluster may be electing a ` +
+              "leader, or has too few nodes up. Try again; check the servers' logs if it persists."
+          : `JetStream is not available on this account: ${describeThrown(error)}. ` +
+              "Enable JetStream for the account (or the server, with -js).",
+        { cause: error, retryable: transient },
+      );
+    }
   }
 }
 

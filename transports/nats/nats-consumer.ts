@@ -2,7 +2,10 @@
  * A competing consumer over one or more queues: at most `concurrency` unsettled deliveries, the
  * highest priority level first across all its queues (which source to pull from is LevelPuller's
  * job), unsettled deliveries returned when it stops, and pulling paused while the connection is
- * down, resumed (after checking the streams and consumers still exist) once it is back.
+ * down, resumed at once when it is back (to whichever node of a cluster). A pull that fails oddly
+ * (nobody answers: a server that lost its store, or a consumer whose leader is being elected)
+ * pauses pulling briefly and has the streams and consumers checked, and created again if gone;
+ * a consumer leader elected elsewhere has its pulls sent again at once.
  */
 import type { Msg } from "@nats-io/transport-node";
 import type { Consumer, DeliveryHandler } from "../transport.js";
@@ -21,6 +24,8 @@ export interface ConsumerLink {
   readonly corrections: DeliveryCorrections;
   connected(): boolean;
   ensure(queue: string): Promise<QueueTopology>;
+  /** Checks the queue's stream and consumers exist, creating them again if the server lost them. */
+  verify(queue: string): Promise<void>;
   /** Publishes a copy to the queue's dead-letter queue (resolves once JetStream has it). */
   publishDeadLetter(delivery: NatsDelivery, reason: string): Promise<void>;
   forget(consumer: NatsConsumer): void;
@@ -29,6 +34,8 @@ export interface ConsumerLink {
 const encoder = new TextEncoder();
 /** A delayed message arriving this close to its time is delivered rather than sent back. */
 const EARLY_TOLERANCE_MS = 5;
+/** Pulling pauses this long after a pull failed oddly (nobody answered, 409, 503). */
+const RECHECK_PAUSE_MS = 500;
 
 export class NatsConsumer implements Consumer, PullOwner {
   private puller?: LevelPuller;
@@ -40,9 +47,10 @@ export class NatsConsumer implements Consumer, PullOwner {
   /** Held messages wait for the settlements that freed their slots to be on the wire. */
   private releasing = false;
   private stopped = false;
-  private needsEnsure = true;
-  private ensuring = false;
-  private ensureAfter = 0;
+  /** Pulling waits until then (0: it does not) after a pull failed oddly. */
+  private pausedUntil = 0;
+  /** The streams and consumers are being checked. */
+  private checking = false;
 
   constructor(
     private readonly link: ConsumerLink,
@@ -67,7 +75,6 @@ export class NatsConsumer implements Consumer, PullOwner {
   async start(): Promise<void> {
     const topologies = await Promise.all(this.queues.map((q) => this.link.ensure(q)));
     this.puller = new LevelPuller(this, topologies);
-    this.needsEnsure = false;
     this.changed();
   }
 
@@ -119,22 +126,30 @@ export class NatsConsumer implements Consumer, PullOwner {
   /** The connection dropped: every pull in flight is lost; pull again once reconnected. */
   onDisconnect(): void {
     this.puller?.reset();
-    this.needsEnsure = true;
-    this.ensureAfter = 0;
   }
 
-  /** Reconnected: create the streams and consumers again if the server lost them, then pull. */
+  /** Reconnected (maybe to another node): pull again at once. */
   onReconnect(): void {
-    this.ensureAfter = 0;
-    this.tick(Date.now());
+    this.pausedUntil = 0;
+    this.changed();
   }
 
-  /** Watchdog, a few times a second: re-creation, lost pulls, held messages kept alive. */
+  /**
+   * A consumer of `stream` got a new leader (in a cluster, its old one died): the pulls waiting
+   * there will not be answered; they are placed again now rather than after their timeout.
+   */
+  onLeaderElected(stream: string, consumer: string): void {
+    if (this.stopped || !this.puller?.leaderElected(`${stream}.${consumer}`)) return;
+    this.pausedUntil = 0;
+    this.changed();
+  }
+
+  /** Watchdog, a few times a second: pauses that ended, lost pulls, held messages kept alive. */
   tick(now: number): void {
-    if (this.stopped || !this.puller) return;
-    if (this.needsEnsure) {
-      if (!this.ensuring && now >= this.ensureAfter && this.link.connected()) this.reensure();
-      return;
+    if (this.stopped || !this.puller || !this.link.connected()) return;
+    if (this.pausedUntil !== 0 && now >= this.pausedUntil) {
+      this.pausedUntil = 0;
+      this.changed();
     }
     this.puller.expire(now);
     const touchEvery = this.link.options.ackWaitMs / 3;
@@ -162,10 +177,15 @@ export class NatsConsumer implements Consumer, PullOwner {
     queueMicrotask(() => this.pump());
   }
 
-  recheck(): void {
-    if (this.needsEnsure) return;
-    this.needsEnsure = true;
-    this.ensureAfter = Date.now() + 500;
+  recheck(pause: boolean): void {
+    if (pause && this.pausedUntil === 0) this.pausedUntil = Date.now() + RECHECK_PAUSE_MS;
+    if (this.checking) return;
+    this.checking = true;
+    const done = () => {
+      this.checking = false;
+      this.changed();
+    };
+    Promise.all(this.queues.map((q) => this.link.verify(q))).then(done, done);
   }
 
   receive(msg: Msg, source: Source | undefined, info: AckInfo): void {
@@ -256,7 +276,7 @@ export class NatsConsumer implements Consumer, PullOwner {
 
   private pump(): void {
     this.scheduled = false;
-    if (this.stopped || this.needsEnsure || !this.puller || !this.link.connected()) return;
+    if (this.stopped || !this.puller || !this.link.connected()) return;
     if (this.held.length > 0 && this.active.size < this.concurrency && !this.releasing) {
       // A held task starts once the ack that freed its slot (and the outcome event before it) is
       // on the wire, in this same turn: a handler that kills its process at once must not take
@@ -264,29 +284,14 @@ export class NatsConsumer implements Consumer, PullOwner {
       this.releasing = true;
       this.link.outbox.whenSent(() => this.release());
     }
-    this.puller.pull();
+    if (this.pausedUntil === 0) this.puller.pull();
   }
 
   private release(): void {
     this.releasing = false;
     // Disconnected meanwhile: the next pump after the reconnect releases them.
-    if (this.stopped || this.needsEnsure || !this.link.connected()) return;
+    if (this.stopped || !this.link.connected()) return;
     while (this.held.length > 0 && this.active.size < this.concurrency) this.dispatch(this.held.shift()!);
-  }
-
-  private reensure(): void {
-    this.ensuring = true;
-    Promise.all(this.queues.map((q) => this.link.ensure(q))).then(
-      () => {
-        this.ensuring = false;
-        this.needsEnsure = false;
-        this.changed();
-      },
-      () => {
-        this.ensuring = false;
-        this.ensureAfter = Date.now() + 1000;
-      },
-    );
   }
 }
 

@@ -4,8 +4,11 @@
  * subscription, and its PubAck resolves it. No per-message timer and no `nc.request()`: the
  * transport's tick (a few times a second) times out unanswered publishes.
  * A publish that was not acknowledged (timeout, disconnect, no stream answering) is sent again
- * with the same Nats-Msg-Id, so JetStream stores it once; after `attempts` sends it fails with a
- * PublishError. It never hangs.
+ * with the same Nats-Msg-Id, so JetStream stores it once. It fails with a PublishError once it has
+ * been sent `attempts` times and `timeoutMs × attempts` have passed since the first send: a stream
+ * that answers "unavailable" at once (no leader while a cluster elects one, a few seconds) is
+ * asked again with a growing pause for that whole time, not given up after a second of quick
+ * refusals. It never hangs.
  */
 import {
   createInbox,
@@ -31,6 +34,8 @@ interface PendingPublish {
   data: Uint8Array;
   headers: MsgHdrs;
   attempt: number;
+  /** Past this, and after `attempts` sends, it fails. */
+  giveUpAt: number;
   /** When the current send times out (0 while waiting to be re-sent). */
   deadline: number;
   /** When to send again (0 while a send is outstanding). */
@@ -73,6 +78,7 @@ export class JetStreamPublisher {
         data,
         headers,
         attempt: 0,
+        giveUpAt: Date.now() + this.options.timeoutMs * this.options.attempts,
         deadline: 0,
         retryAt: 0,
         lastError: "",
@@ -97,13 +103,22 @@ export class JetStreamPublisher {
 
   /** After a reconnect: whatever was in flight may be lost; send it again now (same message id). */
   resendAll(): void {
+    const now = Date.now();
     for (const [token, p] of this.pending) {
-      if (p.attempt >= this.options.attempts) {
+      if (this.exhausted(p, now)) {
         this.fail(token, p, "the connection was lost before the JetStream ack arrived");
       } else {
         this.send(token, p);
       }
     }
+  }
+
+  /**
+   * A stream got a new leader (its old one died): the publishes to its queues sent to the old
+   * one will get no answer, and those refused meanwhile can go now. Sent again at once.
+   */
+  resendWhere(ofQueue: (queue: string) => boolean): void {
+    for (const [token, p] of this.pending) if (ofQueue(p.queue)) this.send(token, p);
   }
 
   /** Resolves once nothing is in flight, or after `timeoutMs`. */
@@ -190,12 +205,17 @@ export class JetStreamPublisher {
 
   private retryOrFail(token: string, p: PendingPublish, reason: string): void {
     p.lastError = reason;
-    if (p.attempt >= this.options.attempts) {
+    const now = Date.now();
+    if (this.exhausted(p, now)) {
       this.fail(token, p, reason);
       return;
     }
     p.deadline = 0;
-    p.retryAt = Date.now() + Math.min(2000, 50 * 2 ** p.attempt);
+    p.retryAt = now + Math.min(2000, 50 * 2 ** p.attempt);
+  }
+
+  private exhausted(p: PendingPublish, now: number): boolean {
+    return p.attempt >= this.options.attempts && now >= p.giveUpAt;
   }
 
   private forget(token: string): void {

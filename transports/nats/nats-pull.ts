@@ -18,6 +18,10 @@
  *   the free slots; when another source then needs them (messages waiting, or a level to probe),
  *   the wide pull is cancelled (its subscription drained, a one-message pull put in its place if a
  *   slot is free) and the slots go where the messages are.
+ * - A source whose pull got no answer at all (its consumer has no leader while a cluster elects
+ *   one; the JetStream API answers nothing then, not even "no responders") is probed one message
+ *   at a time until it answers, without holding the lower levels back; a new leader elected for
+ *   a source's consumer (`leaderElected`) has its pulls placed again at once.
  * - Never more messages are requested than there are free slots, plus one per standing pull.
  * Pull requests leave through the outbox lazily: a renewal rides along with the settlement of the
  * message that ended its predecessor instead of costing a socket write of its own.
@@ -43,6 +47,12 @@ export interface Source {
   pending: number | undefined;
   /** When a message last came from it (0: never). */
   lastMessageAt: number;
+  /**
+   * Its last pull got no answer at all: its consumer may have no leader (a cluster electing one,
+   * which can take many seconds). Until it answers again it is probed for one message at a time
+   * and does not hold the lower levels back.
+   */
+  silent: boolean;
 }
 
 interface Line {
@@ -85,13 +95,20 @@ export interface PullOwner {
   receive(msg: Msg, source: Source | undefined, info: AckInfo): void;
   /** Something changed: pull again soon. */
   changed(): void;
-  /** A pull failed oddly (no answer, 409, 503): check the streams and consumers before pulling on. */
-  recheck(): void;
+  /**
+   * A pull failed oddly (no answer, 409, 503): check the streams and consumers. `pause`: pull
+   * again only a little later (a failure that came at once would otherwise repeat in a loop).
+   */
+  recheck(pause: boolean): void;
 }
 
 const encoder = new TextEncoder();
 /** No answer to a no_wait pull within this long: the consumer is missing or the reply was lost. */
 const FETCH_TIMEOUT_MS = 5000;
+/** endFetch's code for a pull given up on without an answer, with nothing to check. */
+const ABANDONED = -1;
+/** endFetch's code for a pull that got no answer within FETCH_TIMEOUT_MS. */
+const UNANSWERED = 0;
 
 export class LevelPuller {
   private readonly byLevel: Source[][] = PRIORITY_LEVELS.map(() => []);
@@ -120,6 +137,7 @@ export class LevelPuller {
           requested: 0,
           pending: undefined,
           lastMessageAt: 0,
+          silent: false,
         };
         this.byLevel[level]!.push(source);
         this.all.push(source);
@@ -144,7 +162,9 @@ export class LevelPuller {
       // The unknown sources of one level share the free slots among their probes (their order
       // does not matter: same level); lower levels wait for the answers.
       let unknown = 0;
-      for (const s of group) if (!s.line?.arm && s.open.length === 0 && !(s.pending! > 0)) unknown++;
+      for (const s of group) {
+        if (!s.silent && !s.line?.arm && s.open.length === 0 && !(s.pending! > 0)) unknown++;
+      }
       const share = Math.max(1, Math.floor(Math.max(0, free) / Math.max(1, unknown)));
       let waiting = false;
       for (let i = 0; i < group.length; i++) {
@@ -157,8 +177,10 @@ export class LevelPuller {
         else if (arm) {
           continue; // empty as far as known: its standing pull brings what arrives
         } else if (s.open.length > 0) {
-          waiting = true; // its answer will say whether more wait there
+          if (!s.silent) waiting = true; // its answer will say whether more wait there
           continue;
+        } else if (s.silent) {
+          want = 1; // looked at again, without holding the lower levels back
         } else {
           want = share;
           waiting = true;
@@ -173,6 +195,21 @@ export class LevelPuller {
       if (waiting) break;
     }
     if (short) this.reclaim();
+  }
+
+  /**
+   * The source's consumer (`<stream>.<consumer>`) has a new leader: its pulls waited on the old
+   * one and will get no answer. They are forgotten (a message they still bring is taken all the
+   * same), and the source is probed again. False when no source of this puller has that consumer.
+   */
+  leaderElected(key: string): boolean {
+    const s = this.byConsumer.get(key);
+    if (!s) return false;
+    for (const f of [...s.open]) this.endFetch(f, ABANDONED);
+    if (s.line) this.cancel(s.line, true);
+    s.pending = undefined;
+    s.silent = false;
+    return true;
   }
 
   /** The connection dropped: every pull in flight is lost. */
@@ -190,7 +227,7 @@ export class LevelPuller {
   /** Ends pulls that got no answer and standing pulls long past their expiry. */
   expire(now: number): void {
     for (const f of this.fetches.values()) {
-      if (now - f.sentAt > FETCH_TIMEOUT_MS) this.endFetch(f, 0);
+      if (now - f.sentAt > FETCH_TIMEOUT_MS) this.endFetch(f, UNANSWERED);
     }
     for (const s of this.all) {
       const line = s.line;
@@ -253,6 +290,7 @@ export class LevelPuller {
     if (source) {
       source.pending = info.pending;
       source.lastMessageAt = Date.now();
+      source.silent = false;
     }
     this.owner.receive(msg, source, info);
     if (f && f.received >= f.batch) this.endFetch(f, 200);
@@ -266,10 +304,11 @@ export class LevelPuller {
     s.requested -= missing;
     this.requested -= missing;
     s.open.splice(s.open.indexOf(f), 1);
+    s.silent = code === UNANSWERED;
     if (code === 404 || code === 408) s.pending = 0;
     else if (code !== 200) {
       s.pending = undefined;
-      this.owner.recheck();
+      if (code !== ABANDONED) this.owner.recheck(code !== UNANSWERED);
     }
     if (s.pending === 0 && s.open.length === 0 && !s.line?.arm) this.arm(s);
     this.owner.changed();
@@ -320,7 +359,7 @@ export class LevelPuller {
       } else {
         // 409 (e.g. too many waiting pulls, consumer deleted): check the consumer, then look again.
         s.pending = undefined;
-        this.owner.recheck();
+        this.owner.recheck(true);
       }
       this.owner.changed();
       return;

@@ -1,7 +1,10 @@
 /**
  * The JetStream objects behind a queue: one stream (work-queue retention) with a subject per
- * priority level, and one durable pull consumer per level. Created on first use, remembered,
- * and forgotten after a reconnect so a server that lost its store gets them again.
+ * priority level, and one durable pull consumer per level. Created on first use and remembered;
+ * checked again (`verify`) when a publish or a pull finds nobody answering, and created again
+ * only if the server says they are gone (a server that lost its store), never just because a
+ * leader is being elected or a request timed out: in a cluster, that would make every publish
+ * wait on the meta leader, which may be the node that just died.
  */
 import {
   AckPolicy,
@@ -13,6 +16,7 @@ import {
   RetentionPolicy,
   StorageType,
 } from "@nats-io/jetstream";
+import { errors as natsErrors, RequestError } from "@nats-io/transport-node";
 import { describeThrown, TransportError } from "../../src/errors.js";
 import { consumerNameOf, type NatsNames, PRIORITY_LEVELS } from "./nats-names.js";
 import type { ResolvedNatsOptions } from "./nats-options.js";
@@ -28,9 +32,17 @@ export interface QueueTopology {
 const STREAM_IN_USE = 10058;
 const STREAM_NOT_FOUND = 10059;
 const CONSUMER_NOT_FOUND = 10014;
+/**
+ * JetStream API errors that a cluster gives while it elects a leader or gathers its peers: "no
+ * suitable peers for placement" (10005: a node is down or not known yet), "JetStream system
+ * temporarily unavailable" (10008), "JetStream cluster can not handle request" (10009).
+ */
+const TRANSIENT_CODES = new Set([10005, 10008, 10009]);
 
 export class NatsTopology {
   private readonly ready = new Map<string, Promise<QueueTopology>>();
+  private readonly verifying = new Map<string, Promise<void>>();
+  private stopped = false;
   /** Streams this transport created or used (deleted on close with streamsOnClose "delete"). */
   readonly used = new Set<string>();
 
@@ -53,10 +65,29 @@ export class NatsTopology {
     return p;
   }
 
-  /** Forget what was ensured (one queue, or all after a reconnect). */
+  /** Forget what was ensured (one queue, or all). */
   invalidate(queue?: string): void {
     if (queue === undefined) this.ready.clear();
     else this.ready.delete(queue);
+  }
+
+  /**
+   * Checks that the queue's stream and consumers still exist, and creates them again when the
+   * server says they do not. No answer, a timeout or a leader election leaves them as they are
+   * (the caller looks again when something fails next). Concurrent calls share one check.
+   */
+  verify(queue: string): Promise<void> {
+    let p = this.verifying.get(queue);
+    if (!p) {
+      p = this.check(queue).finally(() => this.verifying.delete(queue));
+      this.verifying.set(queue, p);
+    }
+    return p;
+  }
+
+  /** Ends the retries of creations under way (on close). */
+  stop(): void {
+    this.stopped = true;
   }
 
   describe(queue: string): QueueTopology {
@@ -131,7 +162,37 @@ export class NatsTopology {
     }
   }
 
+  private async check(queue: string): Promise<void> {
+    const t = this.describe(queue);
+    try {
+      await this.jsm.streams.info(t.stream);
+      await Promise.all(t.consumers.map((c) => this.jsm.consumers.info(t.stream, c)));
+    } catch (error) {
+      if (!isNotFound(error) || this.stopped) return;
+      this.invalidate(queue);
+      await this.ensure(queue);
+    }
+  }
+
+  /**
+   * Creates the queue's stream and consumers. A cluster that is electing a leader or still
+   * gathering its peers is waited for, as long as a publish would wait (publishTimeoutMs ×
+   * publishAttempts); anything else fails at once.
+   */
   private async create(queue: string): Promise<QueueTopology> {
+    const o = this.options;
+    const giveUpAt = Date.now() + o.publishTimeoutMs * o.publishAttempts;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.createOnce(queue);
+      } catch (error) {
+        if (this.stopped || !isTransient(error) || Date.now() >= giveUpAt) throw error;
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)).unref());
+      }
+    }
+  }
+
+  private async createOnce(queue: string): Promise<QueueTopology> {
     const t = this.describe(queue);
     const o = this.options;
     const stream = {
@@ -174,14 +235,26 @@ export class NatsTopology {
         ),
       );
     } catch (error) {
+      const hint = isTransient(error)
+        ? `JetStream did not answer in time, or its cluster is electing a leader or has fewer than ${o.replicas} node(s) up ` +
+          "(replicas); it was tried again for publishTimeoutMs × publishAttempts."
+        : "Check that the server runs with JetStream enabled (-js) and has room for another stream.";
       throw new TransportError(
-        `Could not create the JetStream stream "${t.stream}" of queue "${queue}": ${describeThrown(error)}. ` +
-          "Check that the server runs with JetStream enabled (-js) and has room for another stream.",
+        `Could not create the JetStream stream "${t.stream}" of queue "${queue}": ${describeThrown(error)}. ${hint}`,
         { cause: error, retryable: true },
       );
     }
     return t;
   }
+}
+
+/** An error a JetStream cluster gives while a leader is elected or a node is away: try again. */
+export function isTransient(error: unknown, depth = 0): boolean {
+  if (error instanceof JetStreamApiError) return error.status === 503 || TRANSIENT_CODES.has(error.code);
+  if (error instanceof natsErrors.TimeoutError) return true;
+  if (error instanceof RequestError) return error.isNoResponders();
+  // Wrapped: ours (TransportError), or "jetstream is not enabled" caused by no API responder.
+  return error instanceof Error && depth < 4 && isTransient(error.cause, depth + 1);
 }
 
 export function isNotFound(error: unknown): boolean {

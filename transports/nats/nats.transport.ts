@@ -50,6 +50,7 @@ import {
   PRIORITY_HEADER,
   setUserHeaders,
 } from "./nats-headers.js";
+import { watchLeaders } from "./nats-leaders.js";
 import { levelOf, NatsNames, PRIORITY_LEVELS } from "./nats-names.js";
 import {
   HEADER_ROOM_BYTES,
@@ -71,6 +72,8 @@ interface Connected {
   publisher: JetStreamPublisher;
   topology: NatsTopology;
   ticker: ReturnType<typeof setInterval>;
+  /** Stops watching leader elections (a cluster, replicas > 1). */
+  unwatch: () => void;
 }
 
 export class NatsTransport implements Transport {
@@ -328,15 +331,14 @@ export class NatsTransport implements Transport {
     const publisher = new JetStreamPublisher(nc, outbox, {
       timeoutMs: this.options.publishTimeoutMs,
       attempts: this.options.publishAttempts,
-      // No stream answered (deleted, or the server lost its store): create it before the re-send.
-      onMissingStream: (queue) => {
-        topology.invalidate(queue);
-        topology.ensure(queue).catch(() => {});
-      },
+      // No stream answered: deleted, the server lost its store (create it again before the
+      // re-send), or a cluster electing the stream's leader (wait).
+      onMissingStream: (queue) => void topology.verify(queue).catch(() => {}),
     });
     const ticker = setInterval(() => this.tick(), TICK_MS);
     ticker.unref();
-    this.conn = { nc, outbox, jsm, publisher, topology, ticker };
+    const unwatch = this.options.replicas > 1 ? this.watchLeaders(nc, publisher) : () => {};
+    this.conn = { nc, outbox, jsm, publisher, topology, ticker, unwatch };
     void this.watch(nc);
     this.setState("connected");
   }
@@ -358,7 +360,7 @@ export class NatsTransport implements Transport {
         this.setState("reconnecting");
       } else if (status.type === "reconnect") {
         this.backoff.reset();
-        this.conn?.topology.invalidate();
+        // Streams the server lost show up as publishes and pulls nobody answers (then verified).
         this.conn?.publisher.resendAll();
         this.mailbox?.reconnected();
         for (const c of this.consumers) c.onReconnect();
@@ -366,6 +368,16 @@ export class NatsTransport implements Transport {
         this.setState("connected");
       }
     }
+  }
+
+  /** In a cluster: publishes and pulls waiting on a dead leader go to the new one when elected. */
+  private watchLeaders(nc: NatsConnection, publisher: JetStreamPublisher): () => void {
+    return watchLeaders(nc, `${this.namespace}_`, {
+      streamLeader: (stream) => publisher.resendWhere((queue) => this.names.streamName(queue) === stream),
+      consumerLeader: (stream, consumer) => {
+        for (const c of this.consumers) c.onLeaderElected(stream, consumer);
+      },
+    });
   }
 
   private tick(): void {
@@ -391,6 +403,8 @@ export class NatsTransport implements Transport {
         await this.events?.deleteStreams().catch(() => {});
       }
       conn.publisher.stop();
+      conn.topology.stop();
+      conn.unwatch();
       clearInterval(conn.ticker);
       // Settlements (the naks of stopped consumers) leave before the socket closes.
       conn.outbox.flush();
@@ -408,6 +422,7 @@ export class NatsTransport implements Transport {
       corrections: this.corrections,
       connected: () => this._state === "connected",
       ensure: (queue) => conn.topology.ensure(queue),
+      verify: (queue) => conn.topology.verify(queue),
       publishDeadLetter: (d, reason) => this.publishDeadLetter(conn, d, reason),
       forget: (consumer) => this.consumers.delete(consumer),
     };

@@ -42,19 +42,29 @@ export function freePort(): Promise<number> {
   });
 }
 
+export interface PrivateServerOptions {
+  /** `false` starts a server without JetStream (to test that refusal). */
+  jetstream?: boolean;
+  /** Client port (default: a free one). */
+  port?: number;
+  /** More command-line arguments (server name, cluster routes: see private-cluster.ts). */
+  args?: readonly string[];
+}
+
 export class PrivateNatsServer {
   private child?: ChildProcess;
 
-  private constructor(
+  constructor(
     readonly port: number,
     readonly storeDir: string,
     readonly jetstream: boolean,
+    readonly args: readonly string[] = [],
   ) {}
 
-  /** `jetstream: false` starts a server without JetStream (to test that refusal). */
-  static async start(options: { jetstream?: boolean } = {}): Promise<PrivateNatsServer> {
+  static async start(options: PrivateServerOptions = {}): Promise<PrivateNatsServer> {
     const dir = await mkdtemp(join(tmpdir(), "fa-nats-"));
-    const server = new PrivateNatsServer(await freePort(), dir, options.jetstream ?? true);
+    const port = options.port ?? (await freePort());
+    const server = new PrivateNatsServer(port, dir, options.jetstream ?? true, options.args);
     await server.restart();
     return server;
   }
@@ -72,6 +82,7 @@ export class PrivateNatsServer {
     if (this.child) throw new Error("the private nats-server is already running");
     const args = ["-a", "127.0.0.1", "-p", String(this.port)];
     if (this.jetstream) args.push("-js", "-sd", this.storeDir);
+    args.push(...this.args);
     const child = spawn(NATS_SERVER_BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     return new Promise<void>((resolve, reject) => {

@@ -1,0 +1,195 @@
+/**
+ * A three-node JetStream cluster of the test's own (private nats-servers with cluster routes,
+ * streams with replicas 3; never the shared server), worker processes from the CLI and a
+ * pure-client Coordinator, all given every node's address. Under a steady load of tasks, the
+ * node that leads the work stream and its consumer (and holds the coordinator's connection) is
+ * killed with SIGKILL; once it is back and caught up, another node (holding a worker's connection,
+ * made leader in its turn) is killed. No confirmed task may be lost, each task has one outcome,
+ * the clients move to the live nodes by themselves, and the failover times are printed.
+ */
+import { PublishError, type TransportState } from "fastagentic";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NatsTransport } from "../../transports/nats/index.js";
+import { NatsNames } from "../../transports/nats/nats-names.js";
+import { uniqueNamespace } from "../helpers/brokers.js";
+import { PrivateNatsCluster } from "../integration/nats/private-cluster.js";
+import { natsServerInstalled } from "../integration/nats/private-server.js";
+import { ClusterLoad, describeKill, killNode } from "./cluster-load.js";
+import { type BrokerTarget, ChaosRun, type CliProcess } from "./harness.js";
+
+const REPLICAS = 3;
+/** A delivery lost with its leader comes back after AckWait: 5 s here, 30 s by default. */
+const ACK_WAIT_MS = 5000;
+const WORK = "q.default.work";
+/** The consumer of the NORMAL level, where the tasks of this test go. */
+const CONSUMER = "fa-p1";
+const SUBMITTERS = 48;
+
+describe("chaos on a three-node NATS cluster (replicas 3)", () => {
+  let cluster: PrivateNatsCluster | undefined;
+
+  beforeAll(async () => {
+    if (!natsServerInstalled()) {
+      if (process.env["CI"]) throw new Error("nats-server is not installed: CI requires it.");
+      console.warn("\n*** SKIPPING THE NATS CLUSTER CHAOS TEST: no nats-server binary. ***\n");
+      return;
+    }
+    cluster = await PrivateNatsCluster.start(REPLICAS);
+  }, 60_000);
+
+  afterAll(async () => {
+    await cluster?.destroy();
+  }, 30_000);
+
+  it("kill -9 of the leading node, then of another once it is back: no confirmed task lost, one outcome each", async ({
+    skip,
+  }) => {
+    if (!cluster) skip();
+    const c = cluster as PrivateNatsCluster;
+    const target: BrokerTarget = {
+      name: "NATS",
+      url: c.url,
+      workerOptions: { replicas: REPLICAS, ackWaitMs: ACK_WAIT_MS },
+      clientOptions: {
+        replicas: REPLICAS,
+        ackWaitMs: ACK_WAIT_MS,
+        streamsOnClose: "delete",
+        name: "coordinator",
+      },
+    };
+    const run = new ChaosRun(target, "cluster node killed twice");
+    const load = new ClusterLoad(run);
+    try {
+      await run.start();
+      const states: TransportState[] = [];
+      run.transport.onStatus((e) => states.push(e.state));
+      const workers: CliProcess[] = [];
+      for (const n of [1, 2]) {
+        workers.push(
+          await run.startWorkers({
+            concurrency: 8,
+            transportOptions: { name: `worker-${n}` },
+          }),
+        );
+      }
+      const stream = new NatsNames(run.namespace).streamName(WORK);
+      const elections = await c.watchElections(stream);
+      load.start(SUBMITTERS);
+      await load.until((l) => l.completed >= 150, "150 tasks done before the first kill");
+
+      // 1. The node holding the coordinator's connection, made leader of the stream and consumer.
+      const first = await c.nodeWithClient("coordinator");
+      expect(first).toBeDefined();
+      await c.lead(first as string, stream, [CONSUMER]);
+      const kill1 = await killNode(c, first as string, load, elections);
+      const movedCoordinator = states.includes("reconnecting") && states.at(-1) === "connected";
+
+      // 2. Back and caught up; then a node holding a worker's connection, leading in its turn.
+      await c.node(first as string).server.restart();
+      await c.current(stream, [CONSUMER], REPLICAS);
+      const second =
+        (await c.nodeWithClient("worker-", first)) ?? c.nodes.find((n) => n.name !== first)?.name;
+      await c.lead(second as string, stream, [CONSUMER]);
+      const kill2 = await killNode(c, second as string, load, elections);
+
+      await load.stop();
+      const ids = load.confirmedIds();
+      const results = await run.outcomes(ids);
+      const figures = run.figures(ids, results);
+      console.log(
+        `[chaos NATS cluster] ${ids.length} tasks confirmed under load (${SUBMITTERS} submitters, each ` +
+          `waiting for its outcome before the next), ${load.refused.length} submit(s) refused`,
+      );
+      console.log(`[chaos NATS cluster]   ${describeKill("first kill", kill1)}`);
+      console.log(`[chaos NATS cluster]   ${describeKill("second kill", kill2)}`);
+
+      expect(await run.assertOneOutcomeEach(ids, results)).toEqual([]);
+      expect(figures.lost).toBe(0);
+      expect(figures.completed).toBe(ids.length);
+      expect(load.refused.map((e) => e.message)).toEqual([]);
+      // The clients moved to the live nodes by themselves and work went on.
+      expect(kill1.clients).toContain("coordinator");
+      expect(movedCoordinator).toBe(true);
+      expect(kill2.clients.some((name) => name.startsWith("worker-"))).toBe(true);
+      for (const w of workers) expect(w.exit).toBeUndefined();
+    } finally {
+      await load.stop();
+      // All three up again first: the clean-up (touching, then deleting, every stream of the
+      // namespace) took 27 s here with a node down, 1 s with all of them up.
+      await c.restartDown();
+      await run.cleanup();
+    }
+  }, 180_000);
+
+  it("a minority takes no submits: with two of three nodes down an enqueue waits, then fails with PublishError; a majority back lets it through", async ({
+    skip,
+  }) => {
+    if (!cluster) skip();
+    const c = cluster as PrivateNatsCluster;
+    await c.restartDown();
+    const namespace = uniqueNamespace("minority");
+    const transports: NatsTransport[] = [];
+    const transport = async (publishTimeoutMs: number, publishAttempts: number) => {
+      const t = new NatsTransport({
+        servers: c.servers,
+        namespace,
+        replicas: REPLICAS,
+        publishTimeoutMs,
+        publishAttempts,
+        reconnectWaitMs: 50,
+        streamsOnClose: "delete",
+      });
+      transports.push(t);
+      await t.connect();
+      return t;
+    };
+    const body = (text: string) => new TextEncoder().encode(text);
+    try {
+      // Gives up after 4 sends and 2 s; waits up to 60 s.
+      const quick = await transport(500, 4);
+      const patient = await transport(2000, 30);
+      // Both know the queue's stream already (creating one needs the meta leader, a majority too).
+      await patient.enqueue("q.minority", body("before"), { priority: 5 });
+      await quick.enqueue("q.minority", body("before too"), { priority: 5 });
+      const stream = patient.names.streamName("q.minority");
+      await c.current(stream, ["fa-p1"], REPLICAS);
+
+      const down = c.nodes.slice(1).map((n) => n.name);
+      for (const name of down) await c.node(name).server.kill();
+      const refused = await quick.enqueue("q.minority", body("refused"), { priority: 5 }).catch((e) => e);
+      expect(refused).toBeInstanceOf(PublishError);
+      expect((refused as PublishError).retryable).toBe(true);
+      // Sent while only a minority is up: it must wait (not fail) until a majority is back.
+      const waiting = patient.enqueue("q.minority", body("waited"), { priority: 5, dedupId: "waited-1" });
+      await c.node(down[0] as string).server.restart();
+      await waiting;
+      const got: string[] = [];
+      await patient.consume(
+        ["q.minority"],
+        (d) => {
+          got.push(new TextDecoder().decode(d.body));
+          void d.ack();
+        },
+        { concurrency: 4 },
+      );
+      await eventuallyTrue(() => got.includes("waited"), "the message enqueued during the outage delivered");
+      expect(got).toContain("before");
+      console.log(
+        `[chaos NATS cluster] minority: an enqueue with publishTimeoutMs 500 × 4 failed with ${(refused as Error).name}` +
+          ` while one node of three was up; one with 2000 × 30 went through once a second node was back`,
+      );
+    } finally {
+      for (const t of transports) await t.close().catch(() => {});
+      await c.restartDown();
+    }
+  }, 120_000);
+});
+
+/** Resolves once `check()` holds, looking every 50 ms, bounded. */
+async function eventuallyTrue(check: () => boolean, what: string, guardMs = 30_000): Promise<void> {
+  const deadline = Date.now() + guardMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`hang guard (${guardMs} ms): waited for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
