@@ -452,7 +452,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** This process's abandoned handlers, plus those other processes' workers report in their heartbeats. */
   private clusterAbandoned(local: number): number {
     let n = local;
-    for (const w of this.registry.list()) if (!this.pool.hasWorker(w.id)) n += w.abandonedHandlers ?? 0;
+    // This pool's workers (live, or gone with handlers still running) are counted in `local` already.
+    for (const w of this.registry.list()) if (w.poolId !== this.pool.id) n += w.abandonedHandlers ?? 0;
     return n;
   }
 

@@ -21,7 +21,11 @@ function run(cmd: string, args: string[], cwd: string, timeout = 120_000): strin
     encoding: "utf8",
     timeout,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, FASTAGENTIC_TRANSPORT: "" },
+    // A new user's npm, not this project's: its engine-strict (.npmrc, inherited as npm_config_*
+    // when the tests run under npm) would refuse the newest releases of Fastify's own dependencies
+    // that an empty folder resolves (light-my-request's cookie 2 asks for Node 22; this project pins
+    // the older one with an override, which a dependent's install does not see).
+    env: { ...process.env, FASTAGENTIC_TRANSPORT: "", npm_config_engine_strict: "false" },
   });
 }
 
