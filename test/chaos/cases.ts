@@ -328,3 +328,103 @@ export function malformedMessages(target: BrokerTarget): Promise<void> {
     for (const w of workers) expect(w.exit).toBeUndefined(); // still running
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * 6. Membership follows the processes (#16.2): two CLI pools of `--processes 2` (four worker
+ * processes), a coordinator with workerTimeoutMs 2000, workers heartbeating every 500 ms and
+ * their own stall timeout left at its default (30 s). One worker process is frozen (SIGSTOP) for
+ * 4 s: the coordinator declares its worker dead meanwhile. After SIGCONT the coordinator's
+ * decision reaches it (the fence, repeated on its late heartbeat): it leaves and rejoins under a
+ * new id within a few heartbeats, long before its own stall timeout, so getWorkers() lists the
+ * four live processes again; its late results never give a task a second outcome.
+ */
+export function frozenProcessRejoins(target: BrokerTarget): Promise<void> {
+  const HEARTBEAT_MS = 500;
+  // Bounded well under the workers' own stall timeout (30 s), so only the fence can pass it.
+  const REJOIN_GUARD_MS = 15_000;
+  return withRun(target, "SIGSTOP 4 s under --processes 2, then SIGCONT", async (run) => {
+    await run.start({ healthCheckIntervalMs: 250, workerTimeoutMs: 2000 });
+    const pools = await Promise.all(
+      [1, 2].map(() =>
+        run.startWorkers({
+          processes: 2,
+          concurrency: 4,
+          transportOptions: target.freezeOptions,
+          args: ["--heartbeat-ms", String(HEARTBEAT_MS)],
+        }),
+      ),
+    );
+    const pids = pools.flatMap((p) => p.servingPids());
+    expect(new Set(pids).size).toBe(4);
+    // The worker processes getWorkers() lists, each once (an array, so a failure prints it).
+    const livePids = async () => [
+      ...new Set((await run.coordinator.getWorkers()).filter((w) => pids.includes(w.pid)).map((w) => w.pid)),
+    ];
+    await eventually(livePids, (s) => s.length === 4, "getWorkers() listing the 4 worker processes");
+
+    const ids = await run.submit(400, "work", (n) => ({ n, ms: 60 + (n % 5) * 30 }));
+    await run.ledger.until(
+      (l) => l.count("end") >= 24 && pids.some((pid) => l.running(pid).length > 0),
+      "24 tasks done and a worker process running some",
+    );
+    const victim = pids.find((pid) => run.ledger.running(pid).length > 0) as number;
+    const before = run.workerEvents.filter((e) => e.info.pid === victim).at(-1);
+    const oldId = before?.info.id as string;
+    expect(oldId).toBeDefined();
+    process.kill(victim, "SIGSTOP");
+    const stoppedAt = Date.now();
+    try {
+      await run.untilDead(oldId, 10_000);
+      const declaredAfter = Date.now() - stoppedAt;
+      run.ledger.read();
+      const frozen = run.ledger.running(victim);
+      const during = await livePids();
+      // Frozen for 4 s in all (the coordinator gave up on it after about 2 s).
+      await new Promise((r) => setTimeout(r, Math.max(0, 4000 - (Date.now() - stoppedAt))));
+      process.kill(victim, "SIGCONT");
+      const resumedAt = Date.now();
+
+      await eventually(
+        livePids,
+        (s) => s.length === 4,
+        `getWorkers() listing all 4 worker processes again after SIGCONT (the frozen one is ${victim})`,
+        REJOIN_GUARD_MS,
+      );
+      const rejoinedAfter = Date.now() - resumedAt;
+      const workers = (await run.coordinator.getWorkers()).filter((w) => pids.includes(w.pid));
+      expect(workers.length).toBe(4);
+      expect(workers.some((w) => w.id === oldId)).toBe(false); // it came back under a new id
+
+      const results = await run.outcomes(ids);
+      const figures = run.figures(ids, results);
+      const late = run.taskEvents.filter(
+        (e) => e.workerId === oldId && frozen.includes(e.taskId) && e.kind !== "started",
+      );
+      console.log(
+        `[chaos ${target.name}]   declared dead ${declaredAfter} ms after SIGSTOP; while frozen getWorkers() ` +
+          `listed ${during.length} of the 4 processes; listed all 4 again ${rejoinedAfter} ms after SIGCONT ` +
+          `(heartbeat ${HEARTBEAT_MS} ms); ${frozen.length} task(s) were running in it; late results it ` +
+          `published: ${late.length}`,
+      );
+      expect(during).not.toContain(victim);
+      expect(await run.assertOneOutcomeEach(ids, results)).toEqual([]);
+      expect(figures.lost).toBe(0);
+      expect(notCompleted(ids, results)).toEqual([]);
+      // Its late results were ignored: each task kept the first outcome reported, and its run's worker.
+      for (const id of frozen) {
+        const first = run.outcomeEvents(id)[0];
+        expect((results.get(id) as TaskResult).status).toBe(first?.kind);
+        expect((await run.coordinator.getTask(id))?.workerId).toBe(first?.workerId);
+      }
+      for (const p of pools) expect(p.exit).toBeUndefined(); // no process died or escalated
+    } finally {
+      try {
+        process.kill(victim, "SIGCONT");
+      } catch {
+        // gone
+      }
+    }
+  });
+}

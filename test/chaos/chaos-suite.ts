@@ -1,10 +1,16 @@
 /**
- * The chaos suite, one per broker: the same five cases (cases.ts), with what differs between
+ * The chaos suite, one per broker: the same six cases (cases.ts), with what differs between
  * brokers — how to reach it, how to restart it, whether to hold a lock — given by the caller.
  */
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { BROKER_LOCK_WAIT_MS } from "../integration/amqp/broker-lock.js";
-import { malformedMessages, poisonTask, sigkillMidTask, sigstopPastTimeout } from "./cases.js";
+import {
+  frozenProcessRejoins,
+  malformedMessages,
+  poisonTask,
+  sigkillMidTask,
+  sigstopPastTimeout,
+} from "./cases.js";
 import type { BrokerTarget } from "./harness.js";
 
 const CASE_MS = 240_000;
@@ -48,6 +54,10 @@ export function describeChaos(suite: ChaosSuite): void {
       [
         "SIGSTOP past workerTimeoutMs then SIGCONT: declared dead, tasks run elsewhere, one outcome each, it rejoins",
         () => sigstopPastTimeout(target),
+      ],
+      [
+        "SIGSTOP 4 s of one of 4 processes (2 pools x --processes 2), then SIGCONT: declared dead, getWorkers() lists all 4 again within a few heartbeats",
+        () => frozenProcessRejoins(target),
       ],
       [suite.restart.title, (skip) => suite.restart.run(skip)],
       [
