@@ -421,6 +421,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       timeout: q.timeout,
       retried: q.retried,
       duplicates: q.duplicates,
+      reruns: q.reruns,
       queue: { name: q.name, queueSize: q.queueSize, maxQueueSize: q.maxQueueSize, depth: this.lastDepth },
       workers: {
         workerCount: p.workerCount,
@@ -435,6 +436,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         abandonedHandlers: p.abandonedHandlers,
         totalAbandoned: p.totalAbandoned,
         clusterAbandonedHandlers: this.clusterAbandoned(p.abandonedHandlers),
+        ...this.clusterRuns(p),
         clusterWorkers: new Set([
           ...this.registry.list().map((w) => w.id),
           ...this.pool.getWorkers().map((w) => w.id),
@@ -447,6 +449,21 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         scaleEvents: this.scaleEvents,
       },
     };
+  }
+
+  /**
+   * Duplicate runs as the workers see them: this pool's (replaced workers included), plus what
+   * the other processes' workers heartbeating now report (a worker gone takes its counts along).
+   */
+  private clusterRuns(p: { redeliveredRuns: number; skippedFinished: number; ranAfterRecorded: number }) {
+    let { redeliveredRuns, skippedFinished, ranAfterRecorded } = p;
+    for (const w of this.registry.list()) {
+      if (w.poolId === this.pool.id) continue;
+      redeliveredRuns += w.redeliveredRuns ?? 0;
+      skippedFinished += w.skippedFinished ?? 0;
+      ranAfterRecorded += w.ranAfterRecorded ?? 0;
+    }
+    return { redeliveredRuns, skippedFinished, ranAfterRecorded };
   }
 
   /** This process's abandoned handlers, plus those other processes' workers report in their heartbeats. */

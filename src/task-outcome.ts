@@ -15,6 +15,11 @@ export interface OutcomeTarget {
   backoff: RetryBackoff;
   workerId: string;
   now(): number;
+  /**
+   * Told of each outcome (and retry) once it was reported, before its delivery is settled: the
+   * worker writes it to the record of finished tasks (transports/finished-record.ts).
+   */
+  recorded?(sent: TaskEvent): void;
 }
 
 /** Queues a task event for the task's client without waiting: `done` settles when it is published. */
@@ -64,6 +69,7 @@ export async function settleOutcome(
     } as const;
     const { sent, done } = queueTaskEvent(target.transport, task, event);
     await done;
+    target.recorded?.(sent);
     if (sent.kind === "completed") await delivery.ack();
     else await delivery.deadLetter(sent.error ?? "result cannot be sent");
     return sent;
@@ -73,6 +79,7 @@ export async function settleOutcome(
     const event = { v: 1, kind: "cancelled", taskId, at, attempt, workerId, durationMs, error } as const;
     const { sent, done } = queueTaskEvent(target.transport, task, event);
     await done;
+    target.recorded?.(sent);
     await delivery.ack();
     return sent;
   }
@@ -94,6 +101,7 @@ export async function settleOutcome(
     } as const;
     const { sent, done } = queueTaskEvent(target.transport, task, event);
     await done;
+    target.recorded?.(sent);
     await delivery.nack({ delayMs });
     return sent;
   }
@@ -108,6 +116,7 @@ export async function settleOutcome(
     durationMs,
     error,
   });
+  target.recorded?.(sent);
   await delivery.deadLetter(error);
   return sent;
 }

@@ -404,6 +404,7 @@ export class TaskQueue {
       timeout: c.timeout,
       retried: c.retried,
       duplicates: c.duplicates,
+      reruns: c.reruns,
       malformedMessages: this.malformedMessages,
     };
   }

@@ -36,6 +36,11 @@ export interface TaskCounters {
   retried: number;
   /** Outcomes reported for a task that already had one (a second run after a redelivery). */
   duplicates: number;
+  /**
+   * Runs started (their "started" events) of a task that was already running elsewhere, or had
+   * finished: its delivery came again (a lost ack, a worker that died or was declared dead).
+   */
+  reruns: number;
 }
 
 const WAIT_MS = durationIn(0);
@@ -58,6 +63,7 @@ export class TaskStore {
     timeout: 0,
     retried: 0,
     duplicates: 0,
+    reruns: 0,
   };
 
   constructor(
@@ -148,6 +154,7 @@ export class TaskStore {
     const r = this.records.get(event.taskId);
     if (!r) return;
     if (isTerminal(r.status)) {
+      if (event.kind === "started") this.counters.reruns++; // a finished task runs again
       const isOutcome = event.kind === "completed" || event.kind === "failed" || event.kind === "timeout";
       const sameRun = r.runWorker === event.workerId && r.runAttempt === (event.attempt ?? 0);
       if (isOutcome && r.runWorker !== undefined && !sameRun) this.counters.duplicates++;
@@ -156,7 +163,16 @@ export class TaskStore {
     const at = event.at;
     if (event.kind === "queued") return;
     if (event.kind === "started") {
-      if (!this.move(r, "START")) return;
+      if (!this.move(r, "START")) {
+        // Already running: a second run of the same attempt chain (no retry in between) is a rerun.
+        const attempt = Math.max(0, (event.attempt ?? 1) - 1);
+        if (r.status === "running" && (r.workerId !== event.workerId || r.retryCount !== attempt)) {
+          this.counters.reruns++;
+          r.workerId = event.workerId;
+          r.retryCount = attempt;
+        }
+        return;
+      }
       r.startedAt = at;
       r.workerId = event.workerId;
       r.retryCount = Math.max(0, (event.attempt ?? 1) - 1);

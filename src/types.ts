@@ -86,6 +86,12 @@ export interface WorkerInfo {
   abandonedHandlers?: number;
   /** Handlers abandoned so far (whether they have ended since or not). */
   totalAbandoned?: number;
+  /** Runs of deliveries that had come before without an outcome (duplicate runs, as the worker sees them). */
+  redeliveredRuns?: number;
+  /** Redeliveries of tasks whose outcome was recorded: not run again (where the transport keeps a record). */
+  skippedFinished?: number;
+  /** Runs whose outcome found another already recorded (two runs of one task at once). */
+  ranAfterRecorded?: number;
 }
 
 /** What a handler receives besides the task's data. */

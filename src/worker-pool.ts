@@ -71,6 +71,12 @@ export interface WorkerPoolStats {
   abandonedHandlers: number;
   /** Handlers abandoned since start. */
   totalAbandoned: number;
+  /** Duplicate runs seen by the workers (WorkerInfo.redeliveredRuns), replaced workers included. */
+  redeliveredRuns: number;
+  /** Redeliveries of finished tasks not run again (WorkerInfo.skippedFinished). */
+  skippedFinished: number;
+  /** Runs whose outcome found another already recorded (WorkerInfo.ranAfterRecorded). */
+  ranAfterRecorded: number;
 }
 
 interface PoolEvents {
@@ -106,7 +112,14 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   private seq = 0;
   private restarts = 0;
   private escalation?: EscalationError;
-  private retired = { completed: 0, failed: 0, abandoned: 0 };
+  private retired = {
+    completed: 0,
+    failed: 0,
+    abandoned: 0,
+    redeliveredRuns: 0,
+    skippedFinished: 0,
+    ranAfterRecorded: 0,
+  };
   /** Workers gone whose abandoned handlers still run (they are in this process all the same). */
   private readonly leftovers = new Set<Worker>();
   private readonly entityOptions: EntitiesOptions;
@@ -299,6 +312,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     let failed = this.retired.failed;
     let totalAbandoned = this.retired.abandoned;
     let abandoned = 0;
+    let { redeliveredRuns, skippedFinished, ranAfterRecorded } = this.retired;
     for (const w of this.workers.values()) {
       const info = w.info;
       if (info.status === "idle") idle++;
@@ -308,6 +322,9 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       failed += info.totalFailed;
       abandoned += info.abandonedHandlers ?? 0;
       totalAbandoned += info.totalAbandoned ?? 0;
+      redeliveredRuns += info.redeliveredRuns ?? 0;
+      skippedFinished += info.skippedFinished ?? 0;
+      ranAfterRecorded += info.ranAfterRecorded ?? 0;
     }
     for (const w of this.leftovers) {
       if (w.abandonedHandlers === 0) this.leftovers.delete(w);
@@ -327,6 +344,9 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       escalated: this.escalation !== undefined,
       abandonedHandlers: abandoned,
       totalAbandoned,
+      redeliveredRuns,
+      skippedFinished,
+      ranAfterRecorded,
     };
   }
 
@@ -386,6 +406,9 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     this.retired.completed += info.totalCompleted;
     this.retired.failed += info.totalFailed;
     this.retired.abandoned += info.totalAbandoned ?? 0;
+    this.retired.redeliveredRuns += info.redeliveredRuns ?? 0;
+    this.retired.skippedFinished += info.skippedFinished ?? 0;
+    this.retired.ranAfterRecorded += info.ranAfterRecorded ?? 0;
     if (worker.abandonedHandlers > 0) this.leftovers.add(worker);
     this.emit("worker.exited", exit);
     if (this.state !== "running") return;

@@ -3,9 +3,10 @@
  * the handler and its outcome; counting them; aborting them. Split from worker.ts, which keeps the
  * lifecycle, the consumer, heartbeats and control commands.
  */
+import type { FinishedRecord } from "../transports/finished-record.js";
 import type { Delivery, Transport } from "../transports/transport.js";
 import type { Clock } from "./clock.js";
-import { decodeTask, type TaskEnvelope } from "./codec.js";
+import { decodeTask, type TaskEnvelope, type TaskEvent } from "./codec.js";
 import type { RetryBackoff, WorkerConfig } from "./config.js";
 import {
   describeThrown,
@@ -65,6 +66,15 @@ export class WorkerRuns {
   /** Handlers still running after their outcome (timed out or cancelled, ignoring ctx.signal). */
   abandonedHandlers = 0;
   totalAbandoned = 0;
+  /**
+   * Handler runs of a delivery whose delivery count says it was delivered before without an
+   * outcome (not a retry): a duplicate run, as this worker sees it.
+   */
+  redeliveredRuns = 0;
+  /** Redeliveries of a task whose outcome was recorded already: not run again (the outcome re-sent, acked). */
+  skippedFinished = 0;
+  /** Runs whose outcome found another one recorded first (two runs at once: a worker declared dead that went on). */
+  ranAfterRecorded = 0;
 
   private readonly running = new Map<string, TaskRun>();
   private readonly cancelled = new Set<string>();
@@ -79,8 +89,10 @@ export class WorkerRuns {
   private readonly target: OutcomeTarget;
   private readonly onTooManyAbandoned?: (abandoned: number) => void;
   private readonly mayReport: () => boolean;
+  private readonly record?: FinishedRecord;
 
   constructor(options: WorkerRunsOptions) {
+    this.record = options.transport.finishedRecord?.();
     this.mayReport = options.mayReport ?? (() => true);
     this.id = options.workerId;
     this.transport = options.transport;
@@ -96,6 +108,7 @@ export class WorkerRuns {
       workerId: this.id,
       now: () => this.clock.now(),
     };
+    if (this.record) this.target.recorded = (sent) => this.recordOutcome(sent);
   }
 
   get size(): number {
@@ -148,6 +161,7 @@ export class WorkerRuns {
       return;
     }
     const attempt = delivery.deliveryCount;
+    if (attempt > 1 && (await this.finishedBefore(task, delivery, attempt))) return;
     const at = this.clock.now();
     if (this.cancelled.has(task.id)) {
       await publishTaskEvent(this.transport, task, {
@@ -214,6 +228,65 @@ export class WorkerRuns {
       await delivery.nack().catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * A delivery that came before (delivery count > 1): true when its task's outcome is recorded
+   * already, so its handler must not run again (the outcome is sent again for a client that may
+   * have missed it, the delivery acked). Otherwise counts it as a duplicate run unless it is a
+   * retry: known from the record, or, without one, from the task's retries (a task that has
+   * retries and no record: not counted within its attempts).
+   */
+  private async finishedBefore(task: TaskEnvelope, delivery: Delivery, attempt: number): Promise<boolean> {
+    let known: Awaited<ReturnType<FinishedRecord["lookup"]>> = null;
+    if (this.record) {
+      try {
+        known = await this.record.lookup(task.id);
+      } catch (error) {
+        this.logger.warn(
+          { taskId: task.id, reason: describeThrown(error) },
+          "could not read the record of finished tasks; running the redelivered task",
+        );
+      }
+    }
+    if (known?.outcome) {
+      this.skippedFinished++;
+      try {
+        const event = JSON.parse(new TextDecoder().decode(known.outcome)) as TaskEventInput;
+        await publishTaskEvent(this.transport, task, event);
+      } catch (error) {
+        this.logger.warn(
+          { taskId: task.id, reason: describeThrown(error) },
+          "could not re-send a recorded outcome",
+        );
+      }
+      await delivery.ack();
+      return true;
+    }
+    const retry = known !== null ? known.retriedAttempt >= attempt - 1 : undefined;
+    if (retry === false || (retry === undefined && (this.record !== undefined || task.retries === 0))) {
+      this.redeliveredRuns++;
+    } else if (retry === undefined && attempt > task.retries + 1) {
+      this.redeliveredRuns++; // past its attempts: a redelivery whatever happened before
+    }
+    return false;
+  }
+
+  /** Records an outcome (or a retry) once it was reported; counts a run that came after another's. */
+  private recordOutcome(sent: TaskEvent): void {
+    const record = this.record as FinishedRecord;
+    const write =
+      sent.kind === "retrying"
+        ? record.recordRetry(sent.taskId, sent.attempt ?? 1)
+        : record.recordOutcome(sent.taskId, new TextEncoder().encode(JSON.stringify(sent))).then((first) => {
+            if (!first) this.ranAfterRecorded++;
+          });
+    write.catch((error: unknown) =>
+      this.logger.debug?.(
+        { taskId: sent.taskId, reason: describeThrown(error) },
+        "could not record a finished task (a redelivery of it would run again)",
+      ),
+    );
   }
 
   /** Counts a run whose handler goes on after its outcome, until it returns. */

@@ -251,6 +251,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       heartbeatIntervalMs: this.config.heartbeatIntervalMs,
       abandonedHandlers: this.runs.abandonedHandlers,
       totalAbandoned: this.runs.totalAbandoned,
+      redeliveredRuns: this.runs.redeliveredRuns,
+      skippedFinished: this.runs.skippedFinished,
+      ranAfterRecorded: this.runs.ranAfterRecorded,
     };
     if (this.poolId !== undefined) info.poolId = this.poolId;
     return info;

@@ -20,6 +20,7 @@ import type { DeadLetters } from "./dead-letters.js";
 import type { DeliveryRelease } from "./delivery-release.js";
 import type { EntityMailbox } from "./entity-mailbox.js";
 import type { EventLog } from "./event-log.js";
+import type { FinishedRecord } from "./finished-record.js";
 import type { StateStore } from "./state-store.js";
 
 export type Bytes = Uint8Array;
@@ -153,6 +154,8 @@ export interface Transport {
   depthByPriority?(queue: string): Promise<Record<number, number>>;
   /** Releasing a dead worker's deliveries from another process, where the broker needs it (delivery-release.ts). */
   deliveryRelease?(): DeliveryRelease | undefined;
+  /** The record of finished tasks, where the broker can keep one (finished-record.ts); undefined: none. */
+  finishedRecord?(): FinishedRecord | undefined;
 }
 
 export const DEAD_LETTER_SUFFIX = "dead";

@@ -101,6 +101,36 @@ export class CoordinatorMetrics {
         this.inc(stats().workers.restarts);
       },
     });
+    new Counter({
+      name: `${p}duplicate_runs_total`,
+      help:
+        "Duplicate runs of a task: seen_by=coordinator, a run started for a task already running elsewhere or " +
+        "finished (its tasks); seen_by=workers, runs of a delivery that came before without an outcome " +
+        "(every worker on the transport); outcome_ignored, a second outcome of a finished task.",
+      labelNames: ["seen_by"],
+      registers,
+      collect() {
+        const s = stats();
+        this.reset();
+        this.inc({ seen_by: "coordinator" }, s.reruns);
+        this.inc({ seen_by: "workers" }, s.workers.redeliveredRuns);
+        this.inc({ seen_by: "outcome_ignored" }, s.duplicates);
+      },
+    });
+    new Counter({
+      name: `${p}finished_redeliveries_skipped_total`,
+      help:
+        "Redeliveries of tasks whose outcome was already recorded, not run again (NATS: the record of " +
+        "finished tasks); ran_after_recorded: runs whose outcome found another recorded first.",
+      labelNames: ["kind"],
+      registers,
+      collect() {
+        const s = stats();
+        this.reset();
+        this.inc({ kind: "skipped" }, s.workers.skippedFinished);
+        this.inc({ kind: "ran_after_recorded" }, s.workers.ranAfterRecorded);
+      },
+    });
     new Gauge({
       name: `${p}abandoned_handlers`,
       help:

@@ -266,6 +266,11 @@ describe("the other routes", () => {
       'fastagentic_task_run_seconds_count{type="echo",status="completed"}',
       'fastagentic_workers{status="idle"} ',
       "fastagentic_worker_restarts_total 0",
+      // Duplicate runs (#16.5), as the coordinator and the workers see them: none here.
+      'fastagentic_duplicate_runs_total{seen_by="coordinator"} 0',
+      'fastagentic_duplicate_runs_total{seen_by="workers"} 0',
+      'fastagentic_duplicate_runs_total{seen_by="outcome_ignored"} 0',
+      'fastagentic_finished_redeliveries_skipped_total{kind="skipped"} 0',
     ]) {
       expect(reply.text).toContain(expected);
     }

@@ -44,6 +44,12 @@ export interface NatsTransportOptions {
   ackWaitMs?: number;
   /** JetStream duplicate window: a re-sent dedupId within it is dropped. Default 120,000. */
   duplicateWindowMs?: number;
+  /**
+   * How long the record of finished tasks (KV bucket `fa_done_<namespace>`) remembers a task's
+   * outcome, so a redelivery of a finished task does not run its handler again. Default 3,600,000
+   * (an hour); 0: no record (every redelivery runs).
+   */
+  finishedTtlMs?: number;
   /** Safety cap: a message delivered more often than this is dead-lettered by the transport. Default 1000. */
   maxDeliveries?: number;
   /** Unsettled deliveries of one queue level across all processes. Default 10,000. */
@@ -83,6 +89,7 @@ export interface ResolvedNatsOptions {
   maxPayloadBytes?: number;
   ackWaitMs: number;
   duplicateWindowMs: number;
+  finishedTtlMs: number;
   maxDeliveries: number;
   maxAckPending: number;
   maxWaiting?: number;
@@ -151,6 +158,10 @@ const SCHEMA: Record<keyof NatsTransportOptions, Check> = {
   maxPayloadBytes: int(1024, 64 * 1024 * 1024),
   ackWaitMs: ms(100),
   duplicateWindowMs: ms(100),
+  finishedTtlMs: (v) => {
+    const problem = v === 0 ? undefined : ms(1000)(v);
+    return problem === undefined ? undefined : `0 (no record) or ${problem}`;
+  },
   maxDeliveries: int(1, 1_000_000),
   maxAckPending: int(1, 1_000_000),
   maxWaiting: int(1, 1_000_000),
@@ -221,6 +232,7 @@ export function resolveNatsOptions(input: NatsTransportOptions = {}): ResolvedNa
     streamsOnClose: input.streamsOnClose ?? "keep",
     ackWaitMs: input.ackWaitMs ?? 30_000,
     duplicateWindowMs: input.duplicateWindowMs ?? 120_000,
+    finishedTtlMs: input.finishedTtlMs ?? 3_600_000,
     maxDeliveries: input.maxDeliveries ?? 1000,
     maxAckPending: input.maxAckPending ?? 10_000,
     replicas: input.replicas ?? 1,

@@ -21,6 +21,7 @@ import { getDefaultLogger } from "../../src/logger.js";
 import { DEAD_LETTER_AT_HEADER, DEAD_LETTER_DELIVERIES_HEADER, type DeadLetters } from "../dead-letters.js";
 import type { DeliveryRelease } from "../delivery-release.js";
 import type { EntityMailbox } from "../entity-mailbox.js";
+import type { FinishedRecord } from "../finished-record.js";
 import type { StateStore } from "../state-store.js";
 import {
   assertLogicalName,
@@ -43,6 +44,7 @@ import { DeliveryCorrections, type NatsDelivery } from "./nats-delivery.js";
 import { NatsDeliveryRelease } from "./nats-delivery-release.js";
 import { NatsEntityMailbox } from "./nats-entity-mailbox.js";
 import { NatsEventLog } from "./nats-event-log.js";
+import { deleteFinishedBucket, NatsFinishedRecord } from "./nats-finished-record.js";
 import {
   MSG_ID_HEADER,
   NOT_BEFORE_HEADER,
@@ -96,6 +98,7 @@ export class NatsTransport implements Transport {
   private store?: NatsStateStore;
   private deadLetterStore?: NatsDeadLetters;
   private release?: NatsDeliveryRelease;
+  private finished?: NatsFinishedRecord;
 
   constructor(options: NatsTransportOptions = {}) {
     this.options = resolveNatsOptions(options);
@@ -304,6 +307,13 @@ export class NatsTransport implements Transport {
     return this.release;
   }
 
+  /** The record of finished tasks: the KV bucket `fa_done_<namespace>` (none with finishedTtlMs 0). */
+  finishedRecord(): FinishedRecord | undefined {
+    if (this.options.finishedTtlMs === 0) return undefined;
+    this.finished ??= new NatsFinishedRecord(() => this.entityLink(), this.options.finishedTtlMs);
+    return this.finished;
+  }
+
   /** The NATS subject of one priority level of a queue (for tools that publish to it directly). */
   subjectOf(queue: string, priority: number): string {
     assertLogicalName(queue, "queue name");
@@ -401,6 +411,9 @@ export class NatsTransport implements Transport {
       if (this.options.streamsOnClose === "delete") {
         await conn.topology.deleteUsed().catch(() => {});
         await this.events?.deleteStreams().catch(() => {});
+        // Whichever process wrote to it (the workers), the record goes with the namespace's streams.
+        if (this.options.finishedTtlMs > 0)
+          await deleteFinishedBucket(conn.nc, this.options.namespace).catch(() => {});
       }
       conn.publisher.stop();
       conn.topology.stop();
