@@ -6,7 +6,8 @@
  *   GET  <path>/events           the live feed (text/event-stream: hello, then a tick per interval)
  *   GET  <path>/api/tasks?status=&type=&limit=   recent and open tasks   GET <path>/api/tasks/:id  one
  *   …/api/dead-letters …         the dead-letter routes (see dead-letter-routes.ts)
- *   GET  <path>/api/providers/:name/lookup?id=   a provider's lookup (entities…)
+ *   GET  <path>/api/entities, <path>/api/entities/:type?id=   entity types; one entity's snapshot
+ *   GET  <path>/api/providers/:name/lookup?id=   a provider's lookup
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -21,12 +22,15 @@ import { httpErrorHandler } from "../http-errors.js";
 import { builtinProviders } from "./builtin-providers.js";
 import { DashboardFeed, type DashboardFeedOptions } from "./dashboard-feed.js";
 import type { DashboardProvider } from "./dashboard-provider.js";
+import { entityRoutes, entityTypeNames } from "./entity-routes.js";
 
 export interface DashboardOptions extends Partial<Omit<DashboardFeedOptions, "providers">> {
   /** Where the page lives. Default "/dashboard". */
   path?: string;
   /** More panels: entities, your own (see dashboard-provider.ts); event groups are added when the transport has an event log. */
   providers?: readonly DashboardProvider[];
+  /** Entity types (defineEntity() definitions, @Entity classes) the entities panel lists by name, besides the coordinator's own. */
+  entities?: readonly unknown[];
 }
 
 const require = createRequire(import.meta.url);
@@ -86,6 +90,7 @@ export function dashboardRoutes(
     if (!PROVIDER_NAME.test(p.name))
       throw new ValidationError(`Invalid dashboard provider name ${JSON.stringify(p.name)}.`);
   }
+  const entityTypes = entityTypeNames(options.entities);
   const feed = new DashboardFeed(coordinator, {
     intervalMs: options.intervalMs ?? 1000,
     historySeconds: options.historySeconds ?? 900,
@@ -180,6 +185,7 @@ export function dashboardRoutes(
     });
 
     await fastify.register(async (api) => deadLetterRoutes(api, coordinator.deadLetters), { prefix: "/api" });
+    await fastify.register(async (api) => entityRoutes(api, coordinator, entityTypes), { prefix: "/api" });
   };
   return { plugin, feed };
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll } from "vitest";
 import { AmqpTransport } from "../../../transports/amqp/index.js";
-import { AMQP_URL } from "../../helpers/brokers.js";
+import { PostgresStateStore } from "../../../transports/postgres/index.js";
+import { AMQP_URL, POSTGRES_URL } from "../../helpers/brokers.js";
 import { amqpAvailable, deleteNamespace } from "../amqp/amqp-helpers.js";
 import { BROKER_LOCK_WAIT_MS, lockBroker } from "../amqp/broker-lock.js";
 import { describeDashboardInBrowser } from "./dashboard-browser.suite.js";
@@ -14,10 +15,20 @@ afterAll(async () => {
   await release?.();
 });
 
+const table = (namespace: string) => namespace.replaceAll(/[^A-Za-z0-9_]/g, "_").toLowerCase();
+
 describeDashboardInBrowser({
   name: "amqp",
   available: amqpAvailable,
   transport: (namespace) => new AmqpTransport({ url: AMQP_URL, namespace }),
   url: AMQP_URL,
-  cleanup: (namespace) => deleteNamespace(namespace),
+  depthPerPriority: false,
+  // RabbitMQ keeps no state: entities keep theirs in PostgreSQL, in a table of this run's own.
+  stateStore: (namespace) => `${POSTGRES_URL}?table=${table(namespace)}`,
+  cleanup: async (namespace) => {
+    await deleteNamespace(namespace);
+    const store = new PostgresStateStore({ connectionString: POSTGRES_URL, table: table(namespace) });
+    await store.dropTable();
+    await store.close();
+  },
 });

@@ -5,4 +5,5 @@ describeDashboardInBrowser({
   name: "memory",
   available: async () => true,
   transport: () => new InMemoryTransport(),
+  depthPerPriority: true,
 });

@@ -1,5 +1,6 @@
 import { NatsTransport } from "../../../transports/nats/index.js";
 import { brokerAvailable, NATS_URL } from "../../helpers/brokers.js";
+import { deleteEntityObjects } from "../nats/nats-helpers.js";
 import { describeDashboardInBrowser } from "./dashboard-browser.suite.js";
 
 const url = new URL(NATS_URL);
@@ -10,7 +11,9 @@ describeDashboardInBrowser({
   available: () => brokerAvailable("NATS", url.hostname, Number(url.port || 4222)),
   transport: (namespace) => new NatsTransport({ servers, namespace }),
   url: NATS_URL,
+  depthPerPriority: true,
   cleanup: async (namespace) => {
+    await deleteEntityObjects(namespace, servers[0]);
     const t = new NatsTransport({ servers, namespace });
     await t.connect();
     await t.deleteStreams();

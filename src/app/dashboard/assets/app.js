@@ -94,6 +94,7 @@
       $("events").innerHTML = "";
       addEvents(hello.events);
       renderProviders(hello.providers);
+      loadEntityTypes();
       setFeed("live", "ok");
     });
     source.addEventListener("tick", (e) => {
@@ -365,6 +366,48 @@
     }
   }
 
+  // ---- entities ---------------------------------------------------------------------------
+  function loadEntityTypes() {
+    api("api/entities").then(
+      (r) => {
+        $("entity-types").innerHTML = r.types.map((t) => `<option value="${esc(t)}"></option>`).join("");
+        if (!$("entity-type").value && r.types.length === 1) $("entity-type").value = r.types[0];
+      },
+      () => {}, // the type can still be typed in
+    );
+  }
+
+  function lookUpEntity() {
+    const type = $("entity-type").value.trim();
+    const id = $("entity-id").value.trim();
+    const fields = $("entity-fields");
+    const context = $("entity-context");
+    $("entity-message").textContent = "…";
+    api(`api/entities/${encodeURIComponent(type)}?id=${encodeURIComponent(id)}`).then(
+      (e) => {
+        $("entity-message").textContent = `read at ${time(Date.now())}`;
+        const rows = {
+          type: e.type,
+          id: e.id,
+          state: JSON.stringify(e.value),
+          status: e.status,
+          version: e.version,
+        };
+        fields.innerHTML = Object.entries(rows)
+          .map(([k, v]) => `<dt>${esc(k)}</dt><dd data-field="${esc(k)}">${esc(v)}</dd>`)
+          .join("");
+        context.textContent = JSON.stringify(e.context, null, 2);
+        fields.hidden = false;
+        context.hidden = false;
+      },
+      (err) => {
+        $("entity-message").textContent = err.message;
+        fields.hidden = true;
+        context.hidden = true;
+      },
+    );
+  }
+
   // ---- events from the page -----------------------------------------------------------------
   document.addEventListener("click", (e) => {
     const target = e.target.closest("[data-retry],[data-delete],[data-task],[data-dead]");
@@ -379,6 +422,10 @@
       $("detail").hidden = true;
     } else if (target.dataset.task) showTask(target.dataset.task);
     else if (target.dataset.dead) showDead(target.dataset.dead);
+  });
+  $("entity-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    lookUpEntity();
   });
   document.addEventListener("submit", (e) => {
     const form = e.target.closest("form[data-lookup]");
