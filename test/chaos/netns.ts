@@ -68,7 +68,7 @@ export async function netnsAvailable(what = "the network partition tests"): Prom
 function ownerPid(name: string): number | undefined {
   const dashed = /^fapt-(\d+)-/.exec(name);
   if (dashed) return Number(dashed[1]);
-  const packed = /^fapt([0-9a-z]+?)[bh]\d*$/.exec(name);
+  const packed = /^fapt([0-9a-z]+)(?:b|h\d+)$/.exec(name);
   return packed ? Number.parseInt(packed[1] as string, 36) : undefined;
 }
 
