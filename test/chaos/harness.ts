@@ -31,7 +31,7 @@ import {
   type WorkerInfo,
 } from "fastagentic";
 import { decodeTaskEvents, decodeWorkerEvent, type TaskEvent, type WorkerEvent } from "../../src/codec.js";
-import { silentLogger } from "../../src/logger.js";
+import { getDefaultLogger, silentLogger } from "../../src/logger.js";
 import { subjects } from "../../src/names.js";
 import { uniqueNamespace } from "../helpers/brokers.js";
 import { tapSubscriptions } from "../helpers/tap.js";
@@ -276,8 +276,11 @@ export class CliProcess {
   constructor(
     readonly args: string[],
     env: Record<string, string> = {},
+    /** A command that runs it (`ip netns exec <ns>`: one that execs, so the pid stays node's). */
+    wrapper: readonly string[] = [],
   ) {
-    this.child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+    const command = [...wrapper, process.execPath, "--import", "tsx", CLI, ...args];
+    this.child = spawn(command[0] as string, command.slice(1), {
       cwd: REPO_DIR,
       env: { ...process.env, FASTAGENTIC_LOG_LEVEL: "warn", ...env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -395,6 +398,8 @@ export interface WorkerProcessOptions {
   args?: string[];
   /** Another broker URL (a private nats-server). */
   url?: string;
+  /** A command prefix that runs the process elsewhere (`ip netns exec <ns>`). */
+  wrapper?: readonly string[];
 }
 
 export interface Figures {
@@ -460,7 +465,8 @@ export class ChaosRun {
     this.coordinator = new Coordinator({
       transport: tapped,
       config: { minWorkers: 0, autoScale: false, ...config },
-      logger: silentLogger,
+      // FA_CHAOS_LOG=1: the coordinator's own log (FASTAGENTIC_LOG_LEVEL) on stderr, to see why.
+      logger: process.env["FA_CHAOS_LOG"] ? getDefaultLogger() : silentLogger,
     });
     this.coordinator.on("worker.dead", (info) => {
       this.dead.push(info);
@@ -496,7 +502,7 @@ export class ChaosRun {
       ...(options.processes === undefined ? [] : ["--processes", String(options.processes)]),
       ...(options.args ?? []),
     ];
-    const p = new CliProcess(args, { CHAOS_LEDGER: this.ledger.path });
+    const p = new CliProcess(args, { CHAOS_LEDGER: this.ledger.path }, options.wrapper);
     this.processes.push(p);
     await p.waitForOutput(/serving/, "the worker process(es) serving", options.processes ?? 1);
     return p;

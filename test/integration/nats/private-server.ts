@@ -30,11 +30,11 @@ export function privateNatsServerAvailable(what = "this test"): boolean {
 }
 
 /** A TCP port nobody listens on right now. */
-export function freePort(): Promise<number> {
+export function freePort(host = "127.0.0.1"): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(0, host, () => {
       const address = server.address();
       const port = typeof address === "object" && address ? address.port : 0;
       server.close(() => resolve(port));
@@ -47,6 +47,8 @@ export interface PrivateServerOptions {
   jetstream?: boolean;
   /** Client port (default: a free one). */
   port?: number;
+  /** The address it listens on (default 127.0.0.1). */
+  host?: string;
   /** More command-line arguments (server name, cluster routes: see private-cluster.ts). */
   args?: readonly string[];
 }
@@ -59,18 +61,19 @@ export class PrivateNatsServer {
     readonly storeDir: string,
     readonly jetstream: boolean,
     readonly args: readonly string[] = [],
+    readonly host = "127.0.0.1",
   ) {}
 
   static async start(options: PrivateServerOptions = {}): Promise<PrivateNatsServer> {
     const dir = await mkdtemp(join(tmpdir(), "fa-nats-"));
-    const port = options.port ?? (await freePort());
-    const server = new PrivateNatsServer(port, dir, options.jetstream ?? true, options.args);
+    const port = options.port ?? (await freePort(options.host));
+    const server = new PrivateNatsServer(port, dir, options.jetstream ?? true, options.args, options.host);
     await server.restart();
     return server;
   }
 
   get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
+    return `nats://${this.host}:${this.port}`;
   }
 
   get pid(): number | undefined {
@@ -80,7 +83,7 @@ export class PrivateNatsServer {
   /** Starts the server (again) on the same port and store directory; resolves once it is ready. */
   restart(): Promise<void> {
     if (this.child) throw new Error("the private nats-server is already running");
-    const args = ["-a", "127.0.0.1", "-p", String(this.port)];
+    const args = ["-a", this.host, "-p", String(this.port)];
     if (this.jetstream) args.push("-js", "-sd", this.storeDir);
     args.push(...this.args);
     const child = spawn(NATS_SERVER_BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
