@@ -146,10 +146,7 @@ async function main(): Promise<void> {
     );
   }
   if (runs("entities")) {
-    results.entities = await measureEntities(
-      { config, spec: (name) => pathSpec(config, runId, name) },
-      log,
-    );
+    results.entities = await measureEntities({ config, spec: (name) => pathSpec(config, runId, name) }, log);
   }
   results.targets = evaluateTargets(results);
   if (results.events) results.targets.push(...eventTargets(results.events));
@@ -172,7 +169,8 @@ async function main(): Promise<void> {
   }
   mkdirSync(config.resultsDir, { recursive: true });
   const latest = join(config.resultsDir, "latest.json");
-  const saved = partial && existsSync(latest) ? mergeSections(readLatest(latest), results, config.sections) : results;
+  const saved =
+    partial && existsSync(latest) ? mergeSections(readLatest(latest), results, config.sections) : results;
   writeFileSync(latest, `${JSON.stringify(saved, null, 2)}\n`);
   if (runs("round-trips")) writeFileSync(join(config.resultsDir, "throughput.svg"), throughputSvg(results));
   if (results.events)

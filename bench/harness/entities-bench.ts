@@ -57,7 +57,8 @@ async function waitApplied(applied: () => number | Promise<number>, target: numb
   for (;;) {
     const n = await applied();
     if (n >= target) return;
-    if (performance.now() > deadline) throw new Error(`only ${n}/${target} events applied within ${guardMs} ms`);
+    if (performance.now() > deadline)
+      throw new Error(`only ${n}/${target} events applied within ${guardMs} ms`);
     await new Promise((r) => setTimeout(r, 5));
   }
 }
@@ -149,7 +150,10 @@ async function measureMemory(
     status: "ok",
   });
   // Events/s with state kept, 1,000 ids: best of three (each well under a second of this shared machine).
-  const send = row("ent-mem-send", `in memory: send → applied, state kept (${IDS.toLocaleString("en-US")} ids)`);
+  const send = row(
+    "ent-mem-send",
+    `in memory: send → applied, state kept (${IDS.toLocaleString("en-US")} ids)`,
+  );
   rows.push(send);
   try {
     const rig = await memoryRig();
@@ -157,7 +161,8 @@ async function measureMemory(
       const refs = rig.refs(IDS, "m-");
       await sendPhase(refs, events, window, rig.applied, guardMs); // warm-up: creates the ids, JIT
       let best = 0;
-      for (let r = 0; r < 3; r++) best = Math.max(best, await sendPhase(refs, events, window, rig.applied, guardMs));
+      for (let r = 0; r < 3; r++)
+        best = Math.max(best, await sendPhase(refs, events, window, rig.applied, guardMs));
       await checkCounts(refs, () => (4 * events) / IDS);
       send.eventsPerSec = best;
     } finally {
@@ -184,7 +189,8 @@ async function measureMemory(
         await sendPhase(refs, count, window, rig.applied, guardMs); // every id created
         await sendPhase(refs, perRound, window, rig.applied, guardMs); // warm-up
         let best = 0;
-        for (let r = 0; r < 3; r++) best = Math.max(best, await sendPhase(refs, perRound, window, rig.applied, guardMs));
+        for (let r = 0; r < 3; r++)
+          best = Math.max(best, await sendPhase(refs, perRound, window, rig.applied, guardMs));
         await checkCounts(refs, () => 1 + (4 * perRound) / count);
         held.eventsPerSec = best;
         held.usPerEvent = 1e6 / best;
@@ -275,18 +281,25 @@ export async function measureEntities(
       ...(raw.p50Ms === undefined ? {} : { p50Ms: raw.p50Ms }),
       ...(raw.reason === undefined ? {} : { reason: raw.reason }),
     });
-    log(`  ${raw.status}: ${Math.round(raw.tasksPerSec ?? 0)}/s, p50 ${raw.p50Ms?.toFixed(2)} ms ${raw.reason ?? ""}`);
+    log(
+      `  ${raw.status}: ${Math.round(raw.tasksPerSec ?? 0)}/s, p50 ${raw.p50Ms?.toFixed(2)} ms ${raw.reason ?? ""}`,
+    );
     log(`entities on ${broker}: send …`);
-    const send = await measureBrokerSend(broker, options.spec(`ent-${broker}-send`), brokerEvents, window, config.phaseTimeoutMs);
+    const send = await measureBrokerSend(
+      broker,
+      options.spec(`ent-${broker}-send`),
+      brokerEvents,
+      window,
+      config.phaseTimeoutMs,
+    );
     results.rows.push(send);
     log(`  ${send.status}: ${Math.round(send.eventsPerSec ?? 0)} events/s ${send.reason ?? ""}`);
     log(`entities on ${broker}: ask, one at a time …`);
-    const ask = await measurePath(
-      pathById(`ent-${broker}`),
-      options.spec(`ent-${broker}-ask`),
-      config,
-      { workerProcesses: 1, tasks: config.tasks, latency: true },
-    );
+    const ask = await measurePath(pathById(`ent-${broker}`), options.spec(`ent-${broker}-ask`), config, {
+      workerProcesses: 1,
+      tasks: config.tasks,
+      latency: true,
+    });
     results.rows.push({
       id: `ent-${broker}-ask`,
       label: `${broker === "nats" ? "NATS" : "RabbitMQ"}: entity ask (${IDS.toLocaleString("en-US")} ids)`,
@@ -297,7 +310,9 @@ export async function measureEntities(
       ...(ask.p50Ms === undefined ? {} : { p50Ms: ask.p50Ms }),
       ...(ask.reason === undefined ? {} : { reason: ask.reason }),
     });
-    log(`  ${ask.status}: ${Math.round(ask.tasksPerSec ?? 0)}/s, p50 ${ask.p50Ms?.toFixed(2)} ms ${ask.reason ?? ""}`);
+    log(
+      `  ${ask.status}: ${Math.round(ask.tasksPerSec ?? 0)}/s, p50 ${ask.p50Ms?.toFixed(2)} ms ${ask.reason ?? ""}`,
+    );
   }
   return results;
 }

@@ -92,7 +92,11 @@ export async function entityProducer(broker: EntityBroker, spec: PathSpec): Prom
     ref: (id) => coordinator.entity(Counter, id) as unknown as CounterRef,
     async close() {
       await within(coordinator.stop({ graceful: false }), 10_000, "stopping the coordinator").catch(() => {});
-      await within(transport.entityMailbox?.().remove(Counter.name, Counter.partitions) ?? Promise.resolve(), 10_000, "removing the mailboxes").catch(() => {});
+      await within(
+        transport.entityMailbox?.().remove(Counter.name, Counter.partitions) ?? Promise.resolve(),
+        10_000,
+        "removing the mailboxes",
+      ).catch(() => {});
       await within(transport.close(), 10_000, "closing the transport").catch(() => {});
       await entities.stateStore?.close().catch(() => {});
     },
@@ -102,7 +106,8 @@ export async function entityProducer(broker: EntityBroker, spec: PathSpec): Prom
 export function entityBrokerPath(broker: EntityBroker): BenchPath {
   return {
     id: broker === "nats" ? "ent-nats" : "ent-amqp",
-    label: broker === "nats" ? "entity ask on NATS (state in KV)" : "entity ask on RabbitMQ (state in PostgreSQL)",
+    label:
+      broker === "nats" ? "entity ask on NATS (state in KV)" : "entity ask on RabbitMQ (state in PostgreSQL)",
     kind: "fastagentic",
     broker,
     baseline: broker === "nats" ? "raw-jetstream" : "raw-amqp",
@@ -128,7 +133,11 @@ export function entityBrokerPath(broker: EntityBroker): BenchPath {
     async worker(spec) {
       const transport = transportFromUrl(urlOf(broker, spec), { namespace: spec.ns });
       const entities = entitiesOptions(broker, spec);
-      const worker = new Worker({ transport, logger: silentLogger, entities: { failoverMs: 5000, ...entities } });
+      const worker = new Worker({
+        transport,
+        logger: silentLogger,
+        entities: { failoverMs: 5000, ...entities },
+      });
       worker.register(Counter);
       await worker.start();
       return {
@@ -146,7 +155,8 @@ export function entityBrokerPath(broker: EntityBroker): BenchPath {
       return {
         async call(x) {
           const snap = await producer.ref(`c-${x % CALL_IDS}`).ask({ type: "ADD", x });
-          if (snap.context.last !== x) throw new Error(`the ask of ${x} answered the snapshot of ${snap.context.last}`);
+          if (snap.context.last !== x)
+            throw new Error(`the ask of ${x} answered the snapshot of ${snap.context.last}`);
           return x * 2;
         },
         close: () => producer.close(),

@@ -96,7 +96,9 @@ export function entitiesSvg(results: EntitiesResults, date: string): string {
   ];
   rows.forEach((r, i) => {
     const y = top + i * rowH;
-    parts.push(`<text x="${labelW - 8}" y="${y + 19}" text-anchor="end" fill="#111827">${esc(r.label)}</text>`);
+    parts.push(
+      `<text x="${labelW - 8}" y="${y + 19}" text-anchor="end" fill="#111827">${esc(r.label)}</text>`,
+    );
     if (r.status !== "ok" || r.eventsPerSec === undefined) {
       parts.push(`<text x="${labelW}" y="${y + 19}" fill="#b91c1c">${esc(r.status)}</text>`);
       return;
