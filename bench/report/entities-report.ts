@@ -47,6 +47,14 @@ export function entityTargets(results: EntitiesResults): TargetResult[] {
       "×",
       missing,
     ),
+    target(
+      "entities: CPU per event with 100,000 ids held ≤ 1.3× with 1,000",
+      ratio(row(results, "ent-mem-100k")?.cpuUsPerEvent, row(results, "ent-mem-1k")?.cpuUsPerEvent),
+      "<=",
+      1.3,
+      "×",
+      missing,
+    ),
   ];
 }
 
@@ -55,6 +63,7 @@ function value(r: EntitiesRow): string {
   const parts: string[] = [];
   if (r.eventsPerSec !== undefined) parts.push(`${Math.round(r.eventsPerSec).toLocaleString("en-US")}/s`);
   if (r.usPerEvent !== undefined) parts.push(`${r.usPerEvent.toFixed(2)} µs/event`);
+  if (r.cpuUsPerEvent !== undefined) parts.push(`${r.cpuUsPerEvent.toFixed(1)} µs CPU/event`);
   if (r.p50Ms !== undefined) parts.push(`p50 ${r.p50Ms.toFixed(2)} ms`);
   return parts.join(", ");
 }
