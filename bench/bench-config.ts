@@ -40,8 +40,13 @@ export interface BenchConfig {
   failoverTasks: number;
   /** Round-trip paths to run (ids); empty: all. */
   only: string[];
-  /** Sections to skip: "paired", "scaling", "failover", "memory", "xstate", "events", "dashboard". */
+  /** Sections to skip: "paired", "scaling", "failover", "memory", "xstate", "events", "dashboard", "entities". */
   skip: string[];
+  /**
+   * Sections to run, and only those ("round-trips" for the round-trip table, or any name `skip`
+   * takes); empty: all. A run of some sections updates those in latest.json and keeps the rest.
+   */
+  sections: string[];
   natsUrl: string;
   amqpUrl: string;
   redisUrl: string;
@@ -79,7 +84,8 @@ const QUICK: typeof FULL = {
   failoverTasks: 20,
 };
 
-export const USAGE = `npm run bench -- [--quick] [--only=fa-nats,raw-jetstream,…] [--skip=paired,scaling,failover,memory,xstate,events,dashboard]
+export const USAGE = `npm run bench -- [--quick] [--only=fa-nats,raw-jetstream,…] [--skip=paired,scaling,failover,memory,xstate,events,dashboard,entities]
+  [--sections=round-trips,entities,…]
   [--tasks=N] [--inflight=N] [--latency-tasks=N] [--warmup-tasks=N] [--latency-warmup-tasks=N] [--concurrency=N]
   [--phase-timeout-ms=N] [--rounds=N] [--scaling-workers=1,2,4] [--scaling-tasks=N] [--queued-tasks=N]
   [--failover-tasks=N] [--nats-url=…] [--amqp-url=…] [--redis-url=…] [--results-dir=…]
@@ -176,6 +182,7 @@ export function parseBenchConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     failoverTasks: int("failover-tasks", base.failoverTasks),
     only: list("only"),
     skip: list("skip"),
+    sections: list("sections"),
     natsUrl: get("nats-url") ?? "nats://127.0.0.1:4222",
     amqpUrl: get("amqp-url") ?? "amqp://guest:guest@127.0.0.1:5672",
     redisUrl: get("redis-url") ?? "redis://127.0.0.1:6379",

@@ -4,12 +4,13 @@
  * cost, scaling over worker processes and failover after a SIGKILL. Prints the table and the
  * targets, writes bench/results/latest.json and bench/results/throughput.svg.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseBenchConfig, pathSpec, UsageError } from "./bench-config.js";
 import { bestOf } from "./harness/best-round.js";
+import { measureEntities } from "./harness/entities-bench.js";
 import { measureEvents } from "./harness/events-bench.js";
 import { measureFailover } from "./harness/failover.js";
 import { runInGcChild } from "./harness/gc-child-runner.js";
@@ -19,9 +20,10 @@ import { measureScaling } from "./harness/scaling.js";
 import { killAllChildren } from "./harness/worker-children.js";
 import { measureDashboardCost } from "./measures/dashboard-cost.bench.js";
 import { PATHS, pathById } from "./paths/path-registry.js";
+import { entitiesSvg, entityLines, entityTargets } from "./report/entities-report.js";
 import { eventLines, eventsSvg, eventTargets } from "./report/events-report.js";
 import { throughputSvg } from "./report/svg-chart.js";
-import { type BenchResults, formatReport } from "./report/table-report.js";
+import { type BenchResults, formatReport, targetLine } from "./report/table-report.js";
 import { evaluateTargets } from "./report/targets.js";
 
 /**
@@ -59,12 +61,15 @@ async function main(): Promise<void> {
     targets: [],
   };
   const skip = new Set(config.skip);
+  // --sections=entities,…: those sections only; otherwise every section --skip does not name.
+  const partial = config.sections.length > 0;
+  const runs = (section: string) => (partial ? config.sections.includes(section) : !skip.has(section));
   const paths =
     config.only.length === 0
       ? PATHS.filter((p) => !p.extra)
       : PATHS.filter((p) => config.only.includes(p.id));
   const perPath = new Map<string, RoundTripResult[]>(paths.map((p) => [p.id, []]));
-  for (let round = 1; round <= config.rounds; round++) {
+  for (let round = 1; runs("round-trips") && round <= config.rounds; round++) {
     for (const path of paths) {
       const earlier = perPath.get(path.id) as RoundTripResult[];
       if (earlier[0]?.status === "unavailable") continue;
@@ -84,7 +89,7 @@ async function main(): Promise<void> {
     }
   }
   results.roundTrips = [...perPath.values()].map(bestOf);
-  if (!skip.has("paired")) {
+  if (runs("paired")) {
     results.pairedLatency = [];
     for (const [id, baselineId] of PAIRED) {
       const fa = results.roundTrips.find((r) => r.id === id);
@@ -105,15 +110,15 @@ async function main(): Promise<void> {
       results.pairedLatency.push(r);
     }
   }
-  if (!skip.has("memory")) {
+  if (runs("memory")) {
     log("memory per queued task …");
     results.queuedMemory = await runInGcChild("queued-memory", { tasks: config.queuedTasks });
   }
-  if (!skip.has("xstate")) {
+  if (runs("xstate")) {
     log("XState actor cost …");
     results.xstate = await runInGcChild("xstate-cost", { actors: config.quick ? 2000 : 10_000 });
   }
-  if (!skip.has("dashboard")) {
+  if (runs("dashboard")) {
     log("dashboard cost: the in-memory coordinator without, with, and with a page on its dashboard …");
     results.dashboard = await measureDashboardCost({
       tasks: config.quick ? 20_000 : 100_000,
@@ -121,13 +126,13 @@ async function main(): Promise<void> {
       log,
     });
   }
-  if (!skip.has("scaling")) {
+  if (runs("scaling")) {
     results.scaling = await measureScaling(config, (name) => pathSpec(config, runId, name), log);
   }
-  if (!skip.has("failover")) {
+  if (runs("failover")) {
     results.failover = await measureFailover(config, (name) => pathSpec(config, runId, name), log);
   }
-  if (!skip.has("events")) {
+  if (runs("events")) {
     results.events = await measureEvents(
       {
         natsUrl: config.natsUrl,
@@ -140,20 +145,75 @@ async function main(): Promise<void> {
       log,
     );
   }
+  if (runs("entities")) {
+    results.entities = await measureEntities({ config, spec: (name) => pathSpec(config, runId, name) }, log);
+  }
   results.targets = evaluateTargets(results);
   if (results.events) results.targets.push(...eventTargets(results.events));
+  if (results.entities) results.targets.push(...entityTargets(results.entities));
   results.durationSec = (Date.now() - started) / 1000;
   results.machine.loadAverageAtEnd = loadavg()[0] ?? 0;
-  process.stdout.write(`${formatReport(results)}\n`);
-  if (results.events) process.stdout.write(`${eventLines(results.events)}\n`);
+  if (partial) {
+    // Only the sections asked for: their lines and targets.
+    const lines: string[] = [];
+    if (runs("round-trips")) lines.push(formatReport(results));
+    if (results.events) lines.push(eventLines(results.events));
+    if (results.entities) lines.push(entityLines(results.entities));
+    const own = results.entities ? entityTargets(results.entities) : [];
+    if (own.length > 0) lines.push("", "Targets (ratios taken in this run):", ...own.map(targetLine));
+    process.stdout.write(`${lines.join("\n")}\n`);
+  } else {
+    process.stdout.write(`${formatReport(results)}\n`);
+    if (results.events) process.stdout.write(`${eventLines(results.events)}\n`);
+    if (results.entities) process.stdout.write(`${entityLines(results.entities)}\n`);
+  }
   mkdirSync(config.resultsDir, { recursive: true });
-  writeFileSync(join(config.resultsDir, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(config.resultsDir, "throughput.svg"), throughputSvg(results));
+  const latest = join(config.resultsDir, "latest.json");
+  const saved =
+    partial && existsSync(latest) ? mergeSections(readLatest(latest), results, config.sections) : results;
+  writeFileSync(latest, `${JSON.stringify(saved, null, 2)}\n`);
+  if (runs("round-trips")) writeFileSync(join(config.resultsDir, "throughput.svg"), throughputSvg(results));
   if (results.events)
     writeFileSync(join(config.resultsDir, "events.svg"), eventsSvg(results.events, results.date));
+  if (results.entities)
+    writeFileSync(join(config.resultsDir, "entities.svg"), entitiesSvg(results.entities, results.date));
   log(
     `wrote ${join(config.resultsDir, "latest.json")} and throughput.svg (${results.durationSec.toFixed(0)} s)`,
   );
+}
+
+function readLatest(file: string): BenchResults {
+  return JSON.parse(readFileSync(file, "utf8")) as BenchResults;
+}
+
+/** The results kept in latest.json after a run of some sections: those sections replaced, the rest kept. */
+function mergeSections(previous: BenchResults, run: BenchResults, sections: readonly string[]): BenchResults {
+  const fields: Record<string, ReadonlyArray<keyof BenchResults>> = {
+    "round-trips": ["roundTrips"],
+    paired: ["pairedLatency"],
+    memory: ["queuedMemory"],
+    xstate: ["xstate"],
+    dashboard: ["dashboard"],
+    scaling: ["scaling"],
+    failover: ["failover"],
+    events: ["events"],
+    entities: ["entities"],
+  };
+  const merged: BenchResults = { ...previous };
+  const record = merged as unknown as Record<string, unknown>;
+  for (const section of sections) {
+    for (const field of fields[section] ?? []) record[field] = run[field];
+  }
+  merged.sectionRuns = {
+    ...previous.sectionRuns,
+    ...Object.fromEntries(
+      sections.map((s) => [s, { date: run.date, loadAverageAtStart: run.machine.loadAverageAtStart }]),
+    ),
+  };
+  merged.targets = evaluateTargets(merged);
+  if (merged.events) merged.targets.push(...eventTargets(merged.events));
+  if (merged.entities) merged.targets.push(...entityTargets(merged.entities));
+  return merged;
 }
 
 main()

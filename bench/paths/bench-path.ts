@@ -13,7 +13,9 @@ export type PathId =
   | "raw-nats-core"
   | "bullmq"
   | "fa-amqp-transport"
-  | "raw-amqp-twin";
+  | "raw-amqp-twin"
+  | "ent-nats"
+  | "ent-amqp";
 
 /** What both ends of a path agree on; passed to worker processes as JSON. */
 export interface PathSpec {

@@ -3,6 +3,7 @@ import { amqpRawPath } from "./amqp-raw.bench.js";
 import { amqpRawTwinPath, amqpTransportPath } from "./amqp-transport.bench.js";
 import type { BenchPath, PathId } from "./bench-path.js";
 import { bullmqPeerPath } from "./bullmq-peer.bench.js";
+import { entityBrokerPath } from "./entities.bench.js";
 import { fastagenticBrokerPath } from "./fastagentic-broker.bench.js";
 import { fastagenticMemoryPath } from "./fastagentic-memory.bench.js";
 import { jetstreamRawPath } from "./jetstream-raw.bench.js";
@@ -19,6 +20,9 @@ export const PATHS: readonly BenchPath[] = [
   // Extras, left out of a full run (BenchPath.extra):
   amqpTransportPath,
   amqpRawTwinPath,
+  // The entities section's ask paths (bench/harness/entities-bench.ts):
+  entityBrokerPath("nats"),
+  entityBrokerPath("amqp"),
 ];
 
 export function pathById(id: string): BenchPath {

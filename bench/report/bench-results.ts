@@ -111,6 +111,10 @@ export interface BenchResults {
   failover?: FailoverResult[];
   /** The event bus section (bench/harness/events-bench.ts). */
   events?: import("../harness/events-bench.js").EventsResults;
+  /** The entities section (bench/harness/entities-bench.ts). */
+  entities?: import("../harness/entities-bench.js").EntitiesResults;
+  /** Sections measured by a later run of only those (`--sections=…`): when, and the load then. */
+  sectionRuns?: Record<string, { date: string; loadAverageAtStart: number }>;
   /** The dashboard's cost to the coordinator (bench/measures/dashboard-cost.bench.ts). */
   dashboard?: DashboardCostResult;
   targets: TargetResult[];

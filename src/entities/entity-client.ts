@@ -7,7 +7,6 @@ import { partitionOf } from "../../transports/entity-mailbox.js";
 import { assertStateAddress, type StateStore } from "../../transports/state-store.js";
 import type { Subscription, Transport } from "../../transports/transport.js";
 import { type Clock, systemClock, type TimerHandle } from "../clock.js";
-import { encodeJson } from "../codec.js";
 import {
   ConfigError,
   describeThrown,
@@ -162,7 +161,7 @@ export class EntityClient {
         `An entity event must be an object with a non-empty string "type", got ${describeValue(event)}.`,
       );
     }
-    encodeJson(event, "entity event"); // refuses what JSON would mangle, naming the key
+    // What JSON would mangle is refused, naming the key, when the message is encoded (deliver()).
     const eventId = options.id ?? newId("ev");
     if (typeof eventId !== "string" || eventId.length === 0 || eventId.length > MAX_EVENT_ID) {
       throw new ValidationError(

@@ -37,17 +37,16 @@ export interface EntityRecord {
 }
 
 export function encodeRecord(record: EntityRecord, limitBytes: number): Uint8Array {
-  const wire: Partial<EntityRecord> = {
-    v: 1,
-    mv: record.mv,
-    n: record.n,
-    s: record.s,
-    ids: record.ids,
-    at: record.at,
-  };
-  if (Object.keys(record.tm).length > 0) wire.tm = record.tm;
+  const wire: Partial<EntityRecord> = { v: 1, mv: record.mv, n: record.n, s: record.s, at: record.at };
+  for (const _ in record.tm) {
+    wire.tm = record.tm;
+    break;
+  }
   if (record.ob.length > 0) wire.ob = record.ob;
-  const bytes = utf8(encodeJson(wire, "entity state"));
+  // The event ids are strings (each from a decoded message or record): not walked again, only
+  // written. The snapshot, timers and outbox are checked for what JSON would mangle.
+  const head = encodeJson(wire, "entity state");
+  const bytes = utf8(`${head.slice(0, -1)},"ids":${JSON.stringify(record.ids)}}`);
   if (bytes.byteLength > limitBytes)
     throw new PayloadTooLargeError(bytes.byteLength, limitBytes, "entity state");
   return bytes;

@@ -115,4 +115,38 @@ describe("MachineLogic", () => {
     );
     expect(() => logic.restore({ ...(persisted as object), value: "gone" })).toThrow(/gone/);
   });
+
+  it("persists what XState's getPersistedSnapshot gives: history states, final output, errors", () => {
+    const m = setup({
+      types: {
+        context: {} as { n: number },
+        events: {} as { type: "GO" } | { type: "BACK" } | { type: "END" },
+      },
+    }).createMachine({
+      initial: "a",
+      context: { n: 0 },
+      states: {
+        a: {
+          initial: "x",
+          states: { x: { on: { GO: "y" } }, y: {}, hist: { type: "history", history: "deep" } },
+          on: { END: "done", BACK: "b" },
+        },
+        b: { on: { GO: "a.hist" } },
+        done: { type: "final" },
+      },
+      output: ({ context }) => ({ total: context.n }),
+    });
+    const l = new MachineLogic(m, "hist", 1);
+    let state = l.initial("h").state;
+    for (const type of ["GO", "BACK", "GO", "END"] as const) {
+      expect(l.persist(state)).toEqual(m.getPersistedSnapshot(state as never));
+      const step = l.apply(state, { type }, "h");
+      if (step.kind !== "applied") throw new Error(`${type}: ${step.kind}`);
+      state = step.state;
+    }
+    expect(l.persist(state)).toEqual(m.getPersistedSnapshot(state as never));
+    expect(Object.keys((l.persist(state) as { historyValue: object }).historyValue)).not.toHaveLength(0);
+    expect(l.persist(state)).toMatchObject({ status: "done", output: { total: 0 } });
+    expect(JSON.stringify(l.persist(state))).toBe(JSON.stringify(m.getPersistedSnapshot(state as never)));
+  });
 });
