@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseBenchConfig, pathSpec, UsageError } from "./bench-config.js";
+import { parseBenchConfig, pathSpec, runsSection, UsageError } from "./bench-config.js";
 import { bestOf } from "./harness/best-round.js";
 import { measureEvents } from "./harness/events-bench.js";
 import { measureFailover } from "./harness/failover.js";
@@ -58,9 +58,10 @@ async function main(): Promise<void> {
     roundTrips: [],
     targets: [],
   };
-  const skip = new Set(config.skip);
-  const paths =
-    config.only.length === 0
+  const runs = (section: Parameters<typeof runsSection>[1]) => runsSection(config, section);
+  const paths = !runs("roundtrips")
+    ? []
+    : config.only.length === 0
       ? PATHS.filter((p) => !p.extra)
       : PATHS.filter((p) => config.only.includes(p.id));
   const perPath = new Map<string, RoundTripResult[]>(paths.map((p) => [p.id, []]));
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
     }
   }
   results.roundTrips = [...perPath.values()].map(bestOf);
-  if (!skip.has("paired")) {
+  if (runs("paired")) {
     results.pairedLatency = [];
     for (const [id, baselineId] of PAIRED) {
       const fa = results.roundTrips.find((r) => r.id === id);
@@ -105,15 +106,15 @@ async function main(): Promise<void> {
       results.pairedLatency.push(r);
     }
   }
-  if (!skip.has("memory")) {
+  if (runs("memory")) {
     log("memory per queued task …");
     results.queuedMemory = await runInGcChild("queued-memory", { tasks: config.queuedTasks });
   }
-  if (!skip.has("xstate")) {
+  if (runs("xstate")) {
     log("XState actor cost …");
     results.xstate = await runInGcChild("xstate-cost", { actors: config.quick ? 2000 : 10_000 });
   }
-  if (!skip.has("dashboard")) {
+  if (runs("dashboard")) {
     log("dashboard cost: the in-memory coordinator without, with, and with a page on its dashboard …");
     results.dashboard = await measureDashboardCost({
       tasks: config.quick ? 20_000 : 100_000,
@@ -121,13 +122,13 @@ async function main(): Promise<void> {
       log,
     });
   }
-  if (!skip.has("scaling")) {
+  if (runs("scaling")) {
     results.scaling = await measureScaling(config, (name) => pathSpec(config, runId, name), log);
   }
-  if (!skip.has("failover")) {
+  if (runs("failover")) {
     results.failover = await measureFailover(config, (name) => pathSpec(config, runId, name), log);
   }
-  if (!skip.has("events")) {
+  if (runs("events")) {
     results.events = await measureEvents(
       {
         natsUrl: config.natsUrl,
@@ -136,6 +137,7 @@ async function main(): Promise<void> {
         window: 500,
         latencyCalls: config.quick ? 200 : 1000,
         runId,
+        only: config.events,
       },
       log,
     );
@@ -147,12 +149,15 @@ async function main(): Promise<void> {
   process.stdout.write(`${formatReport(results)}\n`);
   if (results.events) process.stdout.write(`${eventLines(results.events)}\n`);
   mkdirSync(config.resultsDir, { recursive: true });
-  writeFileSync(join(config.resultsDir, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(config.resultsDir, "throughput.svg"), throughputSvg(results));
+  // A run of some sections only (--sections) keeps the full run's latest.json: latest-<sections>.json.
+  const file = config.sections.length === 0 ? "latest.json" : `latest-${config.sections.join("-")}.json`;
+  writeFileSync(join(config.resultsDir, file), `${JSON.stringify(results, null, 2)}\n`);
+  if (results.roundTrips.length > 0)
+    writeFileSync(join(config.resultsDir, "throughput.svg"), throughputSvg(results));
   if (results.events)
     writeFileSync(join(config.resultsDir, "events.svg"), eventsSvg(results.events, results.date));
   log(
-    `wrote ${join(config.resultsDir, "latest.json")} and throughput.svg (${results.durationSec.toFixed(0)} s)`,
+    `wrote ${join(config.resultsDir, file)} and the charts (${results.durationSec.toFixed(0)} s)`,
   );
 }
 

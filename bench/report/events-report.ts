@@ -1,5 +1,5 @@
 /** The event bus section: its targets (issue 17), its table lines and bench/results/events.svg. */
-import type { EventsResults, EventsRow } from "../harness/events-bench.js";
+import { cpuText, type EventsResults, type EventsRow } from "../harness/events-bench.js";
 import type { TargetResult } from "./bench-results.js";
 import { target as checkTarget } from "./targets.js";
 
@@ -42,8 +42,8 @@ export function eventTargets(results: EventsResults): TargetResult[] {
       1.3,
     ),
     target(
-      "events NATS: durable:false ≥ 1× raw core NATS emit",
-      ratio(r("ev-fa-nats-live"), r("ev-raw-nats-core")),
+      "events NATS: durable:false ≥ 1× Moleculer's event emit over NATS",
+      ratio(r("ev-fa-nats-live"), r("ev-moleculer-nats")),
       ">=",
       1,
     ),
@@ -57,14 +57,14 @@ export function eventLines(results: EventsResults): string {
   for (const row of results.rows) {
     const value =
       row.status === "ok"
-        ? `${Math.round(row.eventsPerSec ?? 0).toLocaleString("en-US")} events/s${row.p50Ms === undefined ? "" : `, p50 ${row.p50Ms.toFixed(2)} ms`}`
+        ? `${Math.round(row.eventsPerSec ?? 0).toLocaleString("en-US")} events/s${row.p50Ms === undefined ? "" : `, p50 ${row.p50Ms.toFixed(2)} ms`}, CPU µs/event ${cpuText(row.cpuUsPerEvent)}`
         : `${row.status}: ${row.reason ?? ""}`;
-    lines.push(`  ${row.label.padEnd(66)} ${value}`);
+    lines.push(`  ${row.label.padEnd(72)} ${value}`);
   }
   return lines.join("\n");
 }
 
-const COLORS = { fastagentic: "#2563eb", raw: "#9ca3af" } as const;
+const COLORS = { fastagentic: "#2563eb", raw: "#9ca3af", peer: "#f59e0b" } as const;
 
 export function eventsSvg(results: EventsResults, date: string): string {
   const rows: EventsRow[] = results.rows;
@@ -79,7 +79,7 @@ export function eventsSvg(results: EventsResults, date: string): string {
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="13">`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
-    `<text x="16" y="26" font-size="16" font-weight="600" fill="#111827">Events per second, publish → handler (blue: fastagentic, grey: raw client)</text>`,
+    `<text x="16" y="26" font-size="16" font-weight="600" fill="#111827">Events per second, publish → handler (blue: fastagentic, grey: raw client, amber: Moleculer)</text>`,
     `<text x="16" y="46" fill="#6b7280">${esc(`${date.slice(0, 10)} · ${results.events} events, ${results.window} in flight · brokers on loopback`)}</text>`,
   ];
   rows.forEach((r, i) => {
