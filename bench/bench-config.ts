@@ -211,7 +211,9 @@ function sections(names: string[]): string[] {
 
 /** Whether a section runs: named by --sections (or none named), and not in --skip. */
 export function runsSection(config: BenchConfig, section: (typeof SECTIONS)[number]): boolean {
-  return (config.sections.length === 0 || config.sections.includes(section)) && !config.skip.includes(section);
+  return (
+    (config.sections.length === 0 || config.sections.includes(section)) && !config.skip.includes(section)
+  );
 }
 
 export class UsageError extends Error {

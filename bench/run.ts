@@ -21,7 +21,7 @@ import { measureDashboardCost } from "./measures/dashboard-cost.bench.js";
 import { PATHS, pathById } from "./paths/path-registry.js";
 import { eventLines, eventsSvg, eventTargets } from "./report/events-report.js";
 import { throughputSvg } from "./report/svg-chart.js";
-import { type BenchResults, formatReport } from "./report/table-report.js";
+import { type BenchResults, formatReport, targetLine } from "./report/table-report.js";
 import { evaluateTargets } from "./report/targets.js";
 
 /**
@@ -138,15 +138,19 @@ async function main(): Promise<void> {
         latencyCalls: config.quick ? 200 : 1000,
         runId,
         only: config.events,
+        rounds: config.quick ? 1 : 2,
       },
       log,
     );
   }
-  results.targets = evaluateTargets(results);
+  // --sections=events: the event bus alone, without the round trips' table and targets.
+  const eventsOnly = config.sections.length > 0 && config.sections.every((s) => s === "events");
+  results.targets = eventsOnly ? [] : evaluateTargets(results);
   if (results.events) results.targets.push(...eventTargets(results.events));
   results.durationSec = (Date.now() - started) / 1000;
   results.machine.loadAverageAtEnd = loadavg()[0] ?? 0;
-  process.stdout.write(`${formatReport(results)}\n`);
+  if (eventsOnly) process.stdout.write(`Targets:\n${results.targets.map(targetLine).join("\n")}\n\n`);
+  else process.stdout.write(`${formatReport(results)}\n`);
   if (results.events) process.stdout.write(`${eventLines(results.events)}\n`);
   mkdirSync(config.resultsDir, { recursive: true });
   // A run of some sections only (--sections) keeps the full run's latest.json: latest-<sections>.json.
@@ -156,9 +160,7 @@ async function main(): Promise<void> {
     writeFileSync(join(config.resultsDir, "throughput.svg"), throughputSvg(results));
   if (results.events)
     writeFileSync(join(config.resultsDir, "events.svg"), eventsSvg(results.events, results.date));
-  log(
-    `wrote ${join(config.resultsDir, file)} and the charts (${results.durationSec.toFixed(0)} s)`,
-  );
+  log(`wrote ${join(config.resultsDir, file)} and the charts (${results.durationSec.toFixed(0)} s)`);
 }
 
 main()

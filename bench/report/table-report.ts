@@ -99,7 +99,7 @@ function pairedLines(results: BenchResults): string[] {
   ];
 }
 
-function targetLine(t: TargetResult): string {
+export function targetLine(t: TargetResult): string {
   const value =
     t.value === undefined
       ? t.detail

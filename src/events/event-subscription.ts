@@ -117,7 +117,10 @@ export class EventRunner {
     try {
       event = decodeEvent(delivery.body, delivery.sequence);
     } catch (error) {
-      this.deadLetter({ delivery, event: undefined, key: undefined, touchedAt: 0, ctx: undefined }, describeThrown(error));
+      this.deadLetter(
+        { delivery, event: undefined, key: undefined, touchedAt: 0, ctx: undefined },
+        describeThrown(error),
+      );
       return;
     }
     if (this.options.notBefore !== undefined && event.time < this.options.notBefore) {
@@ -145,7 +148,10 @@ export class EventRunner {
       value = this.invoke(event, ctx);
     } catch (error) {
       const run: Run = { delivery, event, key, touchedAt: this.clock.now(), ctx };
-      void this.run(run, { value: undefined, thrown: error ?? new Error("the handler threw with no reason") });
+      void this.run(run, {
+        value: undefined,
+        thrown: error ?? new Error("the handler threw with no reason"),
+      });
       return;
     }
     if (!isThenable(value)) {
