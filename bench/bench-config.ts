@@ -43,10 +43,12 @@ export interface BenchConfig {
   /** Sections to skip: "paired", "scaling", "failover", "memory", "xstate", "events", "dashboard", "entities". */
   skip: string[];
   /**
-   * Sections to run, and only those ("round-trips" for the round-trip table, or any name `skip`
-   * takes); empty: all. A run of some sections updates those in latest.json and keeps the rest.
+   * Sections to run, and only those (empty: all): the above and "roundtrips" (the round trips of the
+   * paths). A run of some sections updates those in latest.json and keeps the rest.
    */
   sections: string[];
+  /** Event bus rows to run (ids, e.g. ev-fa-nats-live,ev-moleculer-nats); empty: all. */
+  events: string[];
   natsUrl: string;
   amqpUrl: string;
   redisUrl: string;
@@ -85,7 +87,7 @@ const QUICK: typeof FULL = {
 };
 
 export const USAGE = `npm run bench -- [--quick] [--only=fa-nats,raw-jetstream,…] [--skip=paired,scaling,failover,memory,xstate,events,dashboard,entities]
-  [--sections=round-trips,entities,…]
+  [--sections=roundtrips,paired,memory,xstate,dashboard,scaling,failover,events,entities] [--events=ev-fa-nats-live,ev-moleculer-nats,…]
   [--tasks=N] [--inflight=N] [--latency-tasks=N] [--warmup-tasks=N] [--latency-warmup-tasks=N] [--concurrency=N]
   [--phase-timeout-ms=N] [--rounds=N] [--scaling-workers=1,2,4] [--scaling-tasks=N] [--queued-tasks=N]
   [--failover-tasks=N] [--nats-url=…] [--amqp-url=…] [--redis-url=…] [--results-dir=…]
@@ -182,12 +184,40 @@ export function parseBenchConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     failoverTasks: int("failover-tasks", base.failoverTasks),
     only: list("only"),
     skip: list("skip"),
-    sections: list("sections"),
+    sections: sections(list("sections")),
+    events: list("events"),
     natsUrl: get("nats-url") ?? "nats://127.0.0.1:4222",
     amqpUrl: get("amqp-url") ?? "amqp://guest:guest@127.0.0.1:5672",
     redisUrl: get("redis-url") ?? "redis://127.0.0.1:6379",
     resultsDir: get("results-dir") ?? "bench/results",
   };
+}
+
+export const SECTIONS = [
+  "roundtrips",
+  "paired",
+  "memory",
+  "xstate",
+  "dashboard",
+  "scaling",
+  "failover",
+  "events",
+  "entities",
+] as const;
+
+function sections(names: string[]): string[] {
+  const unknown = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
+  if (unknown.length > 0) {
+    throw new UsageError(`Unknown section(s) ${unknown.join(", ")}: use ${SECTIONS.join(", ")}.`);
+  }
+  return names;
+}
+
+/** Whether a section runs: named by --sections (or none named), and not in --skip. */
+export function runsSection(config: BenchConfig, section: (typeof SECTIONS)[number]): boolean {
+  return (
+    (config.sections.length === 0 || config.sections.includes(section)) && !config.skip.includes(section)
+  );
 }
 
 export class UsageError extends Error {

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseBenchConfig, pathSpec, UsageError } from "./bench-config.js";
+import { parseBenchConfig, pathSpec, runsSection, UsageError } from "./bench-config.js";
 import { bestOf } from "./harness/best-round.js";
 import { measureEntities } from "./harness/entities-bench.js";
 import { measureEvents } from "./harness/events-bench.js";
@@ -60,16 +60,15 @@ async function main(): Promise<void> {
     roundTrips: [],
     targets: [],
   };
-  const skip = new Set(config.skip);
-  // --sections=entities,…: those sections only; otherwise every section --skip does not name.
+  const runs = (section: Parameters<typeof runsSection>[1]) => runsSection(config, section);
   const partial = config.sections.length > 0;
-  const runs = (section: string) => (partial ? config.sections.includes(section) : !skip.has(section));
-  const paths =
-    config.only.length === 0
+  const paths = !runs("roundtrips")
+    ? []
+    : config.only.length === 0
       ? PATHS.filter((p) => !p.extra)
       : PATHS.filter((p) => config.only.includes(p.id));
   const perPath = new Map<string, RoundTripResult[]>(paths.map((p) => [p.id, []]));
-  for (let round = 1; runs("round-trips") && round <= config.rounds; round++) {
+  for (let round = 1; runs("roundtrips") && round <= config.rounds; round++) {
     for (const path of paths) {
       const earlier = perPath.get(path.id) as RoundTripResult[];
       if (earlier[0]?.status === "unavailable") continue;
@@ -141,12 +140,11 @@ async function main(): Promise<void> {
         window: 500,
         latencyCalls: config.quick ? 200 : 1000,
         runId,
+        only: config.events,
+        rounds: config.quick ? 1 : 2,
       },
       log,
     );
-  }
-  if (runs("entities")) {
-    results.entities = await measureEntities({ config, spec: (name) => pathSpec(config, runId, name) }, log);
   }
   results.targets = evaluateTargets(results);
   if (results.events) results.targets.push(...eventTargets(results.events));
@@ -156,10 +154,14 @@ async function main(): Promise<void> {
   if (partial) {
     // Only the sections asked for: their lines and targets.
     const lines: string[] = [];
-    if (runs("round-trips")) lines.push(formatReport(results));
+    if (runs("roundtrips")) lines.push(formatReport(results));
     if (results.events) lines.push(eventLines(results.events));
     if (results.entities) lines.push(entityLines(results.entities));
-    const own = results.entities ? entityTargets(results.entities) : [];
+    const own = [
+      ...(runs("roundtrips") ? evaluateTargets(results) : []),
+      ...(results.events ? eventTargets(results.events) : []),
+      ...(results.entities ? entityTargets(results.entities) : []),
+    ];
     if (own.length > 0) lines.push("", "Targets (ratios taken in this run):", ...own.map(targetLine));
     process.stdout.write(`${lines.join("\n")}\n`);
   } else {
@@ -172,7 +174,7 @@ async function main(): Promise<void> {
   const saved =
     partial && existsSync(latest) ? mergeSections(readLatest(latest), results, config.sections) : results;
   writeFileSync(latest, `${JSON.stringify(saved, null, 2)}\n`);
-  if (runs("round-trips")) writeFileSync(join(config.resultsDir, "throughput.svg"), throughputSvg(results));
+  if (runs("roundtrips")) writeFileSync(join(config.resultsDir, "throughput.svg"), throughputSvg(results));
   if (results.events)
     writeFileSync(join(config.resultsDir, "events.svg"), eventsSvg(results.events, results.date));
   if (results.entities)
@@ -189,7 +191,7 @@ function readLatest(file: string): BenchResults {
 /** The results kept in latest.json after a run of some sections: those sections replaced, the rest kept. */
 function mergeSections(previous: BenchResults, run: BenchResults, sections: readonly string[]): BenchResults {
   const fields: Record<string, ReadonlyArray<keyof BenchResults>> = {
-    "round-trips": ["roundTrips"],
+    roundtrips: ["roundTrips"],
     paired: ["pairedLatency"],
     memory: ["queuedMemory"],
     xstate: ["xstate"],

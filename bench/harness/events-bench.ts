@@ -1,27 +1,49 @@
 /**
  * The event bus section of `npm run bench`: durable publish → one group's handler against the raw
  * clients doing the same in the same run (JetStream publish + durable pull consumer; amqplib
- * confirms + manual ack), fan-out to 3 groups, `durable: false` against a raw core-NATS
- * publish/queue-subscribe (the path Moleculer's event emit takes over NATS), and p50 of one event
- * publish → handler beside each raw client's. Publisher and handlers run in this process, on both
- * sides of each comparison.
+ * confirms + manual ack), with publisher and handler in this process on both sides; fan-out to 3
+ * groups against 1, each group's member in a process of its own (as services run); `durable: false`
+ * against Moleculer's event emit over NATS, the handler in a process of its own on both sides; and
+ * p50 of one event publish → handler beside each raw client's. Every row also records the CPU per
+ * event of the publishing process, the member processes and the broker.
  */
-
-import { type ChildProcess, spawn } from "node:child_process";
-import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
-import { connect as natsConnect } from "@nats-io/transport-node";
-import { connect as amqpConnect } from "amqplib";
-import { EventBus, silentLogger, type Transport, transportFromUrl } from "fastagentic";
+import { brokerCpuMs } from "./broker-cpu.js";
+import {
+  type Flow,
+  faFlow,
+  faProcessesFlow,
+  moleculerFlow,
+  rawAmqpFlow,
+  rawCoreNatsFlow,
+  rawJetStreamFlow,
+} from "./events-flows.js";
 
 export interface EventsRow {
   id: string;
   label: string;
-  kind: "fastagentic" | "raw";
+  kind: "fastagentic" | "raw" | "peer";
   broker: "nats" | "amqp";
   status: "ok" | "unavailable" | "failed";
+  /** Events per second reaching every group (each group gets them all): the best round's. */
   eventsPerSec?: number;
+  /** Every round's events per second. */
+  rounds?: number[];
+  /** Groups the events went to (fan-out). */
+  groups?: number;
+  /** CPU per published event over the measured phase. */
+  cpuUsPerEvent?: CpuPerEvent;
   p50Ms?: number;
   reason?: string;
+}
+
+/** CPU µs per published event: this (publishing) process, the member processes, the broker. */
+export interface CpuPerEvent {
+  /** The bench's process: the publisher, and the handlers when they run in it. */
+  self: number;
+  /** The member processes together (when each group's member runs in a process of its own). */
+  members?: number;
+  /** The broker's processes (read from /proc; includes whatever else they serve meanwhile). */
+  broker?: number;
 }
 
 export interface EventsResults {
@@ -30,50 +52,15 @@ export interface EventsResults {
   rows: EventsRow[];
 }
 
-interface Flow {
-  /** Publishes one event (resolves once stored, or sent for non-durable). */
-  publish(n: number): Promise<void>;
-  /** Resolves once `count` events reached the handler(s) (per group for fan-out). */
-  handled(count: number): Promise<void>;
-  close(): Promise<void>;
-}
+// ---- the section --------------------------------------------------------------------------------
 
-const encoder = new TextEncoder();
-const payload = (n: number) => ({ orderId: `o-${n}`, total: n, items: [{ sku: "a", qty: 1 }] });
-
-/** Waits on a counter without polling: resolves when `count()` reaches `target`. */
-class Counter {
-  value = 0;
-  /** Sets the count reported by another process. */
-  set(value: number): void {
-    while (this.value < value) this.add();
-  }
-  private waiters: Array<{ target: number; resolve: () => void }> = [];
-  add(): void {
-    this.value++;
-    if (this.waiters.length === 0) return;
-    this.waiters = this.waiters.filter((w) => {
-      if (this.value < w.target) return true;
-      w.resolve();
-      return false;
-    });
-  }
-  reach(target: number, guardMs = 120_000): Promise<void> {
-    if (this.value >= target) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`only ${this.value}/${target} events arrived`)),
-        guardMs,
-      );
-      this.waiters.push({
-        target,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      });
-    });
-  }
+export interface Spec {
+  id: string;
+  label: string;
+  kind: EventsRow["kind"];
+  broker: EventsRow["broker"];
+  make(ns: string): Promise<Flow>;
+  latency: boolean;
 }
 
 async function throughput(flow: Flow, events: number, window: number): Promise<number> {
@@ -99,209 +86,21 @@ async function p50(flow: Flow, calls: number, offset: number): Promise<number> {
   return samples[Math.floor(samples.length / 2)] as number;
 }
 
-// ---- fastagentic ----------------------------------------------------------------------------
-
-async function faFlow(url: string, ns: string, groups: number, durable: boolean): Promise<Flow> {
-  const cleanup = url.startsWith("nats") ? { streamsOnClose: "delete" } : { deleteOnClose: true };
-  const transport: Transport = transportFromUrl(url, { namespace: ns, ...cleanup });
-  const bus = new EventBus({ transport, logger: silentLogger });
-  const counters: Counter[] = [];
-  for (let g = 0; g < groups; g++) {
-    const c = new Counter();
-    counters.push(c);
-    await bus.subscribe("bench.order", () => c.add(), {
-      ...(durable ? { group: `g${g}` } : { durable: false, group: `live${g}` }),
-      concurrency: 256,
-      timeoutMs: 0,
-    });
-  }
+/** CPU so far: this process, the member processes (when they are separate), the broker. */
+function cpuNow(flow: Flow, broker: string): { self: number; members?: number; broker?: number } {
+  const own = process.cpuUsage();
+  const members = flow.membersCpuUs();
+  const brokerMs = brokerCpuMs(broker);
   return {
-    publish: async (n) => {
-      await bus.publish("bench.order", payload(n), durable ? {} : { durable: false });
-    },
-    handled: async (count) => {
-      await Promise.all(counters.map((c) => c.reach(count)));
-    },
-    close: async () => {
-      await bus.close();
-      await transport.close();
-    },
+    self: own.user + own.system,
+    ...(members === undefined ? {} : { members }),
+    ...(brokerMs === undefined ? {} : { broker: brokerMs * 1000 }),
   };
 }
 
-/** Every group's member in a process of its own (as services are): the fan-out measure. */
-async function faProcessesFlow(url: string, ns: string, groups: number): Promise<Flow> {
-  const cleanup = url.startsWith("nats") ? { streamsOnClose: "delete" } : { deleteOnClose: true };
-  const transport: Transport = transportFromUrl(url, { namespace: ns, ...cleanup });
-  const bus = new EventBus({ transport, logger: silentLogger });
-  const counters: Counter[] = [];
-  const children: ChildProcess[] = [];
-  for (let g = 0; g < groups; g++) {
-    const counter = new Counter();
-    counters.push(counter);
-    const child = spawn(process.execPath, ["--import", "tsx", "bench/events-member.ts"], {
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-      env: { ...process.env, BENCH_EVENTS_MEMBER: JSON.stringify({ url, namespace: ns, group: `g${g}` }) },
-    });
-    children.push(child);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("event member not ready within 30 s")), 30_000);
-      child.on("message", (m: { type: string; count?: number }) => {
-        if (m.type === "ready") {
-          clearTimeout(timer);
-          resolve();
-        } else if (m.type === "count") counter.set(m.count ?? 0);
-      });
-      child.once("exit", (code) => reject(new Error(`event member exited (${code})`)));
-    });
-  }
-  return {
-    publish: async (n) => {
-      await bus.publish("bench.order", payload(n));
-    },
-    handled: async (count) => {
-      await Promise.all(counters.map((c) => c.reach(count)));
-    },
-    close: async () => {
-      for (const child of children) {
-        const exited = new Promise((r) => child.once("exit", r));
-        child.disconnect();
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-        child.kill("SIGKILL");
-      }
-      await bus.close();
-      await transport.close();
-    },
-  };
-}
-
-// ---- raw clients ----------------------------------------------------------------------------
-
-async function rawJetStreamFlow(url: string, ns: string): Promise<Flow> {
-  const nc = await natsConnect({ servers: url.replace(/^nats:\/\//, "") });
-  const jsm = await jetstreamManager(nc);
-  const stream = `${ns}_raw`;
-  await jsm.streams.add({
-    name: stream,
-    subjects: [`${ns}.raw.>`],
-    retention: RetentionPolicy.Limits,
-    storage: StorageType.File,
-  });
-  await jsm.consumers.add(stream, {
-    durable_name: "g0",
-    ack_policy: AckPolicy.Explicit,
-    max_ack_pending: 10_000,
-  });
-  const js = jetstream(nc);
-  const counter = new Counter();
-  const messages = await (await js.consumers.get(stream, "g0")).consume({ max_messages: 256 });
-  const loop = (async () => {
-    for await (const m of messages) {
-      JSON.parse(new TextDecoder().decode(m.data));
-      counter.add();
-      m.ack();
-    }
-  })();
-  let id = 0;
-  return {
-    publish: async (n) => {
-      await js.publish(`${ns}.raw.order`, encoder.encode(JSON.stringify(payload(n))), { msgID: `r-${++id}` });
-    },
-    handled: (count) => counter.reach(count),
-    close: async () => {
-      messages.stop();
-      await loop.catch(() => {});
-      await jsm.streams.delete(stream).catch(() => {});
-      await nc.close();
-    },
-  };
-}
-
-async function rawCoreNatsFlow(url: string, ns: string): Promise<Flow> {
-  const nc = await natsConnect({ servers: url.replace(/^nats:\/\//, "") });
-  const counter = new Counter();
-  // What Moleculer's emit does over NATS: a JSON packet published on a subject, one queue-group subscriber.
-  nc.subscribe(`${ns}.EVENTB.svc.bench.order`, {
-    queue: "svc",
-    callback: (_err, m) => {
-      JSON.parse(new TextDecoder().decode(m.data));
-      counter.add();
-    },
-  });
-  await nc.flush();
-  return {
-    publish: async (n) => {
-      nc.publish(
-        `${ns}.EVENTB.svc.bench.order`,
-        encoder.encode(JSON.stringify({ ver: "4", sender: "api", event: "bench.order", data: payload(n) })),
-      );
-    },
-    handled: (count) => counter.reach(count),
-    close: () => nc.close(),
-  };
-}
-
-async function rawAmqpFlow(url: string, ns: string): Promise<Flow> {
-  const conn = await amqpConnect(url, { noDelay: true, timeout: 5000 });
-  const pub = await conn.createConfirmChannel();
-  const exchange = `${ns}:raw`;
-  const queue = `${ns}:raw.g0`;
-  await pub.assertExchange(exchange, "topic", { durable: true });
-  await pub.assertQueue(queue, { durable: true, arguments: { "x-queue-version": 2 } });
-  await pub.bindQueue(queue, exchange, "bench.#");
-  const sub = await conn.createChannel();
-  await sub.prefetch(256);
-  const counter = new Counter();
-  await sub.consume(queue, (m) => {
-    if (!m) return;
-    JSON.parse(m.content.toString());
-    counter.add();
-    sub.ack(m);
-  });
-  return {
-    publish: (n) =>
-      new Promise<void>((resolve, reject) =>
-        pub.publish(
-          exchange,
-          "bench.order",
-          Buffer.from(JSON.stringify(payload(n))),
-          { persistent: true },
-          (err) => (err ? reject(err) : resolve()),
-        ),
-      ),
-    handled: (count) => counter.reach(count),
-    close: async () => {
-      await pub.deleteQueue(queue).catch(() => {});
-      await pub.deleteExchange(exchange).catch(() => {});
-      await conn.close();
-    },
-  };
-}
-
-// ---- the section --------------------------------------------------------------------------------
-
-interface Spec {
-  id: string;
-  label: string;
-  kind: EventsRow["kind"];
-  broker: EventsRow["broker"];
-  make(ns: string): Promise<Flow>;
-  latency: boolean;
-}
-
-export async function measureEvents(
-  options: {
-    natsUrl: string;
-    amqpUrl: string;
-    events: number;
-    window: number;
-    latencyCalls: number;
-    runId: string;
-  },
-  log: (line: string) => void,
-): Promise<EventsResults> {
-  const { natsUrl, amqpUrl } = options;
-  const specs: Spec[] = [
+/** The event bus rows, in the order they run; `only` (ids) picks some. */
+export function eventSpecs(natsUrl: string, amqpUrl: string): Spec[] {
+  return [
     {
       id: "ev-fa-nats",
       label: "fastagentic events, NATS (durable, 1 group)",
@@ -323,7 +122,7 @@ export async function measureEvents(
       label: "fastagentic events, NATS, 1 group in its own process",
       kind: "fastagentic",
       broker: "nats",
-      make: (ns) => faProcessesFlow(natsUrl, ns, 1),
+      make: (ns) => faProcessesFlow(natsUrl, ns, 1, true),
       latency: false,
     },
     {
@@ -331,20 +130,28 @@ export async function measureEvents(
       label: "fastagentic events, NATS, 3 groups, a process each (per group)",
       kind: "fastagentic",
       broker: "nats",
-      make: (ns) => faProcessesFlow(natsUrl, ns, 3),
+      make: (ns) => faProcessesFlow(natsUrl, ns, 3, true),
       latency: false,
     },
     {
       id: "ev-fa-nats-live",
-      label: "fastagentic events, NATS, durable: false",
+      label: "fastagentic events, NATS, durable: false, handler in its own process",
       kind: "fastagentic",
       broker: "nats",
-      make: (ns) => faFlow(natsUrl, ns, 1, false),
+      make: (ns) => faProcessesFlow(natsUrl, ns, 1, false),
+      latency: false,
+    },
+    {
+      id: "ev-moleculer-nats",
+      label: "Moleculer 0.14 event emit over NATS, handler in its own process",
+      kind: "peer",
+      broker: "nats",
+      make: (ns) => moleculerFlow(natsUrl, ns),
       latency: false,
     },
     {
       id: "ev-raw-nats-core",
-      label: "raw core NATS publish / queue subscribe (Moleculer-style emit)",
+      label: "raw core NATS publish / queue subscribe (one process, reference)",
       kind: "raw",
       broker: "nats",
       make: (ns) => rawCoreNatsFlow(natsUrl, ns),
@@ -371,7 +178,7 @@ export async function measureEvents(
       label: "fastagentic events, RabbitMQ, 1 group in its own process",
       kind: "fastagentic",
       broker: "amqp",
-      make: (ns) => faProcessesFlow(amqpUrl, ns, 1),
+      make: (ns) => faProcessesFlow(amqpUrl, ns, 1, true),
       latency: false,
     },
     {
@@ -379,59 +186,113 @@ export async function measureEvents(
       label: "fastagentic events, RabbitMQ, 3 groups, a process each (per group)",
       kind: "fastagentic",
       broker: "amqp",
-      make: (ns) => faProcessesFlow(amqpUrl, ns, 3),
+      make: (ns) => faProcessesFlow(amqpUrl, ns, 3, true),
       latency: false,
     },
   ];
-  const rows: EventsRow[] = [];
-  for (const spec of specs) {
-    log(`events: ${spec.label} …`);
-    const ns = `bev${options.runId}${spec.id.replace(/[^a-z0-9]/g, "")}`;
-    let flow: Flow | undefined;
-    try {
-      flow = await spec.make(ns);
-      // Warm up, then measure.
-      await throughput(flow, Math.min(2000, options.events), options.window);
-      const warm = Math.min(2000, options.events);
-      const rate = await throughput(
-        { ...flow, handled: (count) => flow!.handled(warm + count) },
-        options.events,
-        options.window,
-      );
-      const row: EventsRow = {
-        id: spec.id,
-        label: spec.label,
-        kind: spec.kind,
-        broker: spec.broker,
-        status: "ok",
-        eventsPerSec: rate,
-      };
-      if (spec.latency) {
-        const base = warm + options.events;
-        row.p50Ms = await p50(
-          { ...flow, handled: (count) => flow!.handled(count) },
-          options.latencyCalls,
-          base,
-        );
-      }
-      log(
-        `  ${Math.round(rate)} events/s${row.p50Ms === undefined ? "" : `, p50 ${row.p50Ms.toFixed(2)} ms`}`,
-      );
-      rows.push(row);
-    } catch (error) {
-      const reason = (error as Error).message;
-      log(`  failed: ${reason}`);
-      rows.push({
-        id: spec.id,
-        label: spec.label,
-        kind: spec.kind,
-        broker: spec.broker,
-        status: "failed",
-        reason,
-      });
-    } finally {
-      await flow?.close().catch(() => {});
+}
+
+export async function measureEvents(
+  options: {
+    natsUrl: string;
+    amqpUrl: string;
+    events: number;
+    window: number;
+    latencyCalls: number;
+    runId: string;
+    /** Row ids to run; empty: all. */
+    only?: readonly string[];
+    /** Times every row runs, interleaved (a slow spell of this shared machine then falls on
+     * both sides of a ratio); each row reports its best. Default 1. */
+    rounds?: number;
+  },
+  log: (line: string) => void,
+): Promise<EventsResults> {
+  const only = options.only ?? [];
+  const specs = eventSpecs(options.natsUrl, options.amqpUrl).filter(
+    (s) => only.length === 0 || only.includes(s.id),
+  );
+  const best = new Map<string, EventsRow>();
+  const rounds = options.rounds ?? 1;
+  for (let round = 1; round <= rounds; round++) {
+    for (const spec of specs) {
+      const earlier = best.get(spec.id);
+      if (earlier?.status === "failed") continue;
+      log(`events ${round}/${rounds}: ${spec.label} …`);
+      const row = await measureRow(spec, `${options.runId}r${round}`, options, log);
+      const rates = [
+        ...(earlier?.rounds ?? []),
+        ...(row.eventsPerSec === undefined ? [] : [row.eventsPerSec]),
+      ];
+      const keep =
+        earlier === undefined || row.status !== "ok" || (row.eventsPerSec ?? 0) > (earlier.eventsPerSec ?? 0)
+          ? row
+          : earlier;
+      best.set(spec.id, { ...keep, rounds: rates });
     }
   }
-  return { events: options.events, window: options.window, rows };
+  return { events: options.events, window: options.window, rows: [...best.values()] };
+}
+
+async function measureRow(
+  spec: Spec,
+  runId: string,
+  options: { events: number; window: number; latencyCalls: number },
+  log: (line: string) => void,
+): Promise<EventsRow> {
+  const ns = `bev${runId}${spec.id.replace(/[^a-z0-9]/g, "")}`;
+  let flow: Flow | undefined;
+  try {
+    flow = await spec.make(ns);
+    const f = flow;
+    // Warm up, then measure.
+    const warm = Math.min(2000, options.events);
+    await throughput(f, warm, options.window);
+    const groups = spec.id.endsWith("-3p") ? 3 : 1;
+    const before = cpuNow(f, spec.broker);
+    const rate = await throughput(
+      { ...f, handled: (count) => f.handled(warm + count) },
+      options.events,
+      options.window,
+    );
+    const after = cpuNow(f, spec.broker);
+    const per = (a: number | undefined, b: number | undefined) =>
+      a === undefined || b === undefined ? undefined : (a - b) / options.events;
+    const cpu: CpuPerEvent = { self: per(after.self, before.self) as number };
+    const members = per(after.members, before.members);
+    if (members !== undefined) cpu.members = members;
+    const broker = per(after.broker, before.broker);
+    if (broker !== undefined) cpu.broker = broker;
+    const row: EventsRow = {
+      id: spec.id,
+      label: spec.label,
+      kind: spec.kind,
+      broker: spec.broker,
+      status: "ok",
+      eventsPerSec: rate,
+      groups,
+      cpuUsPerEvent: cpu,
+    };
+    if (spec.latency) {
+      const base = warm + options.events;
+      row.p50Ms = await p50({ ...f, handled: (count) => f.handled(count) }, options.latencyCalls, base);
+    }
+    log(
+      `  ${Math.round(rate)} events/s${row.p50Ms === undefined ? "" : `, p50 ${row.p50Ms.toFixed(2)} ms`}, CPU µs/event ${cpuText(cpu)}`,
+    );
+    return row;
+  } catch (error) {
+    const reason = (error as Error).message;
+    log(`  failed: ${reason}`);
+    return { id: spec.id, label: spec.label, kind: spec.kind, broker: spec.broker, status: "failed", reason };
+  } finally {
+    await flow?.close().catch(() => {});
+  }
+}
+
+/** "publisher process + member processes + broker" CPU µs per published event. */
+export function cpuText(c: CpuPerEvent | undefined): string {
+  if (!c) return "–";
+  const parts = [c.self, ...(c.members === undefined ? [] : [c.members])].map((n) => n.toFixed(0));
+  return `${parts.join("+")}${c.broker === undefined ? "" : ` + broker ${c.broker.toFixed(0)}`}`;
 }

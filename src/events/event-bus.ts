@@ -96,6 +96,8 @@ export class EventBus {
   private readonly logger: Logger;
   private readonly subscriptions = new Set<EventSubscription>();
   private connecting?: Promise<EventLog>;
+  /** The log once connected (publish then takes no extra promise hop). */
+  private connected?: EventLog;
   private closed = false;
 
   constructor(options: EventBusOptions = {}) {
@@ -126,7 +128,7 @@ export class EventBus {
     if (headers["traceparent"] === undefined) propagation.inject(otelContext.active(), headers);
     const event: BusEvent = { id, type, data: data ?? null, time: this.clock.now(), headers };
     if (options.key !== undefined) event.key = options.key;
-    const log = await this.log();
+    const log = this.connected ?? (await this.log());
     const body = encodeEvent(event, this.transport.maxPayloadBytes);
     const record = options.key === undefined ? { type, id, body } : { type, id, key: options.key, body };
     if (options.durable === false) await log.notify(record);
@@ -221,13 +223,18 @@ export class EventBus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.connected = undefined;
     await Promise.all([...this.subscriptions].map((s) => s.close()));
     if (this.ownsTransport) await this.transport.close();
   }
 
   private log(): Promise<EventLog> {
     if (this.closed) return Promise.reject(new StateError("This EventBus is closed; create a new one."));
-    this.connecting ??= this.transport.connect().then(() => (this.transport.eventLog as () => EventLog)());
+    this.connecting ??= this.transport.connect().then(() => {
+      const log = (this.transport.eventLog as () => EventLog)();
+      if (!this.closed) this.connected = log;
+      return log;
+    });
     return this.connecting;
   }
 }

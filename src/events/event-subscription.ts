@@ -62,7 +62,29 @@ interface Run {
   event: BusEvent | undefined;
   key: string | undefined;
   touchedAt: number;
-  controller?: AbortController;
+  /** The context of its current attempt (its signal, once asked for). */
+  ctx: HandlerContext | undefined;
+}
+
+/** A handler's `ctx`: one small object per attempt, its AbortController made only when asked for. */
+class HandlerContext implements EventContext {
+  controller: AbortController | undefined = undefined;
+  constructor(
+    private readonly runner: EventRunner,
+    readonly deliveryCount: number,
+    readonly attempt: number,
+  ) {}
+  get group(): string {
+    return this.runner.group;
+  }
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.runner.isClosing) this.controller.abort(new Error("the subscription closed"));
+    return this.controller.signal;
+  }
+  abort(reason: Error): void {
+    this.controller?.abort(reason);
+  }
 }
 
 export class EventRunner {
@@ -95,36 +117,50 @@ export class EventRunner {
     try {
       event = decodeEvent(delivery.body, delivery.sequence);
     } catch (error) {
-      this.deadLetter({ delivery, event: undefined, key: undefined, touchedAt: 0 }, describeThrown(error));
+      this.deadLetter(
+        { delivery, event: undefined, key: undefined, touchedAt: 0, ctx: undefined },
+        describeThrown(error),
+      );
       return;
     }
     if (this.options.notBefore !== undefined && event.time < this.options.notBefore) {
       delivery.ack();
       return;
     }
-    const run: Run = { delivery, event, key: event.key, touchedAt: this.clock.now() };
-    if (this.options.ordered && run.key !== undefined) {
-      const waiting = this.queued.get(run.key);
+    const key = event.key;
+    if (this.options.ordered && key !== undefined) {
+      const waiting = this.queued.get(key);
       if (waiting) {
-        waiting.push(run);
+        waiting.push({ delivery, event, key, touchedAt: this.clock.now(), ctx: undefined });
         return;
       }
-      this.queued.set(run.key, []);
+      this.queued.set(key, []);
+    }
+    if (this.closing || delivery.deliveryCount > 1 + this.options.maxRedeliveries) {
+      void this.run({ delivery, event, key, touchedAt: this.clock.now(), ctx: undefined }, undefined);
+      return;
     }
     // The first attempt runs at once; a handler that returns without a promise is settled here,
-    // without a promise of ours (most of the cost of a light handler otherwise).
-    if (this.closing || delivery.deliveryCount > 1 + this.options.maxRedeliveries) {
-      void this.run(run, undefined);
+    // with no promise, run record or result object of ours (most of the cost of a light handler).
+    const ctx = new HandlerContext(this, delivery.deliveryCount, 1);
+    let value: unknown;
+    try {
+      value = this.invoke(event, ctx);
+    } catch (error) {
+      const run: Run = { delivery, event, key, touchedAt: this.clock.now(), ctx };
+      void this.run(run, {
+        value: undefined,
+        thrown: error ?? new Error("the handler threw with no reason"),
+      });
       return;
     }
-    const first = this.call(run, event, 1);
-    if (first.thrown === undefined && !isThenable(first.value)) {
+    if (!isThenable(value)) {
       this.stats.handled++;
       delivery.ack();
-      this.next(run.key);
+      if (key !== undefined) this.next(key);
       return;
     }
-    void this.run(run, first);
+    void this.run({ delivery, event, key, touchedAt: this.clock.now(), ctx }, { value, thrown: undefined });
   };
 
   /** Stops taking deliveries; waits up to `timeoutMs` for the running handlers, then gives the rest back. */
@@ -140,7 +176,7 @@ export class EventRunner {
         });
       });
     }
-    for (const run of this.runs) run.controller?.abort(new Error("the subscription closed"));
+    for (const run of this.runs) run.ctx?.abort(new Error("the subscription closed"));
     this.clock.clearTimeout(this.keepAlive);
     await this.member?.close();
   }
@@ -157,6 +193,10 @@ export class EventRunner {
       if (this.runs.size === 0 && this.idleWaiters.length > 0)
         for (const w of this.idleWaiters.splice(0)) w();
     }
+  }
+
+  get group(): string {
+    return this.options.group;
   }
 
   private next(key: string | undefined): void {
@@ -203,26 +243,25 @@ export class EventRunner {
 
   /** Calls the handler once: what it returned, or what it threw synchronously. */
   private call(run: Run, event: BusEvent, attempt: number): Call {
-    const runner = this;
-    const ctx: EventContext = {
-      group: this.options.group,
-      deliveryCount: run.delivery.deliveryCount,
-      attempt,
-      get signal(): AbortSignal {
-        run.controller ??= new AbortController();
-        if (runner.closing) run.controller.abort(new Error("the subscription closed"));
-        return run.controller.signal;
-      },
-    };
+    const ctx = new HandlerContext(this, run.delivery.deliveryCount, attempt);
+    run.ctx = ctx;
     try {
-      const value =
-        event.headers["traceparent"] !== undefined
-          ? otelContext.with(propagation.extract(ROOT_CONTEXT, event.headers), () => this.handler(event, ctx))
-          : this.handler(event, ctx);
-      return { value, thrown: undefined };
+      return { value: this.invoke(event, ctx), thrown: undefined };
     } catch (error) {
       return { value: undefined, thrown: error ?? new Error("the handler threw with no reason") };
     }
+  }
+
+  /** The handler's call, in the publisher's trace context when the event carries one. */
+  private invoke(event: BusEvent, ctx: HandlerContext): unknown {
+    return event.headers["traceparent"] !== undefined
+      ? otelContext.with(propagation.extract(ROOT_CONTEXT, event.headers), () => this.handler(event, ctx))
+      : this.handler(event, ctx);
+  }
+
+  /** Whether this member is stopping (a handler's `ctx.signal` is then aborted). */
+  get isClosing(): boolean {
+    return this.closing;
   }
 
   /** Waits for a call's outcome: undefined on success, else what it threw (or the timeout). */
@@ -236,7 +275,6 @@ export class EventRunner {
         if (done) return;
         done = true;
         this.clock.clearTimeout(timer);
-        run.controller = undefined;
         resolve(thrown);
       };
       if (this.options.timeoutMs > 0) {
@@ -244,7 +282,7 @@ export class EventRunner {
           const error = new Error(
             `the handler did not finish within its timeoutMs of ${this.options.timeoutMs} ms`,
           );
-          run.controller?.abort(error);
+          run.ctx?.abort(error);
           finish(error);
         }, this.options.timeoutMs);
       }

@@ -152,7 +152,7 @@ export class NatsEventMember {
       return;
     }
     if (source.requested > 0) source.requested--;
-    const d = new NatsEventDelivery(this, source, msg, this.link.names.typeOf(msg.subject), info);
+    const d = new NatsEventDelivery(this, source, msg, info);
     this.unsettled.add(d);
     this.inHand++;
     source.inHand++;
@@ -166,6 +166,10 @@ export class NatsEventMember {
 
   deadLetter(d: NatsEventDelivery, reason: string): Promise<void> {
     return this.link.deadLetter(d, reason);
+  }
+
+  typeOf(subject: string): string {
+    return this.link.names.typeOf(subject);
   }
 
   private changed(): void {
@@ -233,14 +237,18 @@ class NatsEventDelivery implements EventDelivery {
   constructor(
     private readonly member: NatsEventMember,
     readonly source: Source,
-    msg: Msg,
-    readonly type: string,
+    private readonly msg: Msg,
     info: { streamSeq: number; deliveryCount: number },
   ) {
     this.body = msg.data;
     this.reply = msg.reply as string;
     this.sequence = info.streamSeq;
     this.deliveryCount = info.deliveryCount;
+  }
+
+  /** From the subject, when asked (dead letters, logs): the handler reads it from the event. */
+  get type(): string {
+    return this.member.typeOf(this.msg.subject);
   }
 
   ack(): void {
@@ -304,7 +312,7 @@ export class NatsLiveMember {
 
   private deliver(msg: Msg): void {
     this.inHand++;
-    const delivery = new LiveDelivery(this, msg, this.names.typeOf(msg.subject));
+    const delivery = new LiveDelivery(this, msg);
     try {
       this.onEvent(delivery);
     } catch {
@@ -321,6 +329,10 @@ export class NatsLiveMember {
 
   deadLetter(delivery: EventDelivery, reason: string): Promise<void> {
     return this.storeDeadLetter(delivery, reason);
+  }
+
+  typeOf(subject: string): string {
+    return this.names.typeOf(subject);
   }
 
   tick(): void {}
@@ -343,10 +355,14 @@ class LiveDelivery implements EventDelivery {
 
   constructor(
     private readonly member: NatsLiveMember,
-    msg: Msg,
-    readonly type: string,
+    private readonly msg: Msg,
   ) {
     this.body = msg.data;
+  }
+
+  /** From the subject, when asked (dead letters, logs): the handler reads it from the event. */
+  get type(): string {
+    return this.member.typeOf(this.msg.subject);
   }
 
   ack(): void {

@@ -11,6 +11,10 @@
  * latest at the end of this turn (setImmediate), so renewing a pull after a message rides along
  * with the ack of that message instead of costing a write of its own.
  *
+ * A burst that keeps the microtask queue busy (a loop of awaited publishes) would otherwise leave
+ * in one piece only once it ends: every `SLICE` messages go to the client at once, whose own
+ * flush (a microtask) then writes them while the burst goes on.
+ *
  * Order is kept: messages leave in the order they were given, and ahead of anything sent after a
  * `flush()`. Subscriptions (SUB/UNSUB) bypass the outbox, so a pull always reaches the server after
  * the subscription its answers go to.
@@ -27,6 +31,8 @@ interface Outgoing {
 }
 
 export class Outbox {
+  /** Messages handed to the client at once, at most, in a burst that keeps the microtask queue busy. */
+  static readonly SLICE = 256;
   private queue: Outgoing[] = [];
   private sentWaiters: Array<() => void> = [];
   private eager = false;
@@ -59,7 +65,10 @@ export class Outbox {
     onError?: (error: unknown) => void,
   ): void {
     this.queue.push({ subject, data, reply, headers, onError });
-    if (!this.eager) {
+    // A burst (a publisher looping over promises never leaves the microtask queue) leaves in
+    // slices as it grows, so the socket writes, and the receivers start, while it goes on.
+    if (this.queue.length >= Outbox.SLICE) this.flush();
+    else if (!this.eager) {
       this.eager = true;
       queueMicrotask(this.flushTick);
     }
