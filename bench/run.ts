@@ -10,7 +10,6 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseBenchConfig, pathSpec, runsSection, UsageError } from "./bench-config.js";
 import { bestOf } from "./harness/best-round.js";
-import { measureEntities } from "./harness/entities-bench.js";
 import { measureEvents } from "./harness/events-bench.js";
 import { measureFailover } from "./harness/failover.js";
 import { runInGcChild } from "./harness/gc-child-runner.js";
