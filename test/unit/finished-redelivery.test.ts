@@ -172,7 +172,10 @@ describe("first deliveries that ran before (a broker that lost its consumers' st
   it("for a while after the transport reconnects, every delivery is checked (simulated clock)", () => {
     let listener: (e: TransportStatusEvent) => void = () => {};
     const transport = {
-      onStatus: (l: typeof listener) => ((listener = l), () => {}),
+      onStatus: (l: typeof listener) => {
+        listener = l;
+        return () => {};
+      },
     } as unknown as Transport;
     let now = 0;
     const started = StartedRuns.of(transport, () => now);
