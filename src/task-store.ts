@@ -164,12 +164,13 @@ export class TaskStore {
     if (event.kind === "queued") return;
     if (event.kind === "started") {
       if (!this.move(r, "START")) {
-        // Already running: a second run of the same attempt chain (no retry in between) is a rerun.
-        const attempt = Math.max(0, (event.attempt ?? 1) - 1);
-        if (r.status === "running" && (r.workerId !== event.workerId || r.retryCount !== attempt)) {
+        // Already running: a second start (no retry in between) is a rerun — even from the same
+        // worker and attempt (a broker that lost its state delivers a message again as new).
+        // A run's "started" is sent once, never again.
+        if (r.status === "running") {
           this.counters.reruns++;
           r.workerId = event.workerId;
-          r.retryCount = attempt;
+          r.retryCount = Math.max(0, (event.attempt ?? 1) - 1);
         }
         return;
       }

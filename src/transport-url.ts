@@ -11,6 +11,7 @@ import type { DeadLetters } from "../transports/dead-letters.js";
 import type { DeliveryRelease } from "../transports/delivery-release.js";
 import type { EntityMailbox } from "../transports/entity-mailbox.js";
 import type { EventLog } from "../transports/event-log.js";
+import type { FinishedRecord } from "../transports/finished-record.js";
 import { InMemoryTransport, type InMemoryTransportOptions } from "../transports/memory/memory.transport.js";
 import { natsOptionsFromUrl, resolveNatsOptions } from "../transports/nats/nats-options.js";
 import type { StateStore } from "../transports/state-store.js";
@@ -254,5 +255,9 @@ class LazyTransport implements Transport {
 
   deliveryRelease(): DeliveryRelease | undefined {
     return this.inner?.deliveryRelease?.();
+  }
+
+  finishedRecord(): FinishedRecord | undefined {
+    return this.inner?.finishedRecord?.();
   }
 }

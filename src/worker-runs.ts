@@ -6,6 +6,7 @@
 import type { FinishedRecord } from "../transports/finished-record.js";
 import type { Delivery, Transport } from "../transports/transport.js";
 import type { Clock } from "./clock.js";
+import { StartedRuns } from "./cluster/started-runs.js";
 import { decodeTask, type TaskEnvelope, type TaskEvent } from "./codec.js";
 import type { RetryBackoff, WorkerConfig } from "./config.js";
 import {
@@ -89,11 +90,10 @@ export class WorkerRuns {
   private readonly target: OutcomeTarget;
   private readonly onTooManyAbandoned?: (abandoned: number) => void;
   private readonly mayReport: () => boolean;
-  private readonly record?: FinishedRecord;
-
+  private readonly startedRuns: StartedRuns;
   constructor(options: WorkerRunsOptions) {
-    this.record = options.transport.finishedRecord?.();
     this.mayReport = options.mayReport ?? (() => true);
+    this.startedRuns = StartedRuns.of(options.transport, () => options.clock.now());
     this.id = options.workerId;
     this.transport = options.transport;
     this.clock = options.clock;
@@ -108,7 +108,7 @@ export class WorkerRuns {
       workerId: this.id,
       now: () => this.clock.now(),
     };
-    if (this.record) this.target.recorded = (sent) => this.recordOutcome(sent);
+    if (this.transport.finishedRecord) this.target.recorded = (sent) => this.recordOutcome(sent);
   }
 
   get size(): number {
@@ -161,7 +161,12 @@ export class WorkerRuns {
       return;
     }
     const attempt = delivery.deliveryCount;
-    if (attempt > 1 && (await this.finishedBefore(task, delivery, attempt))) return;
+    const again = this.startedRuns.startedBefore(task.id);
+    if (
+      (attempt > 1 || again || this.startedRuns.afterReconnect) &&
+      (await this.finishedBefore(task, delivery, attempt, again))
+    )
+      return;
     const at = this.clock.now();
     if (this.cancelled.has(task.id)) {
       await publishTaskEvent(this.transport, task, {
@@ -231,17 +236,24 @@ export class WorkerRuns {
   }
 
   /**
-   * A delivery that came before (delivery count > 1): true when its task's outcome is recorded
+   * A delivery that may have run before (delivery count > 1, a task this process started before,
+   * or any delivery shortly after a reconnect): true when its task's outcome is recorded
    * already, so its handler must not run again (the outcome is sent again for a client that may
    * have missed it, the delivery acked). Otherwise counts it as a duplicate run unless it is a
    * retry: known from the record, or, without one, from the task's retries (a task that has
    * retries and no record: not counted within its attempts).
    */
-  private async finishedBefore(task: TaskEnvelope, delivery: Delivery, attempt: number): Promise<boolean> {
+  private async finishedBefore(
+    task: TaskEnvelope,
+    delivery: Delivery,
+    attempt: number,
+    startedHere: boolean,
+  ): Promise<boolean> {
     let known: Awaited<ReturnType<FinishedRecord["lookup"]>> = null;
-    if (this.record) {
+    const record = this.record;
+    if (record) {
       try {
-        known = await this.record.lookup(task.id);
+        known = await record.lookup(task.id);
       } catch (error) {
         this.logger.warn(
           { taskId: task.id, reason: describeThrown(error) },
@@ -263,8 +275,13 @@ export class WorkerRuns {
       await delivery.ack();
       return true;
     }
+    if (attempt === 1) {
+      // A first delivery (checked after a reconnect, or started here before): a re-run only if it did run here.
+      if (startedHere) this.redeliveredRuns++;
+      return false;
+    }
     const retry = known !== null ? known.retriedAttempt >= attempt - 1 : undefined;
-    if (retry === false || (retry === undefined && (this.record !== undefined || task.retries === 0))) {
+    if (retry === false || (retry === undefined && (record !== undefined || task.retries === 0))) {
       this.redeliveredRuns++;
     } else if (retry === undefined && attempt > task.retries + 1) {
       this.redeliveredRuns++; // past its attempts: a redelivery whatever happened before
@@ -274,7 +291,8 @@ export class WorkerRuns {
 
   /** Records an outcome (or a retry) once it was reported; counts a run that came after another's. */
   private recordOutcome(sent: TaskEvent): void {
-    const record = this.record as FinishedRecord;
+    const record = this.record;
+    if (!record) return;
     const write =
       sent.kind === "retrying"
         ? record.recordRetry(sent.taskId, sent.attempt ?? 1)
@@ -287,6 +305,11 @@ export class WorkerRuns {
         "could not record a finished task (a redelivery of it would run again)",
       ),
     );
+  }
+
+  /** The transport's record of finished tasks, if it keeps one (looked up each time: a URL transport has it once connected). */
+  private get record(): FinishedRecord | undefined {
+    return this.transport.finishedRecord?.();
   }
 
   /** Counts a run whose handler goes on after its outcome, until it returns. */

@@ -2,10 +2,12 @@
  * Chaos on NATS JetStream: worker processes started from the CLI, killed, frozen, cut off from
  * their server, fed a poison task and garbage. See cases.ts for what each case asserts.
  */
+import { describe, it } from "vitest";
 import { brokerAvailable, NATS_URL } from "../helpers/brokers.js";
 import { natsServerInstalled, PrivateNatsServer } from "../integration/nats/private-server.js";
 import { brokerRestart } from "./cases.js";
 import { describeChaos } from "./chaos-suite.js";
+import { finishedAfterUncleanRestart } from "./finished-record-chaos.js";
 import type { BrokerTarget } from "./harness.js";
 
 const natsUrl = new URL(NATS_URL);
@@ -40,4 +42,23 @@ describeChaos({
       }
     },
   },
+});
+
+describe("chaos on NATS: the record of finished tasks (#16.5)", () => {
+  it("kill -9 of nats-server mid-run (2,000 tasks, 8 in flight), restart on the same store: none lost, one outcome each, duplicates counted as the handlers saw them, no handler re-run after its outcome was recorded", async ({
+    skip,
+  }) => {
+    if (!(await brokerAvailable("NATS", natsUrl.hostname, Number(natsUrl.port || 4222)))) skip();
+    if (!natsServerInstalled()) {
+      throw new Error(
+        "nats-server is not installed at /usr/sbin/nats-server: this case needs its own server.",
+      );
+    }
+    const server = await PrivateNatsServer.start();
+    try {
+      await finishedAfterUncleanRestart(target, server);
+    } finally {
+      await server.destroy();
+    }
+  }, 240_000);
 });

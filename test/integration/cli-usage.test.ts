@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { LEDGER_HANDLERS, runCli } from "../chaos/harness.js";
+import { NATS_URL } from "../helpers/brokers.js";
 
 /** No transport from the environment of whoever runs the tests. */
 const NO_ENV = { FASTAGENTIC_TRANSPORT: "" };
@@ -42,32 +43,20 @@ describe("fastagentic: bad usage exits 2", () => {
     ["status on memory://", ["status"], /fastagentic status needs a broker/],
     [
       "a duration past the timer limit",
-      ["submit", "echo", "{}", "--timeout-ms", "2147483648", "--transport", "nats://127.0.0.1:4222"],
+      ["submit", "echo", "{}", "--timeout-ms", "2147483648", "--transport", NATS_URL],
       /--timeout-ms must be an integer from 1 to 2147483647, got "2147483648"/,
     ],
     [
       "submit with 7 tags (a task no worker could run)",
-      ["submit", "echo", "{}", "--tags", "a,b,c,d,e,f,g", "--transport", "nats://127.0.0.1:4222"],
+      ["submit", "echo", "{}", "--tags", "a,b,c,d,e,f,g", "--transport", NATS_URL],
       /A task with 7 tags can never run/,
     ],
     [
       "worker with 7 tags",
-      [
-        "worker",
-        "--handlers",
-        LEDGER_HANDLERS,
-        "--tags",
-        "a,b,c,d,e,f,g",
-        "--transport",
-        "nats://127.0.0.1:4222",
-      ],
+      ["worker", "--handlers", LEDGER_HANDLERS, "--tags", "a,b,c,d,e,f,g", "--transport", NATS_URL],
       /at most 6 tags/,
     ],
-    [
-      "a bad namespace",
-      ["status", "--namespace", "a.b", "--transport", "nats://127.0.0.1:4222"],
-      /Invalid namespace "a.b"/,
-    ],
+    ["a bad namespace", ["status", "--namespace", "a.b", "--transport", NATS_URL], /Invalid namespace "a.b"/],
     [
       "a NaN duration",
       ["status", "--wait-ms", "NaN"],

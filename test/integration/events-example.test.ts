@@ -30,7 +30,8 @@ function check(out: string): void {
 
 describe("examples/events on NATS", () => {
   it("gives every event to billing and to shipping, whose two processes share them", async ({ skip }) => {
-    if (!(await brokerAvailable("NATS", "127.0.0.1", 4222))) skip();
+    const url = new URL(NATS_URL);
+    if (!(await brokerAvailable("NATS", url.hostname, Number(url.port || 4222)))) skip();
     check(await example(NATS_URL));
   }, 150_000);
 });

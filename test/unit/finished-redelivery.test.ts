@@ -7,6 +7,7 @@
  */
 import { InMemoryTransport, SimulatedClock, silentLogger } from "fastagentic";
 import { describe, expect, it } from "vitest";
+import { RECONNECT_CHECK_MS, StartedRuns } from "../../src/cluster/started-runs.js";
 import { decodeTaskEvents, type TaskEvent } from "../../src/codec.js";
 import { resolveRetryBackoff, resolveWorkerConfig } from "../../src/config.js";
 import { HandlerTable } from "../../src/handlers.js";
@@ -14,7 +15,7 @@ import { subjects } from "../../src/names.js";
 import { TaskStore } from "../../src/task-store.js";
 import { WorkerRuns } from "../../src/worker-runs.js";
 import { LocalFinishedRecord } from "../../transports/finished-record.js";
-import type { Delivery } from "../../transports/transport.js";
+import type { Delivery, Transport, TransportStatusEvent } from "../../transports/transport.js";
 
 class RecordingTransport extends InMemoryTransport {
   readonly record = new LocalFinishedRecord(60_000);
@@ -150,6 +151,47 @@ describe("redeliveries and the record of finished tasks (worker side)", () => {
   });
 });
 
+describe("first deliveries that ran before (a broker that lost its consumers' state)", () => {
+  it("a first delivery of a task this process started before is a re-run; a finished one is not run", async () => {
+    const { runs, runsOf } = await setup();
+    await runs.process(delivery("t7", 1).d);
+    await settle();
+    const again = delivery("t7", 1); // the same message, delivered again as new
+    await runs.process(again.d);
+    expect(runsOf).toEqual(["t7#1"]);
+    expect(again.settled).toEqual(["ack"]);
+    expect(runs.skippedFinished).toBe(1);
+
+    const { runs: plain, runsOf: plainRuns } = await setup(false);
+    await plain.process(delivery("t8", 1).d);
+    await plain.process(delivery("t8", 1).d);
+    expect(plainRuns).toEqual(["t8#1", "t8#1"]);
+    expect(plain.redeliveredRuns).toBe(1);
+  });
+
+  it("for a while after the transport reconnects, every delivery is checked (simulated clock)", () => {
+    let listener: (e: TransportStatusEvent) => void = () => {};
+    const transport = {
+      onStatus: (l: typeof listener) => {
+        listener = l;
+        return () => {};
+      },
+    } as unknown as Transport;
+    let now = 0;
+    const started = StartedRuns.of(transport, () => now);
+    expect(started.afterReconnect).toBe(false);
+    listener({ state: "connected" });
+    expect(started.afterReconnect).toBe(false); // the first connection is no reconnect
+    listener({ state: "reconnecting" });
+    listener({ state: "connected" });
+    expect(started.afterReconnect).toBe(true);
+    now += RECONNECT_CHECK_MS;
+    expect(started.afterReconnect).toBe(false);
+    expect(started.startedBefore("x")).toBe(false);
+    expect(started.startedBefore("x")).toBe(true);
+  });
+});
+
 describe("the coordinator's count of reruns (TaskStore)", () => {
   const task = (id: string) => ({
     id,
@@ -169,13 +211,15 @@ describe("the coordinator's count of reruns (TaskStore)", () => {
     const store = new TaskStore(new SimulatedClock(), 100);
     store.addAndMove(task("a") as never, "ENQUEUE");
     store.apply({ kind: "started", taskId: "a", at: 1, attempt: 1, workerId: "w1" } as never);
-    store.apply({ kind: "started", taskId: "a", at: 1, attempt: 1, workerId: "w1" } as never); // same run
     expect(store.counters.reruns).toBe(0);
     store.apply({ kind: "started", taskId: "a", at: 2, attempt: 2, workerId: "w2" } as never); // redelivered
     expect(store.counters.reruns).toBe(1);
+    // Delivered again as new (a broker that lost its consumer's state): same worker, same attempt.
+    store.apply({ kind: "started", taskId: "a", at: 2, attempt: 2, workerId: "w2" } as never);
+    expect(store.counters.reruns).toBe(2);
     store.apply({ kind: "completed", taskId: "a", at: 3, attempt: 2, workerId: "w2" } as never);
     store.apply({ kind: "started", taskId: "a", at: 4, attempt: 3, workerId: "w3" } as never); // after its outcome
-    expect(store.counters.reruns).toBe(2);
+    expect(store.counters.reruns).toBe(3);
     store.apply({ kind: "completed", taskId: "a", at: 5, attempt: 3, workerId: "w3" } as never);
     expect(store.counters.duplicates).toBe(1);
   });
