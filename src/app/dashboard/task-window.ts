@@ -43,8 +43,10 @@ export class TaskWindow {
           ? this.cancelled
           : this.failed;
     counts[i] = (counts[i] as number) + 1;
-    if (task.status !== "cancelled") {
-      const bin = i * BINS + binOf(Math.max(0, at - task.createdAt));
+    const latency = at - task.createdAt;
+    // A task without a usable creation time (not known to this process) counts, but has no latency.
+    if (task.status !== "cancelled" && Number.isFinite(latency)) {
+      const bin = i * BINS + binOf(Math.max(0, latency));
       this.histogram[bin] = (this.histogram[bin] as number) + 1;
     }
   }

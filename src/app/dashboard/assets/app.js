@@ -15,6 +15,14 @@
     return n < 90 ? `${n} s` : n < 5400 ? `${Math.round(n / 60)} min` : `${(n / 3600).toFixed(1)} h`;
   };
   const PRIORITIES = [20, 10, 5, 0];
+  const compact = (v) =>
+    v == null
+      ? ""
+      : Math.abs(v) >= 1e6
+        ? `${+(v / 1e6).toFixed(1)}M`
+        : Math.abs(v) >= 1e4
+          ? `${+(v / 1e3).toFixed(1)}k`
+          : `${v}`;
 
   let history = 900;
   const series = { t: [], done: [], failed: [], p50: [], p95: [] };
@@ -40,7 +48,7 @@
       width: width(),
       height: 200,
       series: [{}, ...labels.map((label, i) => ({ label, stroke: colors[i], width: 1.5, spanGaps: false }))],
-      axes: [{}, { size: 50 }],
+      axes: [{}, { size: 56, values: (_, ticks) => ticks.map(compact) }],
       legend: { show: true },
       scales: { x: { time: true } },
     });
