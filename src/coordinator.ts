@@ -533,7 +533,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       void this.membership.declaredDead(dead).then((report) => {
         if (report?.skipped)
           this.logger.warn({ workerId: dead.id }, `its deliveries not released: ${report.skipped}`);
-        else if (report) this.logger.info({ workerId: dead.id, released: report.released }, "worker fenced");
+        else if (report)
+          this.logger.info(
+            { workerId: dead.id, released: report.released, releaseDelayMs: report.delayMs },
+            "worker fenced",
+          );
       });
       if (this.listenerCount("worker.dead") > 0) this.emit("worker.dead", dead);
     }

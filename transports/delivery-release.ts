@@ -22,15 +22,23 @@ export interface DeliveryRelease {
    * holder's last sign of life could reach a new holder of the same message: callers skip it.
    */
   readonly redeliverAfterMs: number;
+  /**
+   * How long a holder's requests for more deliveries stay open at the broker after it last
+   * reached it (JetStream: a standing pull's expiry, `idlePullMs`). A holder cut off by a network
+   * partition still has them there: a delivery released before they lapse can be handed straight
+   * back to it, where it waits out the broker's deadline again. Callers delay releases past it.
+   */
+  readonly requestsLingerMs: number;
   /** The handle of one delivery (to report), or undefined when it has none (not this broker's). */
   handleOf(delivery: Delivery): string | undefined;
   /** Handles of every delivery `consumer` holds unsettled: handed to its handler, or held back. */
   heldBy(consumer: Consumer): string[];
   /**
-   * Sends these deliveries back to their queue now, from any process. Handles that are malformed
-   * or not of this transport's namespace are ignored; resolves once the broker has them.
+   * Sends these deliveries back to their queue, from any process: to be handed out again at once,
+   * or after `delayMs` (the broker takes them from their holder now either way). Handles that are
+   * malformed or not of this transport's namespace are ignored; resolves once the broker has them.
    */
-  release(handles: readonly string[]): Promise<void>;
+  release(handles: readonly string[], options?: { delayMs?: number }): Promise<void>;
   /**
    * Forgets deliveries `consumer` holds, without settling them and without sending them back
    * when it stops: another process released them already.

@@ -7,7 +7,12 @@
  *    while that is safe: a silent holder keeps its deliveries for at least two thirds of AckWait
  *    after its last sign of life (it renews them every third), so a release later than that (less
  *    a margin) could reach the message's next holder and run it a second time; then the broker's
- *    own redelivery, due soon anyway, is left to do it.
+ *    own redelivery, due soon anyway, is left to do it. And not to the worker itself: one cut
+ *    off by a network partition still has requests for more work waiting at the broker (NATS:
+ *    standing pulls, for idlePullMs), which would take a delivery released at once straight back
+ *    into the partition. The broker takes the deliveries back at once, but hands them out again
+ *    only once those requests have lapsed (releaseDelayMs): nothing to wait for in the usual
+ *    case, where workerTimeoutMs is longer than a heartbeat interval plus idlePullMs.
  * 2. Fence: a "fence" control command tells the worker it was declared dead and which deliveries
  *    were released. A worker that was only slow (frozen, cut off) leaves at once when it hears it,
  *    forgets those deliveries instead of settling them, and its pool replaces it under a new id.
@@ -34,6 +39,22 @@ export function releaseIsSafe(redeliverAfterMs: number, silentForMs: number): bo
   return silentForMs <= (redeliverAfterMs * 2) / 3 - RELEASE_MARGIN_MS;
 }
 
+/**
+ * How long to hold back a release so that the dead worker's own waiting requests for work
+ * (`lingerMs`) have lapsed: they reached the broker before its next heartbeat was due
+ * (`intervalMs` after the last one heard, at `lastSeen`), plus the margin. Without a known
+ * interval, as if it was in touch until now.
+ */
+export function releaseDelayMs(
+  now: number,
+  lastSeen: number,
+  intervalMs: number | undefined,
+  lingerMs: number,
+): number {
+  const lastContact = intervalMs === undefined ? now : Math.min(now, lastSeen + intervalMs);
+  return Math.max(0, lastContact + lingerMs + RELEASE_MARGIN_MS - now);
+}
+
 interface Fenced {
   released: string[];
   lastSentAt: number;
@@ -47,6 +68,8 @@ export interface FailoverOptions {
 
 export interface FailoverReport {
   released: number;
+  /** How long the broker holds them back before handing them out again (see releaseDelayMs). */
+  delayMs?: number;
   /** Why nothing was released, when nothing was. */
   skipped?: string;
 }
@@ -59,11 +82,16 @@ export class Failover {
 
   /**
    * A remote worker was declared dead: releases what it held (when safe) and fences it.
-   * `lastSeen` is when its last heartbeat arrived.
+   * `lastSeen` is when its last heartbeat arrived; `intervalMs` its heartbeat interval.
    */
-  async declaredDead(workerId: string, lastSeen: number, held: readonly string[]): Promise<FailoverReport> {
+  async declaredDead(
+    workerId: string,
+    lastSeen: number,
+    held: readonly string[],
+    intervalMs?: number,
+  ): Promise<FailoverReport> {
     const release = this.options.transport.deliveryRelease?.();
-    const report = await this.release(release, lastSeen, held);
+    const report = await this.release(release, lastSeen, held, intervalMs);
     this.remember(workerId, report.released > 0 ? [...held] : []);
     await this.sendFence(workerId);
     return report;
@@ -90,9 +118,11 @@ export class Failover {
     release: DeliveryRelease | undefined,
     lastSeen: number,
     held: readonly string[],
+    intervalMs: number | undefined,
   ): Promise<FailoverReport> {
     if (!release || held.length === 0) return { released: 0 };
-    const silentFor = this.options.clock.now() - lastSeen;
+    const now = this.options.clock.now();
+    const silentFor = now - lastSeen;
     if (!releaseIsSafe(release.redeliverAfterMs, silentFor)) {
       return {
         released: 0,
@@ -101,9 +131,10 @@ export class Failover {
           `(${release.redeliverAfterMs} ms) less ${RELEASE_MARGIN_MS} ms: the broker redelivers them itself`,
       };
     }
+    const delayMs = releaseDelayMs(now, lastSeen, intervalMs, release.requestsLingerMs);
     try {
-      await release.release(held);
-      return { released: held.length };
+      await release.release(held, { delayMs });
+      return { released: held.length, delayMs };
     } catch (error) {
       return { released: 0, skipped: `the release failed: ${describeThrown(error)}` };
     }

@@ -78,7 +78,7 @@ export class ClusterMembership {
   async declaredDead(info: WorkerInfo): Promise<FailoverReport | undefined> {
     const held = this.held.take(info.id);
     if (this.options.isLocal(info.id)) return undefined; // its pool ends it, and its deliveries go back
-    return this.failover.declaredDead(info.id, info.lastHeartbeat, held);
+    return this.failover.declaredDead(info.id, info.lastHeartbeat, held, info.heartbeatIntervalMs);
   }
 
   private workerEvent(event: WorkerEvent, known: boolean): void {

@@ -44,4 +44,23 @@ describe("network partition on NATS (worker processes in network namespaces)", (
       movesWithinMs: 15_000,
     });
   }, 240_000);
+
+  it("nothing queued, a pull waiting in every worker: one namespace cut off past workerTimeoutMs, then restored: its tasks run elsewhere, none lost, late results ignored, it is fenced and rejoins", async ({
+    skip,
+  }) => {
+    if (!network || !server) return skip();
+    const target: BrokerTarget = {
+      name: "NATS",
+      url: server.url,
+      workerOptions: {},
+      clientOptions: { streamsOnClose: "delete" },
+    };
+    // Half the default AckWait (30 s): a delivery that moves later came back by the deadline, not released.
+    await partitionPastTimeout(target, network, {
+      coordinator: server.url,
+      workers: server.url,
+      movesWithinMs: 15_000,
+      load: "free-slots",
+    });
+  }, 240_000);
 });

@@ -24,6 +24,7 @@ import type { PartitionNetwork } from "./netns.js";
 const WORKER_TIMEOUT_MS = 3000;
 const HEARTBEAT_MS = 500;
 const PER_HOST = 2;
+const CONCURRENCY = 4;
 
 export interface PartitionOptions {
   /** Where the coordinator (host side) reaches the broker. */
@@ -35,6 +36,12 @@ export interface PartitionOptions {
    * tells mechanisms apart: NATS, half of AckWait — released, not redelivered by the deadline).
    */
   movesWithinMs: number;
+  /**
+   * "queued" (default): a backlog of short tasks, so no worker has a pull waiting at the broker.
+   * "free-slots": one long task per slot and nothing queued, so every worker, the cut-off ones
+   * included, has a pull waiting for the next task when the cut comes.
+   */
+  load?: "queued" | "free-slots";
 }
 
 /** Polls getWorkers() (every 50 ms, bounded) until `ok`; resolves with when it first held. */
@@ -72,13 +79,17 @@ export async function partitionPastTimeout(
 ): Promise<void> {
   const [cutHost, otherHost] = network.hosts;
   if (cutHost === undefined || otherHost === undefined) throw new Error("the network needs two hosts");
-  const run = new ChaosRun(target, "partition past workerTimeoutMs", options.coordinator);
+  const run = new ChaosRun(
+    target,
+    `partition past workerTimeoutMs (${options.load ?? "queued"})`,
+    options.coordinator,
+  );
   const tag = `[chaos ${target.name}]  `;
   try {
     await run.start({ healthCheckIntervalMs: 250, workerTimeoutMs: WORKER_TIMEOUT_MS });
     const start = (host: typeof cutHost) =>
       run.startWorkers({
-        concurrency: 4,
+        concurrency: CONCURRENCY,
         url: options.workers,
         wrapper: network.exec(host),
         transportOptions: target.freezeOptions,
@@ -93,10 +104,19 @@ export async function partitionPastTimeout(
       (await run.coordinator.getWorkers()).filter((w) => cutPids.has(w.pid)).map((w) => w.id),
     );
 
-    const ids = await run.submit(500, "work", (n) => ({ n, ms: 90 + (n % 5) * 30 }));
+    const slots = CONCURRENCY * all.length;
+    const ids =
+      options.load === "free-slots"
+        ? await run.submit(slots - all.length, "work", (n) => ({ n, ms: 2500 }))
+        : await run.submit(500, "work", (n) => ({ n, ms: 90 + (n % 5) * 30 }));
     await run.ledger.until(
-      (l) => l.count("end") >= 40 && cut.every((p) => l.running(p.pid).length > 0),
-      "40 tasks done and both processes of the namespace to cut running some",
+      (l) =>
+        options.load === "free-slots"
+          ? l.count("start") >= slots - all.length && cut.every((p) => l.running(p.pid).length > 0)
+          : l.count("end") >= 40 && cut.every((p) => l.running(p.pid).length > 0),
+      options.load === "free-slots"
+        ? "every task running, some in each process to cut"
+        : "40 tasks done and both processes of the namespace to cut running some",
     );
 
     // Cut: the namespace's processes run on, unheard.

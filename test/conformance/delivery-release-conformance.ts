@@ -91,6 +91,28 @@ export function describeDeliveryReleaseConformance(target: DeliveryReleaseTarget
       for (const d of back) await d.ack();
     });
 
+    it("a delayed release takes the deliveries from their holder at once but hands them out only after the delay", async ({
+      skip,
+    }) => {
+      if (!ok) skip();
+      const { holder, other, release } = await pair();
+      expect(release.requestsLingerMs).toBeGreaterThanOrEqual(0);
+      const held = new Collector<Delivery>();
+      const consumer = await holder.consume(["q.rel"], held.push, { concurrency: 1 });
+      await holder.enqueue("q.rel", enc("later"), { priority: 5 });
+      await held.waitFor(1);
+      const releasedAt = Date.now();
+      await release.release(holder.deliveryRelease?.()?.heldBy(consumer) ?? [], { delayMs: 1500 });
+      const again = new Collector<Delivery>();
+      await other.consume(["q.rel"], again.push, { concurrency: 1 });
+      const [back] = await again.waitFor(1, "the released delivery, after its delay and long before AckWait");
+      // Not before the delay (a little slack for clocks), and back from the broker, not AckWait's.
+      expect(Date.now() - releasedAt).toBeGreaterThanOrEqual(1400);
+      expect(dec(back!.body)).toBe("later");
+      expect(back!.deliveryCount).toBe(2);
+      await back!.ack();
+    });
+
     it("a holder that forgets what was released does not send it back again when it stops", async ({
       skip,
     }) => {

@@ -14,7 +14,7 @@ import {
   WorkerPool,
 } from "fastagentic";
 import { afterEach, describe, expect, it } from "vitest";
-import { RELEASE_MARGIN_MS, releaseIsSafe } from "../../src/cluster/failover.js";
+import { RELEASE_MARGIN_MS, releaseDelayMs, releaseIsSafe } from "../../src/cluster/failover.js";
 import { HeldDeliveries } from "../../src/cluster/held-deliveries.js";
 import { WorkerFence } from "../../src/cluster/worker-fence.js";
 import { decodeControl, decodeWorkerEvent } from "../../src/codec.js";
@@ -218,6 +218,19 @@ describe("failover pieces", () => {
     expect(releaseIsSafe(30_000, 20_000 - RELEASE_MARGIN_MS)).toBe(true);
     expect(releaseIsSafe(30_000, 20_000 - RELEASE_MARGIN_MS + 1)).toBe(false);
     expect(releaseIsSafe(30_000, 30_000)).toBe(false); // the default workerTimeoutMs: AckWait does it
+  });
+
+  it("holds a release back until the dead worker's own waiting requests for work have lapsed", () => {
+    const lastSeen = 100_000;
+    // Heartbeat 500 ms, requests lingering 5 s: its last request reached the broker before
+    // lastSeen + 500, so it lapses by lastSeen + 5500; plus the margin.
+    expect(releaseDelayMs(lastSeen + 3000, lastSeen, 500, 5000)).toBe(2500 + RELEASE_MARGIN_MS);
+    // Declared dead after all of that (workerTimeoutMs longer than interval + linger + margin): at once.
+    expect(releaseDelayMs(lastSeen + 30_000, lastSeen, 5000, 5000)).toBe(0);
+    // Interval unknown: as if it was in touch until now.
+    expect(releaseDelayMs(lastSeen + 3000, lastSeen, undefined, 5000)).toBe(5000 + RELEASE_MARGIN_MS);
+    // Nothing lingers (a broker without waiting requests): only what the margin leaves.
+    expect(releaseDelayMs(lastSeen + 3000, lastSeen, 500, 0)).toBe(0);
   });
 
   it("follows what each worker holds: heartbeats list it all, started events add, outcomes remove", () => {

@@ -1,22 +1,22 @@
 /**
  * JetStream's DeliveryRelease (transports/delivery-release.ts): a delivery's handle is its ack
- * subject; releasing it answers "-NAK" on that subject from whichever process releases it, which
- * JetStream accepts from any connection. Handles come from the wire (heartbeats, task events), so
+ * subject; releasing it answers "-NAK" (with a delay, when asked) on that subject from whichever
+ * process releases it, which JetStream accepts from any connection. Handles come from the wire (heartbeats, task events), so
  * only well-formed ack subjects of this namespace's streams are answered.
  */
 import type { DeliveryRelease } from "../delivery-release.js";
 import type { Consumer, Delivery } from "../transport.js";
 import { NatsConsumer } from "./nats-consumer.js";
-import { NatsDelivery, parseAckSubject } from "./nats-delivery.js";
+import { NatsDelivery, nakPayload, parseAckSubject } from "./nats-delivery.js";
 import type { NatsNames } from "./nats-names.js";
 import type { Outbox } from "./nats-outbox.js";
-
-const NAK = Uint8Array.of(45, 78, 65, 75); // -NAK
 
 /** What the release needs from its transport. */
 export interface ReleaseLink {
   readonly names: NatsNames;
   readonly ackWaitMs: number;
+  /** How long a standing pull waits at the server (idlePullMs). */
+  readonly idlePullMs: number;
   /** The connection's outbox, and a round trip that resolves once the server has what it sent. */
   live(): { outbox: Outbox; flush(): Promise<void> };
 }
@@ -28,6 +28,10 @@ export class NatsDeliveryRelease implements DeliveryRelease {
     return this.link.ackWaitMs;
   }
 
+  get requestsLingerMs(): number {
+    return this.link.idlePullMs;
+  }
+
   handleOf(delivery: Delivery): string | undefined {
     return delivery instanceof NatsDelivery ? delivery.msg.reply || undefined : undefined;
   }
@@ -36,11 +40,12 @@ export class NatsDeliveryRelease implements DeliveryRelease {
     return consumer instanceof NatsConsumer ? consumer.unsettledHandles() : [];
   }
 
-  async release(handles: readonly string[]): Promise<void> {
+  async release(handles: readonly string[], options: { delayMs?: number } = {}): Promise<void> {
     const ours = handles.filter((h) => this.isOurs(h));
     if (ours.length === 0) return;
     const { outbox, flush } = this.link.live();
-    for (const handle of ours) outbox.send(handle, NAK);
+    const nak = nakPayload(options.delayMs);
+    for (const handle of ours) outbox.send(handle, nak);
     outbox.flush();
     await flush();
   }

@@ -299,6 +299,7 @@ export class NatsTransport implements Transport {
     this.release ??= new NatsDeliveryRelease({
       names: this.names,
       ackWaitMs: this.options.ackWaitMs,
+      idlePullMs: this.options.idlePullMs,
       live: () => {
         const conn = this.live();
         return { outbox: conn.outbox, flush: () => conn.nc.flush() };
