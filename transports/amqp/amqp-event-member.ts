@@ -3,6 +3,8 @@
  * concurrency, consuming the group's queue with manual acks. After a lost channel or connection
  * it declares the group again and consumes on a new channel; a delivery of the old channel is
  * never settled on the new one (its tag would be unknown there): the broker has requeued it.
+ * Acks wait for the end of the turn: the longest run of handled deliveries from the oldest one
+ * on is acked with one `basic.ack` (multiple), the others one by one; releases leave at once.
  */
 import type { Channel, ConsumeMessage } from "amqplib";
 import { describeThrown } from "../../src/errors.js";
@@ -22,6 +24,13 @@ export class AmqpEventMember {
   private retryTimer?: ReturnType<typeof setTimeout>;
   private retryDelayMs = 100;
   private readonly unsettled = new Set<AmqpEventDelivery>();
+  /** The current channel's deliveries not acked on the broker yet, in delivery order. */
+  private order: AmqpEventDelivery[] = [];
+  private flushScheduled = false;
+  private readonly flushSoon = (): void => {
+    this.flushScheduled = false;
+    this.flushAcks();
+  };
   private readonly offUp: () => void;
 
   constructor(
@@ -56,6 +65,7 @@ export class AmqpEventMember {
       if (this.channel !== channel) return;
       this.channel = undefined;
       this.unsettled.clear(); // requeued by the broker
+      this.order = [];
       this.reattachSoon(this.retryDelayMs);
     });
     await channel.prefetch(this.spec.concurrency);
@@ -94,6 +104,7 @@ export class AmqpEventMember {
     if (this.closed || this.channel !== channel) return;
     const d = new AmqpEventDelivery(this, channel, m);
     this.unsettled.add(d);
+    this.order.push(d);
     try {
       this.onEvent(d);
     } catch {
@@ -104,11 +115,42 @@ export class AmqpEventMember {
   settle(d: AmqpEventDelivery, requeue: boolean | undefined): void {
     if (!this.unsettled.delete(d)) return;
     if (d.channel !== this.channel) return; // its channel is gone: the broker requeued it
+    if (requeue === undefined) {
+      d.handled = true;
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flushSoon);
+      }
+      return;
+    }
+    const at = this.order.indexOf(d);
+    if (at >= 0) this.order.splice(at, 1);
     try {
-      if (requeue === undefined) d.channel.ack(d.message);
-      else d.channel.nack(d.message, false, requeue);
+      d.channel.nack(d.message, false, requeue);
     } catch {
       // The channel closed meanwhile: requeued by the broker.
+    }
+  }
+
+  /** Acks the handled deliveries: the oldest run of them with one multiple ack, the rest one by one. */
+  private flushAcks(): void {
+    const channel = this.channel;
+    const order = this.order;
+    if (channel === undefined || order.length === 0) return;
+    let run = 0;
+    while (run < order.length && (order[run] as AmqpEventDelivery).handled) run++;
+    try {
+      if (run > 0) channel.ack((order[run - 1] as AmqpEventDelivery).message, run > 1);
+      const rest: AmqpEventDelivery[] = [];
+      for (let i = run; i < order.length; i++) {
+        const d = order[i] as AmqpEventDelivery;
+        if (d.handled) channel.ack(d.message);
+        else rest.push(d);
+      }
+      this.order = rest;
+    } catch {
+      // The channel closed meanwhile: requeued by the broker.
+      this.order = [];
     }
   }
 
@@ -122,6 +164,7 @@ export class AmqpEventMember {
     this.offUp();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.attaching?.catch(() => {});
+    this.flushAcks();
     for (const d of [...this.unsettled]) d.release();
     const channel = this.channel;
     this.channel = undefined;
@@ -134,6 +177,8 @@ class AmqpEventDelivery implements EventDelivery {
   readonly body: Uint8Array;
   readonly sequence: number | undefined;
   readonly deliveryCount: number;
+  /** Handled, its ack waiting for the end of the turn. */
+  handled = false;
 
   constructor(
     private readonly member: AmqpEventMember,

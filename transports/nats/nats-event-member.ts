@@ -115,7 +115,10 @@ export class NatsEventMember {
     if (!this.unsettled.delete(d)) return;
     this.inHand--;
     d.source.inHand--;
-    this.send(d.reply, payload);
+    // At the end of this turn: the settlements of every message read in it (and the pull that
+    // renews them) leave in one write, instead of one write per socket read.
+    const { outbox } = this.link.conn();
+    if (outbox.open) outbox.sendLazily(d.reply, payload);
     this.changed();
   }
 
@@ -208,7 +211,7 @@ export class NatsEventMember {
     s.requested += batch;
     s.expiresAt = Date.now() + PULL_EXPIRES_MS;
     const body = `{"batch":${batch},"expires":${PULL_EXPIRES_MS * 1_000_000}}`;
-    outbox.send(s.next, encoder.encode(body), `${this.inbox}.${s.consumer}`);
+    outbox.sendLazily(s.next, encoder.encode(body), `${this.inbox}.${s.consumer}`);
   }
 
   private reensure(): void {
