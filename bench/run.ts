@@ -157,7 +157,6 @@ async function main(): Promise<void> {
     if (results.events) lines.push(eventLines(results.events));
     if (results.entities) lines.push(entityLines(results.entities));
     const own = [
-      ...(runs("roundtrips") ? evaluateTargets(results) : []),
       ...(results.events ? eventTargets(results.events) : []),
       ...(results.entities ? entityTargets(results.entities) : []),
     ];
