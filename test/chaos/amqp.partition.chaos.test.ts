@@ -12,7 +12,7 @@ import { AMQP_URL, amqpAvailable } from "../helpers/brokers.js";
 import { BROKER_LOCK_WAIT_MS, lockBroker } from "../integration/amqp/broker-lock.js";
 import { type BrokerTarget, GUARD_MS } from "./harness.js";
 import { netnsAvailable, PartitionNetwork } from "./netns.js";
-import { partitionPastTimeout } from "./partition-case.js";
+import { LOADS, partitionPastTimeout } from "./partition-case.js";
 import { TcpForwarder } from "./tcp-forwarder.js";
 
 const target: BrokerTarget = {
@@ -49,17 +49,18 @@ describe("network partition on RabbitMQ (worker processes in network namespaces)
     }
   }, 60_000);
 
-  it("one namespace cut off past workerTimeoutMs, then restored: its tasks run elsewhere, none lost, late results ignored, it is fenced and rejoins", async ({
-    skip,
-  }) => {
-    if (!network || !forwarder) return skip();
-    const workers = new URL(AMQP_URL);
-    workers.hostname = forwarder.host;
-    workers.port = String(forwarder.port);
-    await partitionPastTimeout(target, network, {
-      coordinator: AMQP_URL,
-      workers: workers.toString(),
-      movesWithinMs: GUARD_MS,
-    });
-  }, 240_000);
+  for (const [load, title] of LOADS) {
+    it(title, async ({ skip }) => {
+      if (!network || !forwarder) return skip();
+      const workers = new URL(AMQP_URL);
+      workers.hostname = forwarder.host;
+      workers.port = String(forwarder.port);
+      await partitionPastTimeout(target, network, {
+        coordinator: AMQP_URL,
+        workers: workers.toString(),
+        movesWithinMs: GUARD_MS,
+        load,
+      });
+    }, 240_000);
+  }
 });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, it } from "vitest";
 import { PrivateNatsServer, privateNatsServerAvailable } from "../integration/nats/private-server.js";
 import type { BrokerTarget } from "./harness.js";
 import { netnsAvailable, PartitionNetwork } from "./netns.js";
-import { partitionPastTimeout } from "./partition-case.js";
+import { LOADS, partitionPastTimeout } from "./partition-case.js";
 
 describe("network partition on NATS (worker processes in network namespaces)", () => {
   let network: PartitionNetwork | undefined;
@@ -27,40 +27,22 @@ describe("network partition on NATS (worker processes in network namespaces)", (
     await network?.destroy();
   }, 60_000);
 
-  it("one namespace cut off past workerTimeoutMs, then restored: its tasks run elsewhere, none lost, late results ignored, it is fenced and rejoins", async ({
-    skip,
-  }) => {
-    if (!network || !server) return skip();
-    const target: BrokerTarget = {
-      name: "NATS",
-      url: server.url,
-      workerOptions: {},
-      clientOptions: { streamsOnClose: "delete" },
-    };
-    // Half the default AckWait (30 s): a delivery that moves later came back by the deadline, not released.
-    await partitionPastTimeout(target, network, {
-      coordinator: server.url,
-      workers: server.url,
-      movesWithinMs: 15_000,
-    });
-  }, 240_000);
-
-  it("nothing queued, a pull waiting in every worker: one namespace cut off past workerTimeoutMs, then restored: its tasks run elsewhere, none lost, late results ignored, it is fenced and rejoins", async ({
-    skip,
-  }) => {
-    if (!network || !server) return skip();
-    const target: BrokerTarget = {
-      name: "NATS",
-      url: server.url,
-      workerOptions: {},
-      clientOptions: { streamsOnClose: "delete" },
-    };
-    // Half the default AckWait (30 s): a delivery that moves later came back by the deadline, not released.
-    await partitionPastTimeout(target, network, {
-      coordinator: server.url,
-      workers: server.url,
-      movesWithinMs: 15_000,
-      load: "free-slots",
-    });
-  }, 240_000);
+  for (const [load, title] of LOADS) {
+    it(title, async ({ skip }) => {
+      if (!network || !server) return skip();
+      const target: BrokerTarget = {
+        name: "NATS",
+        url: server.url,
+        workerOptions: {},
+        clientOptions: { streamsOnClose: "delete" },
+      };
+      // Half the default AckWait (30 s): a delivery that moves later came back by the deadline, not released.
+      await partitionPastTimeout(target, network, {
+        coordinator: server.url,
+        workers: server.url,
+        movesWithinMs: 15_000,
+        load,
+      });
+    }, 240_000);
+  }
 });

@@ -18,13 +18,15 @@
  */
 import type { TaskResult, WorkerInfo } from "fastagentic";
 import { expect } from "vitest";
-import { type BrokerTarget, ChaosRun, type CliProcess, GUARD_MS } from "./harness.js";
+import { type BrokerTarget, ChaosRun, type CliProcess, eventually, GUARD_MS } from "./harness.js";
 import type { PartitionNetwork } from "./netns.js";
 
 const WORKER_TIMEOUT_MS = 3000;
 const HEARTBEAT_MS = 500;
 const PER_HOST = 2;
 const CONCURRENCY = 4;
+
+export type Load = "queued" | "free-slots";
 
 export interface PartitionOptions {
   /** Where the coordinator (host side) reaches the broker. */
@@ -41,7 +43,7 @@ export interface PartitionOptions {
    * "free-slots": one long task per slot and nothing queued, so every worker, the cut-off ones
    * included, has a pull waiting for the next task when the cut comes.
    */
-  load?: "queued" | "free-slots";
+  load?: Load;
 }
 
 /** Polls getWorkers() (every 50 ms, bounded) until `ok`; resolves with when it first held. */
@@ -71,6 +73,15 @@ function matchesReality(processes: CliProcess[], gone: ReadonlySet<string>) {
     return JSON.stringify(pids) === JSON.stringify([...live].sort()) && workers.every((w) => !gone.has(w.id));
   };
 }
+
+const OUTCOME =
+  "cut off past workerTimeoutMs, then restored: its tasks run elsewhere, none lost, late results ignored, it is fenced and rejoins";
+
+/** The loads each broker runs the case under, with their test titles. */
+export const LOADS: ReadonlyArray<readonly [Load, string]> = [
+  ["queued", `a backlog of short tasks; one namespace ${OUTCOME}`],
+  ["free-slots", `nothing queued, a free slot (a pull waiting) in every worker; one namespace ${OUTCOME}`],
+];
 
 export async function partitionPastTimeout(
   target: BrokerTarget,
@@ -118,6 +129,15 @@ export async function partitionPastTimeout(
         ? "every task running, some in each process to cut"
         : "40 tasks done and both processes of the namespace to cut running some",
     );
+    if (options.load === "free-slots") {
+      // Nothing starts after this: cut once the coordinator has heard every start, so that what
+      // the cut-off workers hold is what it can release (not lost with its "started" in the cut).
+      await eventually(
+        async () => new Set(run.taskEvents.filter((e) => e.kind === "started").map((e) => e.taskId)).size,
+        (n) => n >= ids.length,
+        `the coordinator to hear the ${ids.length} tasks start`,
+      );
+    }
 
     // Cut: the namespace's processes run on, unheard.
     await network.cut(cutHost);
@@ -218,6 +238,7 @@ export async function partitionPastTimeout(
     for (const p of all) expect(p.exit).toBeUndefined();
     expect(ranAfter.length).toBeGreaterThan(0);
   } finally {
+    await network.restore(cutHost).catch(() => {}); // a failed run must not leave the next one cut off
     await run.cleanup();
   }
 }

@@ -47,9 +47,15 @@ export class TcpForwarder {
     return this.sockets.size;
   }
 
-  /** Stops listening and closes every connection. */
+  /** Stops listening and closes every connection (bounded: resolves within 5 s whatever happens). */
   close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, 5000);
+      this.server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 }
