@@ -2,7 +2,7 @@
  * Configuration: defaults, and validation that names the bad key and says what to do. Unknown
  * keys are errors (a typo must not silently fall back to a default), with a suggestion.
  */
-import { ConfigError } from "./errors.js";
+import { ConfigError, describeThrown } from "./errors.js";
 import { type Check, durationIn, intIn, LIMITS, numberIn, showValue } from "./limits.js";
 import { MAX_TAGS_PER_WORKER, normalizeTags } from "./names.js";
 
@@ -279,9 +279,15 @@ export function validateKeys(what: string, input: unknown, keys: readonly string
     known = new Set(keys);
     keySets.set(keys, known);
   }
-  for (const key in input) {
-    if (!known.has(key)) validate(what, input, Object.fromEntries(keys.map((k) => [k, () => undefined])));
+  let unknown = false;
+  try {
+    for (const key in input) if (!known.has(key)) unknown = true;
+  } catch (error) {
+    throw new ConfigError(`${what} could not be read (${describeThrown(error)}); pass a plain object.`, {
+      cause: error,
+    });
   }
+  if (unknown) validate(what, input, Object.fromEntries(keys.map((k) => [k, () => undefined])));
 }
 
 export function backoffDelay(

@@ -40,7 +40,7 @@ import { MAX_TAGS_PER_WORKER, normalizeTags, queuesServedBy, subjects } from "./
 import { TransportWorkerRegistry } from "./registry.js";
 import { submitAndWait } from "./submit.js";
 import { PoolSupervisor } from "./supervision/pool-supervisor.js";
-import { TaskQueue } from "./task-queue.js";
+import { SUBMIT_KEYS, TaskQueue } from "./task-queue.js";
 import { TypeAdmission } from "./type-admission.js";
 import type { SubmitOptions, Task, TaskHandler, TaskResult, WaitOptions, WorkerInfo } from "./types.js";
 import { xstateClock } from "./worker.js";
@@ -350,6 +350,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Submits a task and resolves once it is queued, with the Task record. */
   async submitAsync(taskType: string, data?: unknown, options: SubmitOptions = {}): Promise<Task> {
     this.assertRunning("submitAsync");
+    validateKeys("submitAsync() options", options, SUBMIT_KEYS);
     const admitted = this.admit(taskType, options);
     if (admitted !== undefined) await admitted;
     return this.queue.enqueue({ ...this.pool.handlerTable.submitOptions(taskType, options), taskType, data });

@@ -92,7 +92,7 @@ export class UnknownDeadLetterError extends FastAgenticError {
   override readonly code = "FA_UNKNOWN_DEAD_LETTER";
   constructor(readonly deadLetterId: string) {
     super(
-      `No dead letter with id "${deadLetterId.length > 200 ? `${deadLetterId.slice(0, 200)}…` : deadLetterId}" ` +
+      `No dead letter with id ${typeof deadLetterId === "string" ? `"${cutText(deadLetterId, 200)}"` : `of type ${typeof deadLetterId}`} ` +
         "(any more): it was retried, deleted or purged, or the id is not one that a dead-letter list gave. " +
         "List the dead letters again for current ids.",
     );

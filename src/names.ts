@@ -4,13 +4,14 @@
  */
 import { assertLogicalName } from "../transports/transport.js";
 import { InvalidNameError } from "./errors.js";
+import { showValue } from "./limits.js";
 
 const PART = /^[A-Za-z0-9_-]{1,64}$/;
 
 function assertPart(value: unknown, what: string): asserts value is string {
   if (typeof value !== "string" || !PART.test(value)) {
     throw new InvalidNameError(
-      `Invalid ${what} ${JSON.stringify(value)}: use 1-64 letters, digits, "_" or "-". ` +
+      `Invalid ${what} ${showValue(value)}: use 1-64 letters, digits, "_" or "-". ` +
         "It becomes part of a broker subject or queue name, where dots, spaces and wildcards " +
         "(*, >, #) have a meaning of their own.",
     );
@@ -33,7 +34,7 @@ export function assertQueueName(name: unknown): asserts name is string {
 export function normalizeTags(tags: readonly string[] | undefined): string[] {
   if (tags === undefined) return [];
   if (!Array.isArray(tags)) {
-    throw new InvalidNameError(`tags must be an array of strings, got ${JSON.stringify(tags)}.`);
+    throw new InvalidNameError(`tags must be an array of strings, got ${showValue(tags)}.`);
   }
   for (const tag of tags) assertTag(tag);
   return [...new Set(tags)].sort();

@@ -24,7 +24,7 @@ import {
   ValidationError,
 } from "./errors.js";
 import { newId } from "./ids.js";
-import { checked, durationIn, intIn, LIMITS, wholeMsIn } from "./limits.js";
+import { checked, durationIn, intIn, LIMITS, showValue, wholeMsIn } from "./limits.js";
 import {
   assertQueueName,
   assertTaskType,
@@ -258,7 +258,7 @@ export class TaskQueue {
       }
     }
     if (this.size >= this.maxQueueSize) throw new QueueFullError(this.size, this.maxQueueSize);
-    const headers: Record<string, string> = options.headers === undefined ? {} : { ...options.headers };
+    const headers = headersOf(options);
     if (headers["traceparent"] === undefined) propagation.inject(otelContext.active(), headers);
     // Empty tags, metadata and headers and zero retries are left out of the wire form (the decoder
     // restores them): smaller messages, less to encode and parse.
@@ -466,19 +466,19 @@ export class TaskQueue {
     const priority = options.priority ?? TaskPriority.NORMAL;
     if (!PRIORITIES.has(priority)) {
       throw new ValidationError(
-        `Invalid priority ${JSON.stringify(priority)}: use TaskPriority.LOW (0), NORMAL (5), HIGH (10) or CRITICAL (20).`,
+        `Invalid priority ${showValue(priority)}: use TaskPriority.LOW (0), NORMAL (5), HIGH (10) or CRITICAL (20).`,
       );
     }
     const metadata = options.metadata ?? {};
     if (typeof metadata !== "object" || metadata === null || Array.isArray(metadata)) {
-      throw new ValidationError(`metadata must be a plain object, got ${JSON.stringify(metadata)}.`);
+      throw new ValidationError(`metadata must be a plain object, got ${showValue(metadata)}.`);
     }
     if (
       options.id !== undefined &&
       (typeof options.id !== "string" || !/^[A-Za-z0-9_.:-]{1,128}$/.test(options.id))
     ) {
       throw new ValidationError(
-        `Invalid task id ${JSON.stringify(options.id)}: use 1-128 letters, digits, "_", "-", ":" or ".".`,
+        `Invalid task id ${showValue(options.id)}: use 1-128 letters, digits, "_", "-", ":" or ".".`,
       );
     }
     return {
@@ -501,9 +501,26 @@ export class TaskQueue {
   }
 }
 
+/** Whether `o` has an enumerable key; true when reading it throws (encoding it then says why). */
 function hasKeys(o: object): boolean {
-  for (const _ in o) return true;
+  try {
+    for (const _ in o) return true;
+  } catch {
+    return true;
+  }
   return false;
+}
+
+/** A copy of the caller's trace headers (a ValidationError when they cannot be read). */
+function headersOf(options: SubmitOptions): Record<string, string> {
+  if (options.headers === undefined) return {};
+  try {
+    return { ...options.headers };
+  } catch (error) {
+    throw new ValidationError(`headers could not be read (${describeThrown(error)}); pass a plain object.`, {
+      cause: error,
+    });
+  }
 }
 
 /** A task's tags, refused when no worker could ever carry them all (it would wait forever). */

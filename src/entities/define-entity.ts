@@ -6,6 +6,7 @@ import type { AnyStateMachine, ContextFrom, EventFromLogic, StateValueFrom } fro
 import { assertPartition, MAX_PARTITIONS } from "../../transports/entity-mailbox.js";
 import { validateKeys } from "../config.js";
 import { ConfigError, InvalidNameError } from "../errors.js";
+import { showValue } from "../limits.js";
 import type { EntityEvent, EntityLogic } from "./entity-logic.js";
 import { MachineLogic } from "./machine-logic.js";
 
@@ -126,7 +127,7 @@ export function resolveEntityOptions(
     const value = o[key] ?? fallback;
     if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
       throw new ConfigError(
-        `${where}: ${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}.`,
+        `${where}: ${key} must be an integer from ${min} to ${max}, got ${showValue(value)}.`,
       );
     }
     return value as number;

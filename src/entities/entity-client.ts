@@ -19,6 +19,7 @@ import {
   ValidationError,
 } from "../errors.js";
 import { newId } from "../ids.js";
+import { showValue } from "../limits.js";
 import type { Logger } from "../logger.js";
 import type { AnyEntityDefinition } from "./define-entity.js";
 import { type EntityBackends, entityBackends, entitySubjects } from "./entity-backends.js";
@@ -95,7 +96,7 @@ export class EntityClient {
     const timeoutMs = options.timeoutMs ?? def.options.askTimeoutMs;
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
       throw new ConfigError(
-        `ask(): timeoutMs must be a positive integer, got ${JSON.stringify(options.timeoutMs)}.`,
+        `ask(): timeoutMs must be a positive integer, got ${showValue(options.timeoutMs)}.`,
       );
     }
     const message = this.message(def, id, event, options);

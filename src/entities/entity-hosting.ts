@@ -5,6 +5,7 @@
 import type { StateStore } from "../../transports/state-store.js";
 import { validateKeys } from "../config.js";
 import { ConfigError } from "../errors.js";
+import { showValue } from "../limits.js";
 import type { AnyEntityDefinition } from "./define-entity.js";
 import { entityDefinitionOf } from "./entity.decorator.js";
 import type { EntityEventSink } from "./entity-outbox.js";
@@ -24,7 +25,7 @@ export function resolveEntitiesOptions(input: EntitiesOptions | undefined, where
   const o = input ?? {};
   if (o.failoverMs !== undefined && !(Number.isInteger(o.failoverMs) && o.failoverMs >= 100)) {
     throw new ConfigError(
-      `${where}.entities.failoverMs must be an integer ≥ 100, got ${JSON.stringify(o.failoverMs)}.`,
+      `${where}.entities.failoverMs must be an integer ≥ 100, got ${showValue(o.failoverMs)}.`,
     );
   }
   if (o.stateStore !== undefined && typeof o.stateStore?.put !== "function") {

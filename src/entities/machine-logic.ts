@@ -20,6 +20,7 @@ import {
 } from "xstate";
 import { assertEventType } from "../../transports/event-log.js";
 import { ConfigError, describeThrown } from "../errors.js";
+import { showValue } from "../limits.js";
 import { ENTITY_SEND, type EntitySendSpec } from "./entity-actions.js";
 import type { Effect, EntityEvent, EntityLogic, EntityView, StepResult } from "./entity-logic.js";
 
@@ -194,7 +195,7 @@ export class MachineLogic implements EntityLogic {
         typeof spec.event === "function" ? (spec.event as (args: unknown) => EntityEvent)(info) : spec.event;
       if (typeof to !== "string" || to.length === 0) {
         throw new ConfigError(
-          `sendToEntity(${spec.target.name}): the target id must be a non-empty string, got ${JSON.stringify(to)}.`,
+          `sendToEntity(${spec.target.name}): the target id must be a non-empty string, got ${showValue(to)}.`,
         );
       }
       return [{ k: "send", entity: spec.target.name, partitions: spec.target.partitions, to, event }];

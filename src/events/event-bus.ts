@@ -20,6 +20,7 @@ import { type RetryBackoff, validateKeys } from "../config.js";
 import { exploreActor } from "../decorators/actor-explorer.js";
 import { ConfigError, StateError } from "../errors.js";
 import { newId } from "../ids.js";
+import { showValue } from "../limits.js";
 import { childLogger, getDefaultLogger, type Logger } from "../logger.js";
 import { subscribeHandler } from "./actor-events.js";
 import { assertEventId, assertEventKey, assertHeaders, type BusEvent, encodeEvent } from "./event-codec.js";
@@ -241,7 +242,7 @@ export class EventBus {
 
 function positiveInt(value: unknown, name: string, min: number): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-    throw new ConfigError(`subscribe(): ${name} must be an integer ≥ ${min}, got ${JSON.stringify(value)}.`);
+    throw new ConfigError(`subscribe(): ${name} must be an integer ≥ ${min}, got ${showValue(value)}.`);
   }
   return value;
 }
@@ -258,7 +259,7 @@ function checkFrom(from: unknown, durable: boolean): void {
           ((from as { sequence: number }).sequence ?? 0) >= 1)));
   if (!ok) {
     throw new ConfigError(
-      `subscribe(): from must be "new", "all", { time: epochMs } or { sequence: n ≥ 1 }, got ${JSON.stringify(from)}.`,
+      `subscribe(): from must be "new", "all", { time: epochMs } or { sequence: n ≥ 1 }, got ${showValue(from)}.`,
     );
   }
   if (!durable && from !== "new") {
