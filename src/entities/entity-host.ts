@@ -248,6 +248,9 @@ export class EntityHost {
       if (plan.changed) {
         try {
           const data = encodeRecord(plan.next.record, this.backends.store.maxValueBytes);
+          // Timers leave first: a timer message without its state is skipped when it comes (its
+          // token is not in the record); a state whose timer never left would wait forever.
+          if (plan.timers) await this.options.outbox.sendTimers(this.def, slot.id, plan.next);
           plan.next.revision = await this.backends.store.put(
             this.def.name,
             slot.id,
@@ -302,6 +305,14 @@ export class EntityHost {
       throw fail(`cannot be read: ${describeThrown(error)}. It is left as it is.`, error);
     }
     let persisted = record.s;
+    if (record.mv > def.options.version) {
+      // A newer machine wrote it (a rolling deploy, a rollback): migrate() turns older snapshots
+      // into this version's, never newer ones, and writing over it would lose what it knows.
+      throw fail(
+        `was written by version ${record.mv} of its machine, newer than this one (version ${def.options.version}). ` +
+          "Run the newer version on every worker that holds this entity type. The stored state is left as it is.",
+      );
+    }
     if (record.mv !== def.options.version) {
       if (!def.options.migrate) {
         throw fail(

@@ -92,6 +92,28 @@ export class EntityOutbox {
     }
   }
 
+  /**
+   * Sends the new timers of a state before that state is written: a holder that dies right after
+   * the write leaves no timer unsent (after the write, only an event to the entity would make the
+   * next holder load it and send what its outbox holds). Rejects when one cannot leave (the batch
+   * is then tried again); an invalid one is dropped, loudly, as flush() does.
+   */
+  async sendTimers(def: AnyEntityDefinition, id: string, loaded: Loaded): Promise<void> {
+    for (const entry of loaded.unsent) {
+      if (entry.k !== "timer" || this.sent.has(entry)) continue;
+      try {
+        await this.deliver(def, id, loaded, entry);
+      } catch (error) {
+        if (!(error instanceof ValidationError)) throw error;
+        this.options.logger.error(
+          { entity: def.name, id, kind: entry.k, err: describeThrown(error) },
+          "an entity's outgoing message is invalid and was dropped",
+        );
+      }
+      this.sent.add(entry);
+    }
+  }
+
   /** Sends the answer to an ask (at most once: a lost answer makes the ask time out). */
   answer(to: ReplyAddress, outcome: Exclude<Outcome, { kind: "skip" } | { kind: "early" }>): void {
     const reply: EntityReply =

@@ -40,6 +40,8 @@ export interface Plan {
   outcomes: Outcome[];
   /** Local side effects, run after the write. */
   runs: Array<() => void>;
+  /** New durable timers among the outbox entries: sent before the write. */
+  timers: boolean;
 }
 
 /** How early a timer may fire (clock skew between processes, bucket rounding) before it is rescheduled. */
@@ -62,6 +64,7 @@ export function planBatch(
   const runs: Array<() => void> = [];
   const outcomes: Outcome[] = [];
   let changed = loaded.revision === null || record.mv !== def.options.version;
+  let timers = false;
   const snapshotOf = (): EntitySnapshot => ({ id, ...logic.view(state), version: n });
 
   const effects = (list: readonly Effect[]): void => {
@@ -73,6 +76,7 @@ export function planBatch(
           const token = `${n}.${i}`;
           tm[effect.id] = { e: effect.event, at: now + Math.max(0, effect.delayMs), t: token };
           added.push({ k: "timer", n: effect.id, t: token });
+          timers = true;
           break;
         }
         case "cancel":
@@ -161,7 +165,7 @@ export function planBatch(
       at: now,
     },
   };
-  return { changed, next, outcomes, runs };
+  return { changed, next, outcomes, runs, timers };
 }
 
 /** The id of the i-th message the entity's version-n step sent: the same after any redelivery. */

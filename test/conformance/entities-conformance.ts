@@ -247,6 +247,79 @@ export function describeEntitiesConformance(target: EntitiesTarget): void {
       );
     });
 
+    it("fires a timer that fell due while no worker was running, once one starts", async ({ skip }) => {
+      if (!ok) skip();
+      fresh();
+      const Order = defineEntity(name("order"), orderMachine(300), { partitions: 2 });
+      const first = await worker(Order);
+      const c = await client();
+      const ref = c.entity(Order, "restarted");
+      await ref.ask({ type: "ADD_ITEM", sku: "a", price: 1 });
+      expect((await ref.ask({ type: "CHECKOUT" })).value).toBe("awaitingPayment");
+      await first.stop({ graceful: true });
+      await new Promise((r) => setTimeout(r, 900)); // past the pay window, no worker anywhere
+      expect(await ref.get()).toMatchObject({ value: "awaitingPayment" });
+      await worker(Order);
+      await eventually(async () => (await ref.get())?.value === "cancelled", "the overdue timer fired");
+      expect(await ref.get()).toMatchObject({ status: "done", version: 3 });
+    });
+
+    it("fires a timer whose holder died while its timer message was leaving", async ({ skip }) => {
+      if (!ok) skip();
+      fresh();
+      const Order = defineEntity(name("order"), orderMachine(300), { partitions: 1 });
+      // The first worker's timer messages never leave: its process dies in the middle of sending.
+      let hang = false;
+      const dyingSends: Array<(error: Error) => void> = [];
+      const base = transport();
+      const dying = new Proxy(base, {
+        get(target, prop) {
+          if (prop === "entityMailbox") {
+            return () => {
+              const mailbox = target.entityMailbox?.() as NonNullable<
+                ReturnType<NonNullable<Transport["entityMailbox"]>>
+              >;
+              return new Proxy(mailbox, {
+                get(m, p) {
+                  if (p === "sendLater" && hang) {
+                    return () => new Promise((_, reject) => dyingSends.push(reject));
+                  }
+                  const v = Reflect.get(m, p);
+                  return typeof v === "function" ? v.bind(m) : v;
+                },
+              });
+            };
+          }
+          const v = Reflect.get(target, prop);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      });
+      const first = new Worker({
+        transport: dying,
+        entities: { failoverMs: 1500, ...target.entities?.(ns) },
+        config: { heartbeatIntervalMs: 500 },
+      });
+      first.register(Order);
+      await first.start();
+      stoppers.push(() => first.stop({ graceful: false }));
+      const c = await client();
+      const ref = c.entity(Order, "died-sending");
+      await ref.ask({ type: "ADD_ITEM", sku: "a", price: 1 });
+      hang = true;
+      await ref.send({ type: "CHECKOUT" });
+      await eventually(() => dyingSends.length > 0, "the holder sending the timer");
+      // The process dies: whatever it was sending never arrives.
+      const stopping = first.stop({ graceful: false });
+      for (const fail of dyingSends) fail(new Error("the process died"));
+      await stopping;
+      await worker(Order);
+      await eventually(
+        async () => (await ref.get())?.value === "cancelled",
+        "the timer fired on the next holder",
+      );
+      expect(await ref.get()).toMatchObject({ status: "done", version: 3 });
+    });
+
     it("hands partitions over when a worker stops, without losing or repeating an event", async ({
       skip,
     }) => {
@@ -296,8 +369,27 @@ export function describeEntitiesConformance(target: EntitiesTarget): void {
           return { ...s, context: { log: s.context.log.map((n) => n * 100) } };
         },
       });
-      await worker(V2m);
+      const w2m = await worker(V2m);
       expect((await c.entity(V2m, "v").ask({ type: "APPEND", n: 2 })).context.log).toEqual([100, 2]);
+      await w2m.stop({ graceful: true });
+      // An older machine (a rollback, a worker not yet upgraded) never takes a newer snapshot, even
+      // with a migrate() of its own: it would be asked to migrate forwards what it cannot know.
+      const V1m = logEntity(type, { version: 1, migrate: (snapshot) => snapshot });
+      const old = await worker(V1m);
+      const older = c.entity(V1m, "v").ask({ type: "APPEND", n: 3 });
+      await expect(older).rejects.toBeInstanceOf(EntitySnapshotError);
+      await expect(older).rejects.toThrow(/version 2.*newer than this one \(version 1\)/);
+      await old.stop({ graceful: true });
+      // A migrate() whose result the machine cannot restore: a typed error, the state left as it was.
+      const V3 = logEntity(type, {
+        version: 3,
+        migrate: (snapshot) => ({ ...(snapshot as object), value: "no-such-state" }),
+      });
+      await worker(V3);
+      const broken = c.entity(V3, "v").ask({ type: "APPEND", n: 4 });
+      await expect(broken).rejects.toBeInstanceOf(EntitySnapshotError);
+      await expect(broken).rejects.toThrow(/cannot be restored by this machine \(version 3\)/);
+      expect(await c.entity(V3, "v").get()).toMatchObject({ context: { log: [100, 2] }, version: 2 });
     });
 
     it("lets a machine send to another entity and emit on the event bus, each once", async ({ skip }) => {
