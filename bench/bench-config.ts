@@ -40,7 +40,10 @@ export interface BenchConfig {
   failoverTasks: number;
   /** Round-trip paths to run (ids); empty: all. */
   only: string[];
-  /** Sections to skip: "paired", "scaling", "failover", "memory", "xstate", "events", "dashboard". */
+  /**
+   * Sections to skip: "paired", "scaling" (worker processes and task types), "types" (task types
+   * only), "failover", "memory", "xstate", "events", "dashboard".
+   */
   skip: string[];
   natsUrl: string;
   amqpUrl: string;
@@ -79,7 +82,7 @@ const QUICK: typeof FULL = {
   failoverTasks: 20,
 };
 
-export const USAGE = `npm run bench -- [--quick] [--only=fa-nats,raw-jetstream,…] [--skip=paired,scaling,failover,memory,xstate,events,dashboard]
+export const USAGE = `npm run bench -- [--quick] [--only=fa-nats,raw-jetstream,…] [--skip=paired,scaling,types,failover,memory,xstate,events,dashboard]
   [--tasks=N] [--inflight=N] [--latency-tasks=N] [--warmup-tasks=N] [--latency-warmup-tasks=N] [--concurrency=N]
   [--phase-timeout-ms=N] [--rounds=N] [--scaling-workers=1,2,4] [--scaling-tasks=N] [--queued-tasks=N]
   [--failover-tasks=N] [--nats-url=…] [--amqp-url=…] [--redis-url=…] [--results-dir=…]

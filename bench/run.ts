@@ -16,6 +16,7 @@ import { runInGcChild } from "./harness/gc-child-runner.js";
 import { measurePairedLatency } from "./harness/paired-latency.js";
 import { measurePath, type RoundTripResult } from "./harness/round-trip.js";
 import { measureScaling } from "./harness/scaling.js";
+import { measureTypeScaling, typeScalingLines, typeScalingTargets } from "./harness/type-scaling.js";
 import { killAllChildren } from "./harness/worker-children.js";
 import { measureDashboardCost } from "./measures/dashboard-cost.bench.js";
 import { PATHS, pathById } from "./paths/path-registry.js";
@@ -124,6 +125,19 @@ async function main(): Promise<void> {
   if (!skip.has("scaling")) {
     results.scaling = await measureScaling(config, (name) => pathSpec(config, runId, name), log);
   }
+  if (!skip.has("scaling") && !skip.has("types")) {
+    results.typeScaling = await measureTypeScaling(
+      {
+        natsUrl: config.natsUrl,
+        amqpUrl: config.amqpUrl,
+        runId,
+        counts: [1, 20, 100, 300],
+        tags: 6,
+        submits: config.quick ? 100 : 200,
+      },
+      log,
+    );
+  }
   if (!skip.has("failover")) {
     results.failover = await measureFailover(config, (name) => pathSpec(config, runId, name), log);
   }
@@ -141,10 +155,12 @@ async function main(): Promise<void> {
     );
   }
   results.targets = evaluateTargets(results);
+  if (results.typeScaling) results.targets.push(...typeScalingTargets(results.typeScaling));
   if (results.events) results.targets.push(...eventTargets(results.events));
   results.durationSec = (Date.now() - started) / 1000;
   results.machine.loadAverageAtEnd = loadavg()[0] ?? 0;
   process.stdout.write(`${formatReport(results)}\n`);
+  if (results.typeScaling) process.stdout.write(`${typeScalingLines(results.typeScaling).join("\n")}\n`);
   if (results.events) process.stdout.write(`${eventLines(results.events)}\n`);
   mkdirSync(config.resultsDir, { recursive: true });
   writeFileSync(join(config.resultsDir, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);

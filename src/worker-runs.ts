@@ -17,6 +17,7 @@ import {
 import type { TaskEventInput } from "./event-publisher.js";
 import type { HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
+import type { LaneRouter } from "./lane-router.js";
 import { checked, wholeMsIn } from "./limits.js";
 import type { Logger } from "./logger.js";
 import {
@@ -44,6 +45,8 @@ export interface WorkerRunsOptions {
    * fenced (declared dead, or stalled), so the attempt is abandoned instead (src/cluster/worker-fence.ts).
    */
   mayReport?: () => boolean;
+  /** Where tasks this worker does not serve go; without one they are sent back after a second. */
+  router?: LaneRouter;
 }
 
 export interface ExecuteOptions {
@@ -79,9 +82,11 @@ export class WorkerRuns {
   private readonly target: OutcomeTarget;
   private readonly onTooManyAbandoned?: (abandoned: number) => void;
   private readonly mayReport: () => boolean;
+  private readonly router?: LaneRouter;
 
   constructor(options: WorkerRunsOptions) {
     this.mayReport = options.mayReport ?? (() => true);
+    this.router = options.router;
     this.id = options.workerId;
     this.transport = options.transport;
     this.clock = options.clock;
@@ -142,12 +147,14 @@ export class WorkerRuns {
       return;
     }
     const handler = this.handlers.get(task.type);
-    if (!handler) {
-      // Not ours (a queue name shared with another application?): leave it for a worker that has one.
-      await delivery.nack({ delayMs: 1000 });
+    const prior = task.priorAttempts ?? 0;
+    if (!handler || (task.tags.length > 0 && !this.hasTags(task.tags))) {
+      // Not ours (a lane carries every type): to the workers that serve it (src/lane-router.ts).
+      if (this.router) await this.router.forward(delivery, task, prior);
+      else await delivery.nack({ delayMs: 1000 });
       return;
     }
-    const attempt = delivery.deliveryCount;
+    const attempt = delivery.deliveryCount + prior;
     const at = this.clock.now();
     if (this.cancelled.has(task.id)) {
       await publishTaskEvent(this.transport, task, {
@@ -214,6 +221,13 @@ export class WorkerRuns {
       await delivery.nack().catch(() => {});
       throw error;
     }
+  }
+
+  /** Whether this worker carries every one of `tags`. */
+  private hasTags(tags: readonly string[]): boolean {
+    const own = this.config.tags;
+    for (const tag of tags) if (!own.includes(tag)) return false;
+    return true;
   }
 
   /** Counts a run whose handler goes on after its outcome, until it returns. */
