@@ -517,7 +517,7 @@ function taskTags(tags: readonly string[] | undefined): string[] {
   if (normalized.length > MAX_TAGS_PER_WORKER) {
     throw new ValidationError(
       `A task with ${normalized.length} tags can never run: a worker carries at most ${MAX_TAGS_PER_WORKER} ` +
-        "(it listens on one queue per subset of its tags). Merge related tags into one.",
+        "tags. Merge related tags into one.",
     );
   }
   return normalized;
