@@ -40,7 +40,10 @@ export interface BenchConfig {
   failoverTasks: number;
   /** Round-trip paths to run (ids); empty: all. */
   only: string[];
-  /** Sections to skip: "paired", "scaling", "failover", "memory", "xstate", "events", "dashboard", "entities". */
+  /**
+   * Sections to skip: "paired", "scaling" (worker processes and task types), "types" (task types
+   * only), "failover", "memory", "xstate", "events", "dashboard", "entities".
+   */
   skip: string[];
   /**
    * Sections to run, and only those (empty: all): the above and "roundtrips" (the round trips of the
@@ -86,8 +89,8 @@ const QUICK: typeof FULL = {
   failoverTasks: 20,
 };
 
-export const USAGE = `npm run bench -- [--quick] [--only=fa-nats,raw-jetstream,…] [--skip=paired,scaling,failover,memory,xstate,events,dashboard,entities]
-  [--sections=roundtrips,paired,memory,xstate,dashboard,scaling,failover,events,entities] [--events=ev-fa-nats-live,ev-moleculer-nats,…]
+export const USAGE = `npm run bench -- [--quick] [--only=fa-nats,raw-jetstream,…] [--skip=paired,scaling,types,failover,memory,xstate,events,dashboard,entities]
+  [--sections=roundtrips,paired,memory,xstate,dashboard,scaling,types,failover,events,entities] [--events=ev-fa-nats-live,ev-moleculer-nats,…]
   [--tasks=N] [--inflight=N] [--latency-tasks=N] [--warmup-tasks=N] [--latency-warmup-tasks=N] [--concurrency=N]
   [--phase-timeout-ms=N] [--rounds=N] [--scaling-workers=1,2,4] [--scaling-tasks=N] [--queued-tasks=N]
   [--failover-tasks=N] [--nats-url=…] [--amqp-url=…] [--redis-url=…] [--results-dir=…]
@@ -200,6 +203,7 @@ export const SECTIONS = [
   "xstate",
   "dashboard",
   "scaling",
+  "types",
   "failover",
   "events",
   "entities",

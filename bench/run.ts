@@ -16,6 +16,7 @@ import { runInGcChild } from "./harness/gc-child-runner.js";
 import { measurePairedLatency } from "./harness/paired-latency.js";
 import { measurePath, type RoundTripResult } from "./harness/round-trip.js";
 import { measureScaling } from "./harness/scaling.js";
+import { measureTypeScaling, typeScalingLines, typeScalingTargets } from "./harness/type-scaling.js";
 import { killAllChildren } from "./harness/worker-children.js";
 import { measureDashboardCost } from "./measures/dashboard-cost.bench.js";
 import { PATHS, pathById } from "./paths/path-registry.js";
@@ -127,6 +128,19 @@ async function main(): Promise<void> {
   if (runs("scaling")) {
     results.scaling = await measureScaling(config, (name) => pathSpec(config, runId, name), log);
   }
+  if (runs("types") && !config.skip.includes("scaling")) {
+    results.typeScaling = await measureTypeScaling(
+      {
+        natsUrl: config.natsUrl,
+        amqpUrl: config.amqpUrl,
+        runId,
+        counts: [1, 20, 100, 300],
+        tags: 6,
+        submits: config.quick ? 100 : 200,
+      },
+      log,
+    );
+  }
   if (runs("failover")) {
     results.failover = await measureFailover(config, (name) => pathSpec(config, runId, name), log);
   }
@@ -146,6 +160,7 @@ async function main(): Promise<void> {
     );
   }
   results.targets = evaluateTargets(results);
+  if (results.typeScaling) results.targets.push(...typeScalingTargets(results.typeScaling));
   if (results.events) results.targets.push(...eventTargets(results.events));
   if (results.entities) results.targets.push(...entityTargets(results.entities));
   results.durationSec = (Date.now() - started) / 1000;
@@ -154,9 +169,11 @@ async function main(): Promise<void> {
     // Only the sections asked for: their lines and targets.
     const lines: string[] = [];
     if (runs("roundtrips")) lines.push(formatReport(results));
+    if (results.typeScaling) lines.push(typeScalingLines(results.typeScaling).join("\n"));
     if (results.events) lines.push(eventLines(results.events));
     if (results.entities) lines.push(entityLines(results.entities));
     const own = [
+      ...(results.typeScaling ? typeScalingTargets(results.typeScaling) : []),
       ...(results.events ? eventTargets(results.events) : []),
       ...(results.entities ? entityTargets(results.entities) : []),
     ];
@@ -164,6 +181,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${lines.join("\n")}\n`);
   } else {
     process.stdout.write(`${formatReport(results)}\n`);
+    if (results.typeScaling) process.stdout.write(`${typeScalingLines(results.typeScaling).join("\n")}\n`);
     if (results.events) process.stdout.write(`${eventLines(results.events)}\n`);
     if (results.entities) process.stdout.write(`${entityLines(results.entities)}\n`);
   }
@@ -195,6 +213,7 @@ function mergeSections(previous: BenchResults, run: BenchResults, sections: read
     xstate: ["xstate"],
     dashboard: ["dashboard"],
     scaling: ["scaling"],
+    types: ["typeScaling"],
     failover: ["failover"],
     events: ["events"],
     entities: ["entities"],
@@ -211,6 +230,7 @@ function mergeSections(previous: BenchResults, run: BenchResults, sections: read
     ),
   };
   merged.targets = evaluateTargets(merged);
+  if (merged.typeScaling) merged.targets.push(...typeScalingTargets(merged.typeScaling));
   if (merged.events) merged.targets.push(...eventTargets(merged.events));
   if (merged.entities) merged.targets.push(...entityTargets(merged.entities));
   return merged;

@@ -32,6 +32,11 @@ export interface TaskEnvelope {
    * transports that have inboxes send this task's events; absent elsewhere.
    */
   replyTo?: string;
+  /**
+   * Attempts the task had before it was moved to another lane (src/lane-router.ts): a move is a
+   * new message, whose broker delivery count starts again. Absent: none.
+   */
+  priorAttempts?: number;
 }
 
 export type TaskEventKind =
@@ -241,6 +246,12 @@ export function decodeTask(bytes: Uint8Array): TaskEnvelope {
   else expect(isPlainObject(r["headers"]), what, "headers");
   if (r["replyTo"] !== undefined)
     expect(isString(r["replyTo"]) && r["replyTo"].length <= 255, what, "replyTo");
+  if (r["priorAttempts"] !== undefined)
+    expect(
+      Number.isInteger(r["priorAttempts"]) && (r["priorAttempts"] as number) >= 0,
+      what,
+      "priorAttempts",
+    );
   return r as unknown as TaskEnvelope;
 }
 

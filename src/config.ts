@@ -15,7 +15,7 @@ const str: Check = (v) => (typeof v === "string" && v.length > 0 ? undefined : "
 const tags: Check = (v) => {
   try {
     if (normalizeTags(v as string[]).length <= MAX_TAGS_PER_WORKER) return undefined;
-    return `at most ${MAX_TAGS_PER_WORKER} tags (a worker listens on one queue per subset of its tags)`;
+    return `at most ${MAX_TAGS_PER_WORKER} tags (every task's tags are matched against them)`;
   } catch (e) {
     return (e as Error).message;
   }

@@ -228,7 +228,7 @@ export class TaskPuller {
       return null;
     }
     const at = this.clock.now();
-    const attempt = delivery.deliveryCount;
+    const attempt = delivery.deliveryCount + (task.priorAttempts ?? 0);
     if (this.store.status(task.id) === "cancelled") {
       await delivery.ack();
       return null;

@@ -28,9 +28,9 @@ import { checked, durationIn, intIn, LIMITS, showValue, wholeMsIn } from "./limi
 import {
   assertQueueName,
   assertTaskType,
+  laneOf,
   MAX_TAGS_PER_WORKER,
   normalizeTags,
-  queuesServedBy,
   subjects,
   workQueueName,
 } from "./names.js";
@@ -64,9 +64,13 @@ export interface DequeueOptions {
   workerId?: string;
   /** Resolve with null after this long without a task. Default: wait indefinitely. */
   timeoutMs?: number;
-  /** Task types to take. Default: every type this queue has enqueued. */
+  /**
+   * Task types to take. Default: every type this queue has enqueued. Every type travels on the
+   * queue's shared lane (src/names.ts), so naming types starts taking from it even before this
+   * TaskQueue enqueued anything, and the next task of the queue is returned whatever its type.
+   */
   types?: string[];
-  /** With `types`: the tags this consumer carries. */
+  /** With `types`: the tags this consumer carries (validated). */
   tags?: string[];
 }
 
@@ -325,8 +329,10 @@ export class TaskQueue {
     if (options.timeoutMs !== undefined) checked("dequeue() timeoutMs", options.timeoutMs, WAIT_MS);
     await this.start();
     if (options.types !== undefined) {
-      for (const q of queuesServedBy(this.name, options.types, normalizeTags(options.tags)))
-        this.queuesSeen.add(q);
+      // The shared lane carries every type: dequeue() takes the next task of the queue.
+      normalizeTags(options.tags);
+      for (const type of options.types) assertTaskType(type);
+      this.queuesSeen.add(laneOf(this.name));
     }
     return this.puller.dequeue(options.workerId ?? "dequeue", options.timeoutMs);
   }
@@ -529,7 +535,7 @@ function taskTags(tags: readonly string[] | undefined): string[] {
   if (normalized.length > MAX_TAGS_PER_WORKER) {
     throw new ValidationError(
       `A task with ${normalized.length} tags can never run: a worker carries at most ${MAX_TAGS_PER_WORKER} ` +
-        "(it listens on one queue per subset of its tags). Merge related tags into one.",
+        "tags. Merge related tags into one.",
     );
   }
   return normalized;

@@ -1,7 +1,8 @@
 /**
- * Which tasks a coordinator accepts. A task type, with the tags it carries, becomes a broker
- * queue (a JetStream stream, a RabbitMQ queue) and a metric label, so a client must not be able
- * to make them grow by inventing types or tag sets. Accepted: the types of the coordinator's own
+ * Which tasks a coordinator accepts. A task type, with the tags it carries, becomes a metric label
+ * and a dashboard row, and a task nobody serves waits (parked, src/lane-router.ts), so a client must
+ * not be able to make them grow by inventing types or tag sets (broker queues no longer follow
+ * types: src/names.ts). Accepted: the types of the coordinator's own
  * handlers (with tags its workers carry); then either the declared list (`taskTypes`, any tags), or,
  * by default, the types and tag sets a worker on the transport serves or has served since this
  * coordinator started. A submit of another waits up to `typeDiscoveryMs` for a worker that serves it

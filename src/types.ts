@@ -80,6 +80,8 @@ export interface WorkerInfo {
   hostname: string;
   /** The pool the worker belongs to, when it has one. */
   poolId?: string;
+  /** The lane of its profile (src/names.ts `profileLaneOf`), where tasks it serves are moved to. */
+  lane?: string;
   /** How often it heartbeats (a coordinator checks it against its workerTimeoutMs). */
   heartbeatIntervalMs?: number;
   /** Handlers still running after their task's outcome (they ignored `ctx.signal`). */

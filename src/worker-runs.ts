@@ -19,6 +19,7 @@ import {
 import type { TaskEventInput } from "./event-publisher.js";
 import type { HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
+import type { LaneRouter } from "./lane-router.js";
 import { checked, wholeMsIn } from "./limits.js";
 import type { Logger } from "./logger.js";
 import {
@@ -46,6 +47,8 @@ export interface WorkerRunsOptions {
    * fenced (declared dead, or stalled), so the attempt is abandoned instead (src/cluster/worker-fence.ts).
    */
   mayReport?: () => boolean;
+  /** Where tasks this worker does not serve go; without one they are sent back after a second. */
+  router?: LaneRouter;
 }
 
 export interface ExecuteOptions {
@@ -91,9 +94,12 @@ export class WorkerRuns {
   private readonly onTooManyAbandoned?: (abandoned: number) => void;
   private readonly mayReport: () => boolean;
   private readonly startedRuns: StartedRuns;
+  private readonly router?: LaneRouter;
+
   constructor(options: WorkerRunsOptions) {
     this.mayReport = options.mayReport ?? (() => true);
     this.startedRuns = StartedRuns.of(options.transport, () => options.clock.now());
+    this.router = options.router;
     this.id = options.workerId;
     this.transport = options.transport;
     this.clock = options.clock;
@@ -155,12 +161,14 @@ export class WorkerRuns {
       return;
     }
     const handler = this.handlers.get(task.type);
-    if (!handler) {
-      // Not ours (a queue name shared with another application?): leave it for a worker that has one.
-      await delivery.nack({ delayMs: 1000 });
+    const prior = task.priorAttempts ?? 0;
+    if (!handler || (task.tags.length > 0 && !this.hasTags(task.tags))) {
+      // Not ours (a lane carries every type): to the workers that serve it (src/lane-router.ts).
+      if (this.router) await this.router.forward(delivery, task, prior);
+      else await delivery.nack({ delayMs: 1000 });
       return;
     }
-    const attempt = delivery.deliveryCount;
+    const attempt = delivery.deliveryCount + prior;
     const again = this.startedRuns.startedBefore(task.id);
     if (
       (attempt > 1 || again || this.startedRuns.afterReconnect) &&
@@ -310,6 +318,13 @@ export class WorkerRuns {
   /** The transport's record of finished tasks, if it keeps one (looked up each time: a URL transport has it once connected). */
   private get record(): FinishedRecord | undefined {
     return this.transport.finishedRecord?.();
+  }
+
+  /** Whether this worker carries every one of `tags`. */
+  private hasTags(tags: readonly string[]): boolean {
+    const own = this.config.tags;
+    for (const tag of tags) if (!own.includes(tag)) return false;
+    return true;
   }
 
   /** Counts a run whose handler goes on after its outcome, until it returns. */

@@ -1,6 +1,7 @@
 /**
- * A Worker runs tasks. It consumes the work queues of the task types it has handlers for (and of
- * each subset of its tags), at most `maxConcurrentTasks` at once, and reports every outcome on
+ * A Worker runs tasks. It consumes its queue's shared lane and its profile's lane (src/names.ts),
+ * moves the tasks it does not serve to those who do (src/lane-router.ts), runs the others, at most
+ * `maxConcurrentTasks` at once, and reports every outcome on
  * the transport before acknowledging the delivery. Its lifecycle is the worker machine
  * (actors/worker.machine.ts); this class provides the machine's side effects.
  */
@@ -29,6 +30,7 @@ import { enableLifecycleEvents } from "./events/task-lifecycle.js";
 import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
 import { KeepAlive } from "./keep-alive.js";
+import { LaneRouter } from "./lane-router.js";
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { assertQueueName, queuesServedBy, subjects } from "./names.js";
 import { AbandonedRun } from "./task-runner.js";
@@ -86,6 +88,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly subscriptions: Subscription[] = [];
   private consumer?: Consumer;
   private consumedQueues = "";
+  /** This worker's profile lane (the second of the queues it consumes), once it consumes. */
+  private ownLane?: string;
+  private readonly router: LaneRouter;
   private stopProgress?: () => void;
   private startedAt = 0;
   private readonly fence: WorkerFence;
@@ -143,6 +148,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
       logger: this.logger,
       terminate: (reason) => void this.terminate(reason),
     });
+    this.router = new LaneRouter({
+      transport: this.transport,
+      queue: this.queueName,
+      ownLane: () => this.ownLane,
+      clock: this.clock,
+      logger: this.logger,
+    });
     this.runs = new WorkerRuns({
       workerId: this.id,
       transport: this.transport,
@@ -153,6 +165,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       handlers: this.handlers,
       onTooManyAbandoned: (n) => void this.leaveOverloaded(n),
       mayReport: () => this.fence.mayReport(),
+      router: this.router,
     });
     this.handlers.onRegister(() => {
       if (this.takingWork) this.refreshConsumer();
@@ -256,6 +269,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       ranAfterRecorded: this.runs.ranAfterRecorded,
     };
     if (this.poolId !== undefined) info.poolId = this.poolId;
+    if (this.ownLane !== undefined) info.lane = this.ownLane;
     return info;
   }
 
@@ -420,6 +434,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     await this.consumer?.stop().catch(() => {});
     this.consumer = undefined;
     for (const sub of this.subscriptions.splice(0)) await sub.unsubscribe().catch(() => {});
+    await this.router.stop();
   }
 
   private refreshConsumer(): void {
@@ -432,6 +447,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.consumer = undefined;
       await previous?.stop();
       this.consumedQueues = key;
+      this.ownLane = queues[1];
       if (queues.length === 0) return;
       this.consumer = await this.transport.consume(queues, (d) => this.onDelivery(d), {
         concurrency: this.config.maxConcurrentTasks,

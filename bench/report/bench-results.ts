@@ -108,6 +108,8 @@ export interface BenchResults {
   queuedMemory?: QueuedMemoryResult | { error: string };
   xstate?: XStateResult | { error: string };
   scaling?: ScalingResult[];
+  /** One worker serving 1…300 task types (section "scaling", bench/harness/type-scaling.ts). */
+  typeScaling?: import("../harness/type-scaling.js").TypeScalingResult[];
   failover?: FailoverResult[];
   /** The event bus section (bench/harness/events-bench.ts). */
   events?: import("../harness/events-bench.js").EventsResults;

@@ -10,7 +10,7 @@ import { pageLimit } from "../../transports/dead-letters.js";
 import { logicalNameProblem, type Transport } from "../../transports/transport.js";
 import { decodeTask, encode, type TaskEnvelope } from "../codec.js";
 import { ConfigError, UnknownDeadLetterError } from "../errors.js";
-import { assertTaskType, workQueueName } from "../names.js";
+import { assertQueueName, assertTaskType, isWorkQueueOf } from "../names.js";
 import type { Task } from "../types.js";
 import {
   type DeadLetterRef,
@@ -92,12 +92,10 @@ export const MAX_BULK = 10_000;
 
 export class DeadLetterApi {
   readonly queue: string;
-  private readonly prefix: string;
 
   constructor(private readonly options: DeadLetterApiOptions) {
     this.queue = options.queue;
-    // The work queues of a logical queue share the prefix of its (untagged) type queues.
-    this.prefix = workQueueName(options.queue, "x", []).slice(0, -1);
+    assertQueueName(options.queue);
   }
 
   /** A page of dead letters, oldest first per work queue, the work queues in name order. */
@@ -244,7 +242,8 @@ export class DeadLetterApi {
   }
 
   private owns(workQueue: string): boolean {
-    return workQueue.startsWith(this.prefix) && logicalNameProblem(workQueue) === undefined;
+    // Its lanes, and the per-type queues of layout 1 an upgrade may have left letters in.
+    return isWorkQueueOf(this.queue, workQueue) && logicalNameProblem(workQueue) === undefined;
   }
 
   private ref(id: string): DeadLetterRef | undefined {

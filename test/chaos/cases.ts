@@ -9,8 +9,8 @@ import { deadLetterQueueOf, TaskPriority } from "fastagentic";
 import { expect } from "vitest";
 import { type BrokerTarget, ChaosRun, type CliProcess, eventually, guard } from "./harness.js";
 
-const WORK = "q.default.work";
-const POISON = "q.default.poison";
+const WORK = "w2.default"; // the shared lane of queue "default" (every type)
+const POISON = "w2.default";
 
 /** Is `results` complete, every task in `ids` completed? (A readable diff when not.) */
 function notCompleted(ids: string[], results: Map<string, TaskResult | "lost">): string[] {

@@ -32,7 +32,7 @@ import {
 } from "fastagentic";
 import { decodeTaskEvents, decodeWorkerEvent, type TaskEvent, type WorkerEvent } from "../../src/codec.js";
 import { getDefaultLogger, silentLogger } from "../../src/logger.js";
-import { subjects } from "../../src/names.js";
+import { queuesServedBy, subjects } from "../../src/names.js";
 import { uniqueNamespace } from "../helpers/brokers.js";
 import { tapSubscriptions } from "../helpers/tap.js";
 
@@ -634,9 +634,10 @@ export class ChaosRun {
     await Promise.all(this.processes.map((p) => p.destroy()));
     if (this.coordinator) {
       await this.coordinator.stop().catch(() => {});
-      for (const type of HANDLER_TYPES) {
-        await this.transport.depth(`q.default.${type}`).catch(() => {});
-        await this.transport.depth(deadLetterQueueOf(`q.default.${type}`)).catch(() => {});
+      // Touch the lanes the worker processes used (the shared one and their profile's), to delete them.
+      for (const lane of queuesServedBy("default", HANDLER_TYPES, [])) {
+        await this.transport.depth(lane).catch(() => {});
+        await this.transport.depth(deadLetterQueueOf(lane)).catch(() => {});
       }
       await this.transport.close().catch(() => {});
     }

@@ -20,7 +20,7 @@ import { type BrokerTarget, ChaosRun, type CliProcess } from "./harness.js";
 const REPLICAS = 3;
 /** A delivery lost with its leader comes back after AckWait: 5 s here, 30 s by default. */
 const ACK_WAIT_MS = 5000;
-const WORK = "q.default.work";
+const WORK = "w2.default"; // the shared lane of queue "default" (every type)
 /** The consumer of the NORMAL level, where the tasks of this test go. */
 const CONSUMER = "fa-p1";
 const SUBMITTERS = 48;

@@ -10,6 +10,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Coordinator, silentLogger, transportFromUrl } from "fastagentic";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { queuesServedBy } from "../../src/names.js";
 import {
   alive,
   CliProcess,
@@ -44,9 +45,9 @@ afterEach(async () => {
     const t = transportFromUrl(NATS_URL, { namespace: ns, streamsOnClose: "delete" });
     try {
       await t.connect();
-      for (const type of HANDLER_TYPES) {
-        await t.depth(`q.default.${type}`);
-        await t.depth(`q.default.${type}.dead`);
+      for (const lane of queuesServedBy("default", HANDLER_TYPES, [])) {
+        await t.depth(lane);
+        await t.depth(`${lane}.dead`);
       }
     } finally {
       await t.close();
@@ -164,7 +165,7 @@ describe("fastagentic worker / submit / status on NATS", () => {
       const table = await status(ns);
       expect(table.code, table.stderr).toBe(0);
       expect(table.stdout).toContain(`${w.pid}@${hostname()}`);
-      expect(table.stdout).toMatch(/q\.default\.slow\s*\S*\s*[23]\b/); // 3 waiting (2 if one is prefetched)
+      expect(table.stdout).toMatch(/w2\.default\s+\S*\s*[23]\b/); // 3 waiting (2 if one is prefetched)
       expect(table.stdout).toMatch(/busy/);
 
       const json = await status(ns, ["--json"]);
@@ -180,9 +181,11 @@ describe("fastagentic worker / submit / status on NATS", () => {
         status: "busy",
         currentTasks: 1,
       });
-      expect(parsed.queues["q.default.slow"]).toBeGreaterThanOrEqual(2);
-      expect(parsed.queues["q.default.slow"]).toBeLessThanOrEqual(3);
-      expect(parsed.queues["q.default.double"]).toBe(0);
+      // The shared lane holds every type's tasks; the worker's profile lane holds none.
+      expect(parsed.queues["w2.default"]).toBeGreaterThanOrEqual(2);
+      expect(parsed.queues["w2.default"]).toBeLessThanOrEqual(3);
+      const [profileLane] = Object.keys(parsed.queues).filter((q) => q.startsWith("w2.default.p"));
+      expect(parsed.queues[profileLane!]).toBe(0);
     },
     TEST_MS,
   );

@@ -311,7 +311,7 @@ describe("Coordinator on the in-memory transport", () => {
       /Invalid priority 7/,
     );
     expect(coordinator.getStats().submitted).toBe(0);
-    expect(await transport.depth("q.default.ok")).toBe(0);
+    expect(await transport.depth("w2.default")).toBe(0);
     expect(() => coordinator.handler("ok", async () => 2)).toThrow(/already registered/);
   });
 

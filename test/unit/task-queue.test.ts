@@ -166,12 +166,12 @@ describe("TaskQueue (the seed's API)", () => {
 
   it("dead-letters undecodable bytes on its queue and counts them", async () => {
     const { queue, transport } = make();
-    await transport.enqueue("q.default.analyze", new TextEncoder().encode("{garbage"), { priority: 5 });
+    await transport.enqueue("w2.default", new TextEncoder().encode("{garbage"), { priority: 5 });
     const good = await queue.enqueue({ taskType: "analyze", data: "ok" });
     const t = await queue.dequeue({ workerId: "w", timeoutMs: 100 });
     expect(t?.id).toBe(good.id);
     expect(queue.malformedMessages).toBe(1);
-    expect(await transport.depth("q.default.analyze.dead")).toBe(1);
+    expect(await transport.depth("w2.default.dead")).toBe(1);
   });
 });
 
@@ -199,7 +199,7 @@ describe("de-duplication of enqueues", () => {
     }
     await queue.enqueue({ taskType: "t", data: 2, id: "order-42" });
     expect(dedupIds).toEqual([undefined, "order-42", "order-42"]);
-    expect(await inner.depth("q.default.t")).toBe(0); // within the transport's window: dropped
+    expect(await inner.depth("w2.default")).toBe(0); // within the transport's window: dropped
   });
 });
 

@@ -101,7 +101,7 @@ describe("Worker", () => {
       aborted: false,
     });
     expect((await coordinator.getWorkers()).map((w) => w.id)).toContain(ctx?.workerId);
-    expect(await touched.waitFor(2)).toEqual(["q.default.report", "q.default.report"]);
+    expect(await touched.waitFor(2)).toEqual(["w2.default", "w2.default"]);
     // What the handler can see of its context: the TaskContext, not the worker's run state.
     expect(await ownKeys.waitFor(1)).toEqual(["attempt,headers,metadata,tags,taskId,taskType,workerId"]);
   });

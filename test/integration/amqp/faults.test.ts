@@ -232,17 +232,17 @@ describe("AMQP transport faults", () => {
     await worker.start();
     const conn = await connect(AMQP_URL);
     const ch = await conn.createConfirmChannel();
-    ch.sendToQueue(`${t.namespace}.q.default.echo`, Buffer.from("{not json"), { persistent: true });
+    ch.sendToQueue(`${t.namespace}.w2.default`, Buffer.from("{not json"), { persistent: true });
     await ch.waitForConfirms();
     await conn.close();
     const dead = new Collector<Delivery>();
-    await t.consume([deadLetterQueueOf("q.default.echo")], dead.push, { concurrency: 1 });
+    await t.consume([deadLetterQueueOf("w2.default")], dead.push, { concurrency: 1 });
     const [letter] = await dead.waitFor(1, "the dead letter");
     expect(dec(letter!.body)).toBe("{not json");
     expect(letter!.headers[DEAD_LETTER_REASON_HEADER]).toContain("not valid JSON");
     await letter!.ack();
     expect(worker.malformedMessages).toBe(1);
-    expect(await t.depth("q.default.echo")).toBe(0);
+    expect(await t.depth("w2.default")).toBe(0);
   });
 
   it("refuses an oversize payload before sending it", async ({ skip }) => {

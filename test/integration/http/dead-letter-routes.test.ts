@@ -47,7 +47,7 @@ describe("dead-letter routes", () => {
     const c = await deadTask(3);
     const list = await call(base, "GET", "/api/dead-letters?type=flaky&limit=2");
     expect(list.status).toBe(200);
-    expect(list.body).toMatchObject({ queue: "default", total: 3, byQueue: { "q.default.flaky": 3 } });
+    expect(list.body).toMatchObject({ queue: "default", total: 3, byQueue: { "w2.default": 3 } });
     expect(list.body.letters.map((l: { taskId: string }) => l.taskId)).toEqual([a, b]);
     const rest = await call(base, "GET", `/api/dead-letters?limit=2&cursor=${list.body.next}`);
     expect(rest.body.letters.map((l: { taskId: string }) => l.taskId)).toEqual([c]);

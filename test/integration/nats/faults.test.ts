@@ -137,8 +137,8 @@ describe("NATS transport under faults", () => {
     expect(result.result).toBe("done");
     expect(attempts).toEqual([1]);
     expect(client.getStats().duplicates).toBe(0);
-    expect(await t.depth("q.default.slow")).toBe(0);
-    expect(await t.depth(deadLetterQueueOf("q.default.slow"))).toBe(0);
+    expect(await t.depth("w2.default")).toBe(0);
+    expect(await t.depth(deadLetterQueueOf("w2.default"))).toBe(0);
   });
 
   it("refuses a payload over the limit before sending anything", async ({ skip }) => {
@@ -180,7 +180,7 @@ describe("NATS transport under faults", () => {
     const nc = await connect({ servers: natsServer });
     cleanups.push(() => nc.close());
     const js = jetstream(nc);
-    const queue = "q.default.resize";
+    const queue = "w2.default"; // the shared lane the worker consumes
     await js.publish(t.subjectOf(queue, TaskPriority.NORMAL), enc("{not json"));
     await js.publish(t.subjectOf(queue, TaskPriority.HIGH), Uint8Array.of(0xff, 0xfe, 0x00));
 
