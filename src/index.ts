@@ -22,6 +22,11 @@ export type {
   EventLogOptions,
   EventStart,
 } from "../transports/event-log.js";
+export {
+  type FinishedEntry,
+  type FinishedRecord,
+  LocalFinishedRecord,
+} from "../transports/finished-record.js";
 export { InMemoryTransport, type InMemoryTransportOptions } from "../transports/memory/memory.transport.js";
 export { MemoryEntityMailbox } from "../transports/memory/memory-entity-mailbox.js";
 export { MemoryStateStore } from "../transports/memory/memory-state-store.js";

@@ -301,6 +301,14 @@ export class WorkerRuns {
   private recordOutcome(sent: TaskEvent): void {
     const record = this.record;
     if (!record) return;
+    if (sent.kind !== "retrying" && record.noteOutcome) {
+      try {
+        record.noteOutcome(sent.taskId, new TextEncoder().encode(JSON.stringify(sent)));
+      } catch {
+        // not connected: the task is simply not recorded
+      }
+      return;
+    }
     const write =
       sent.kind === "retrying"
         ? record.recordRetry(sent.taskId, sent.attempt ?? 1)

@@ -41,6 +41,13 @@ export interface FinishedRecord {
   recordOutcome(taskId: string, outcome: Bytes): Promise<boolean>;
   /** Records that attempt `attempt` of a task ended with a retry (its next delivery is no duplicate). */
   recordRetry(taskId: string, attempt: number): Promise<void>;
+  /**
+   * recordOutcome without waiting for the store's answer, where the store offers a cheaper write
+   * (NATS: a plain publish the stream takes with the same write-once condition, instead of a
+   * request per task). Workers use it when present: nothing tells them then that a run came
+   * after another's outcome (`ranAfterRecorded` is not counted).
+   */
+  noteOutcome?(taskId: string, outcome: Bytes): void;
 }
 
 /**

@@ -413,6 +413,9 @@ export interface Figures {
   ranToEndTwice: number;
   /** Outcomes the coordinator received for a task that already had one, and ignored. */
   secondOutcomesIgnored: number;
+  /** Handler runs beyond the first per task (ledger starts), and those the coordinator counted (getStats().reruns). */
+  reruns: number;
+  rerunsCounted: number;
 }
 
 export class ChaosRun {
@@ -571,12 +574,14 @@ export class ChaosRun {
       duplicates: ids.filter((id) => (starts.get(id) ?? 0) > 1).length,
       ranToEndTwice: ids.filter((id) => (ends.get(id) ?? 0) > 1).length,
       secondOutcomesIgnored: this.coordinator.getStats().duplicates,
+      reruns: ids.reduce((n, id) => n + Math.max(0, (starts.get(id) ?? 0) - 1), 0),
+      rerunsCounted: this.coordinator.getStats().reruns,
     };
     console.log(
       `[chaos ${this.target.name}] ${this.label}: submitted ${figures.submitted} / completed ${figures.completed} / ` +
         `failed ${figures.failed} / lost ${figures.lost} / duplicates ${figures.duplicates} ` +
         `(ran to the end twice: ${figures.ranToEndTwice}; second outcomes ignored by the coordinator: ` +
-        `${figures.secondOutcomesIgnored})`,
+        `${figures.secondOutcomesIgnored}; re-runs ${figures.reruns}, counted by the coordinator ${figures.rerunsCounted})`,
     );
     return figures;
   }

@@ -65,6 +65,32 @@ describe("the NATS record of finished tasks", () => {
     }
   });
 
+  it("noteOutcome (the workers' unanswered write) records once too: the stream refuses a second write", async ({
+    skip,
+  }) => {
+    if (!(await available())) skip();
+    const record = (await recordIn(uniqueNamespace("donenote"))) as NatsFinishedRecord;
+    try {
+      record.noteOutcome("t1", new TextEncoder().encode("first"));
+      record.noteOutcome("t1", new TextEncoder().encode("second"));
+      // Nothing answers a plain publish: read until it is stored (bounded).
+      const deadline = Date.now() + 10_000;
+      let known = await record.lookup("t1");
+      while (known === null && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+        known = await record.lookup("t1");
+      }
+      // Once the first is there, the second (sent after it on the same connection) was refused.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(new TextDecoder().decode((await record.lookup("t1"))?.outcome ?? new Uint8Array())).toBe(
+        "first",
+      );
+      expect(await record.recordOutcome("t1", new TextEncoder().encode("third"))).toBe(false);
+    } finally {
+      await record.destroy();
+    }
+  });
+
   it("is none with finishedTtlMs: 0", () => {
     const transport = new NatsTransport({
       servers: [server],

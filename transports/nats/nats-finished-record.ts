@@ -8,12 +8,19 @@
  */
 import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { ConnectionError, describeThrown } from "../../src/errors.js";
 import type { FinishedEntry, FinishedRecord } from "../finished-record.js";
 import { portableKey } from "../state-store.js";
 import type { Bytes } from "../transport.js";
 import { isWrongLastSequence, type NatsEntityLink } from "./nats-state-store.js";
+
+/** Headers of a write that only a key with no value yet takes. */
+function writeOnce(): MsgHdrs {
+  const h = headers();
+  h.set("Nats-Expected-Last-Subject-Sequence", "0");
+  return h;
+}
 
 /** The bucket's cap: 64 MiB of outcomes (about 300,000 small ones). */
 export const FINISHED_MAX_BYTES = 64 * 1024 * 1024;
@@ -28,6 +35,8 @@ export async function deleteFinishedBucket(nc: NatsConnection, namespace: string
 
 export class NatsFinishedRecord implements FinishedRecord {
   private bucket?: Promise<KV>;
+  /** The bucket was opened (or created): plain publishes to it are stored. */
+  private ready = false;
 
   constructor(
     private readonly link: () => NatsEntityLink,
@@ -60,6 +69,25 @@ export class NatsFinishedRecord implements FinishedRecord {
     }
   }
 
+  /**
+   * The worker's write: a plain publish to the key's subject with the write-once condition
+   * (expected last sequence 0), no answer awaited — the stream refuses a second one all the same.
+   * About half a worker's CPU per task less than a `create` (a JetStream request with its ack).
+   */
+  noteOutcome(taskId: string, outcome: Bytes): void {
+    const subject = `$KV.${this.bucketName}.d.${portableKey(taskId)}`;
+    const send = () => this.link().nc.publish(subject, outcome, { headers: writeOnce() });
+    if (this.ready) send();
+    else
+      this.kv().then(
+        () => {
+          this.ready = true;
+          send();
+        },
+        () => {}, // no bucket: the task is simply not recorded
+      );
+  }
+
   async recordRetry(taskId: string, attempt: number): Promise<void> {
     const kv = await this.kv();
     await kv.put(`r.${portableKey(taskId)}`, String(attempt));
@@ -68,6 +96,7 @@ export class NatsFinishedRecord implements FinishedRecord {
   /** Deletes the bucket, whoever created it. */
   async destroy(): Promise<void> {
     this.bucket = undefined;
+    this.ready = false;
     const link = this.link();
     await deleteFinishedBucket(link.nc, link.namespace);
   }
