@@ -47,6 +47,8 @@ const WAIT_MS = durationIn(0);
 
 export class TaskStore {
   private readonly records = new Map<string, TaskRecord>();
+  /** The records not yet terminal, oldest first: open() must not walk the finished ones (100,000 by default). */
+  private readonly openRecords = new Map<string, TaskRecord>();
   /** One waiter per task as a rule, a list when several wait for the same task. */
   private readonly waiters = new Map<string, Waiter | Waiter[]>();
   private readonly finished: string[] = [];
@@ -78,6 +80,7 @@ export class TaskStore {
   /** Adds a new task in `pending`. */
   add(task: Task): void {
     this.records.set(task.id, task);
+    if (!isTerminal(task.status)) this.openRecords.set(task.id, task);
     this.counters.submitted++;
     this.counters.pending++;
   }
@@ -111,6 +114,7 @@ export class TaskStore {
     const r = this.records.get(id);
     if (!r) return;
     this.records.delete(id);
+    if (this.openRecords.get(id) === r) this.openRecords.delete(id);
     this.counters.submitted--;
     this.count(r.status, -1);
     const waiting = this.waiters.get(id);
@@ -297,7 +301,7 @@ export class TaskStore {
 
   /** Tasks not yet in a terminal state. */
   *open(): IterableIterator<Task> {
-    for (const r of this.records.values()) if (!isTerminal(r.status)) yield r;
+    for (const r of this.openRecords.values()) if (!isTerminal(r.status)) yield r;
   }
 
   /** Rejects every waiter (the owner is closing). */
@@ -319,6 +323,7 @@ export class TaskStore {
     r.status = next;
     this.count(next, 1);
     if (!isTerminal(next)) return;
+    if (this.openRecords.get(r.id) === r) this.openRecords.delete(r.id);
     const waiting = this.waiters.get(r.id);
     if (waiting) {
       this.waiters.delete(r.id);

@@ -103,7 +103,10 @@ export class TaskWindow {
   }
 }
 
+/** The first bin whose bound (2^b ms) holds `ms`: ⌈log2 ms⌉, in O(1). */
 function binOf(ms: number): number {
-  for (let b = 0; b < BOUNDS.length; b++) if (ms <= (BOUNDS[b] as number)) return b;
-  return BOUNDS.length;
+  const whole = Math.ceil(ms);
+  if (whole <= 1) return 0;
+  if (whole > (BOUNDS[BOUNDS.length - 1] as number)) return BOUNDS.length;
+  return 32 - Math.clz32(whole - 1);
 }
