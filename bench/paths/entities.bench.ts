@@ -4,6 +4,8 @@
  * the producer is a Coordinator with no workers of its own. As a round-trip path, `call(x)` is an
  * `ask` to one of `ids` entities and returns `x * 2` from the snapshot it answers.
  */
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect as natsConnect } from "@nats-io/transport-node";
 import {
   Coordinator,
   defineEntity,
@@ -15,6 +17,7 @@ import {
   transportFromUrl,
   Worker,
 } from "fastagentic";
+import { PostgresStateStore } from "fastagentic/transports/postgres";
 import { assign, setup } from "xstate";
 import { type BenchPath, type PathSpec, within } from "./bench-path.js";
 
@@ -99,8 +102,34 @@ export async function entityProducer(broker: EntityBroker, spec: PathSpec): Prom
       ).catch(() => {});
       await within(transport.close(), 10_000, "closing the transport").catch(() => {});
       await entities.stateStore?.close().catch(() => {});
+      if (broker === "amqp") await dropStateTable(spec);
+      else await within(dropNatsEntityStreams(spec), 15_000, "deleting the entity streams").catch(() => {});
     },
   };
+}
+
+/** Deletes the run's entity streams and KV buckets on NATS (the mailbox, the leases, the state). */
+async function dropNatsEntityStreams(spec: PathSpec): Promise<void> {
+  const nc = await natsConnect({ servers: spec.natsUrl.replace(/^nats:\/\//, "") });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const ours = (name: string) =>
+      name.startsWith(`${spec.ns}~ent~`) ||
+      name === `KV_fa_state_${spec.ns}` ||
+      name === `KV_fa_lease_${spec.ns}`;
+    const names: string[] = [];
+    for await (const name of jsm.streams.names()) if (ours(name)) names.push(name);
+    for (const name of names) await jsm.streams.delete(name).catch(() => {});
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Drops the run's PostgreSQL table (RabbitMQ's state store). */
+async function dropStateTable(spec: PathSpec): Promise<void> {
+  const store = new PostgresStateStore({ connectionString: postgresUrl(), table: stateTable(spec) });
+  await within(store.dropTable(), 10_000, "dropping the state table").catch(() => {});
+  await store.close().catch(() => {});
 }
 
 export function entityBrokerPath(broker: EntityBroker): BenchPath {
