@@ -10,6 +10,7 @@ import {
 import { afterEach, describe, expect, it } from "vitest";
 import { laneOf, profileLaneOf, queuesServedBy } from "../../src/names.js";
 import { deferred } from "../helpers/async.js";
+import { overriding } from "../helpers/tap.js";
 
 const toStop: Array<{ stop(o?: { graceful?: boolean }): Promise<void> }> = [];
 afterEach(async () => {
@@ -188,5 +189,27 @@ describe("lanes (routing layout 2)", () => {
     const results = await settle(clock, Promise.all(first));
     expect(results.filter((r) => r === "C").length).toBeGreaterThanOrEqual(3);
     gate.resolve();
+  });
+
+  it("keeps consuming the lane of its earlier profile when its handlers grow after start", async () => {
+    const inner = new InMemoryTransport();
+    const consumed: string[][] = [];
+    const transport = overriding(inner, {
+      consume: (queues, onDelivery, options) => {
+        consumed.push([...queues]);
+        return inner.consume(queues, onDelivery, options);
+      },
+    });
+    const w = new Worker({ transport, logger: silentLogger });
+    toStop.push(w);
+    w.handler("a", async () => 1);
+    await w.start();
+    w.handler("b", async () => 2);
+    for (let i = 0; i < 100 && consumed.length < 2; i++) await new Promise((r) => setImmediate(r));
+    expect(consumed.at(-1)).toEqual([
+      laneOf("default"),
+      profileLaneOf("default", ["a", "b"], []),
+      profileLaneOf("default", ["a"], []),
+    ]);
   });
 });
