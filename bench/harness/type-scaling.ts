@@ -184,7 +184,8 @@ async function measureAlone(
     const cpu = process.cpuUsage(cpu0);
     row.idleClientCpuPct = ((cpu.user + cpu.system) / 1000 / wall) * 100;
     const broker1 = brokerCpuMs(broker);
-    if (broker0 !== undefined && broker1 !== undefined)
+    // A broker process that ended meanwhile (RabbitMQ's helpers) makes the difference meaningless.
+    if (broker0 !== undefined && broker1 !== undefined && broker1 >= broker0)
       row.idleBrokerCpuPct = ((broker1 - broker0) / wall) * 100;
     const objects = broker === "nats" ? await natsObjects(o.natsUrl, s.ns) : await amqpObjects(s.ns);
     row.brokerQueues = objects.queues;
