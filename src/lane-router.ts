@@ -8,10 +8,13 @@
  * A move is a new message: the attempts it already had travel in the task (`priorAttempts`), so
  * retries and poison detection count as before. Homogeneous workers never move anything, and a
  * worker learns profiles only after its first move (it listens to heartbeats from then on).
+ * A lane whose profile stops heartbeating (all its workers gone, e.g. replaced by another version)
+ * would keep what was moved there: the worker that moved tasks to it **rescues** it once the profile
+ * is silent for PROFILE_TTL_MS, putting its tasks back on the shared lane.
  */
 import type { Delivery, Subscription, Transport } from "../transports/transport.js";
-import type { Clock } from "./clock.js";
-import { decodeWorkerEvent, encode, type TaskEnvelope } from "./codec.js";
+import { type Clock, every } from "./clock.js";
+import { decodeTask, decodeWorkerEvent, encode, type TaskEnvelope } from "./codec.js";
 import { describeThrown } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { isWorkQueueOf, laneOf, subjects } from "./names.js";
@@ -20,8 +23,10 @@ import { isWorkQueueOf, laneOf, subjects } from "./names.js";
 export const PARK_DELAY_MS = 2000;
 /** Profiles remembered at most (they come from heartbeats, bounded all the same). */
 const MAX_PROFILES = 1000;
-/** A profile whose last worker was heard from longer ago than this is not moved to. */
-const PROFILE_TTL_MS = 60_000;
+/** A profile whose last worker was heard from longer ago than this is not moved to, and its lane is rescued. */
+export const PROFILE_TTL_MS = 60_000;
+/** How long one rescue of a lane runs at most. */
+const RESCUE_MS = 5000;
 
 interface KnownProfile {
   types: ReadonlySet<string>;
@@ -47,9 +52,16 @@ export class LaneRouter {
   parked = 0;
 
   private readonly profiles = new Map<string, KnownProfile>();
+  /** Tasks put back on the shared lane from the lanes of profiles gone silent. */
+  rescued = 0;
+
   private listening?: Promise<Subscription | undefined>;
   private stopped = false;
   private next = 0;
+  /** Lanes this worker moved tasks to: rescued when their profile goes silent. */
+  private readonly movedTo = new Set<string>();
+  private stopWatching?: () => void;
+  private rescuing?: Promise<void>;
 
   constructor(private readonly options: LaneRouterOptions) {}
 
@@ -64,19 +76,108 @@ export class LaneRouter {
       prior === (task.priorAttempts ?? 0)
         ? delivery.body
         : encode({ ...task, priorAttempts: prior }, transport.maxPayloadBytes, "task message");
-    if (target !== undefined) {
-      await transport.enqueue(target, body, { priority: delivery.priority });
-      this.moved++;
-    } else {
-      await transport.enqueue(laneOf(queue), body, { priority: delivery.priority, delayMs: PARK_DELAY_MS });
-      this.parked++;
+    // The task's own priority (a broker may keep only its level).
+    const priority =
+      Number.isInteger(task.priority) && task.priority >= 0 && task.priority <= 255
+        ? task.priority
+        : delivery.priority;
+    try {
+      if (target !== undefined) {
+        await transport.enqueue(target, body, { priority });
+        this.moved++;
+        this.watch(target);
+      } else {
+        await transport.enqueue(laneOf(queue), body, { priority, delayMs: PARK_DELAY_MS });
+        this.parked++;
+      }
+    } catch (error) {
+      await delivery.nack({ delayMs: 1000 }).catch(() => {});
+      throw error;
     }
     await delivery.ack();
+  }
+
+  /** Remembers a lane moved to, and looks for silent profiles every half PROFILE_TTL_MS. */
+  private watch(lane: string): void {
+    this.movedTo.add(lane);
+    if (this.stopWatching || this.stopped) return;
+    this.stopWatching = every(this.options.clock, PROFILE_TTL_MS / 2, () => {
+      this.rescuing ??= this.rescueSilent().finally(() => {
+        this.rescuing = undefined;
+      });
+    });
+  }
+
+  /** Puts the tasks of lanes whose profile went silent back on the shared lane. */
+  private async rescueSilent(): Promise<void> {
+    const now = this.options.clock.now();
+    for (const lane of [...this.movedTo]) {
+      const p = this.profiles.get(lane);
+      if (this.stopped || (p && now - p.seenAt <= PROFILE_TTL_MS)) continue;
+      this.movedTo.delete(lane);
+      try {
+        await this.rescue(lane);
+      } catch (error) {
+        this.options.logger.warn(
+          { err: describeThrown(error), lane },
+          "could not rescue a silent profile's lane",
+        );
+      }
+    }
+    if (this.movedTo.size === 0) {
+      this.stopWatching?.();
+      this.stopWatching = undefined;
+    }
+  }
+
+  private async rescue(lane: string): Promise<void> {
+    const { transport, queue, clock } = this.options;
+    let pending = await transport.depth(lane);
+    if (pending === 0) return;
+    const shared = laneOf(queue);
+    let inFlight = 0;
+    const consumer = await transport.consume(
+      [lane],
+      (d) => {
+        inFlight++;
+        void (async () => {
+          let body = d.body;
+          let priority = d.priority;
+          try {
+            const task = decodeTask(d.body);
+            priority = task.priority;
+            const prior = (task.priorAttempts ?? 0) + d.deliveryCount - 1;
+            if (prior !== (task.priorAttempts ?? 0))
+              body = encode({ ...task, priorAttempts: prior }, transport.maxPayloadBytes, "task message");
+          } catch {
+            // not a task: moved as it is, a worker dead-letters it
+          }
+          await transport.enqueue(shared, body, { priority });
+          await d.ack();
+          this.rescued++;
+          pending--;
+        })()
+          .catch(() => d.nack().catch(() => {}))
+          .finally(() => inFlight--);
+      },
+      { concurrency: 8 },
+    );
+    const until = clock.now() + RESCUE_MS;
+    try {
+      while ((pending > 0 || inFlight > 0) && clock.now() < until && !this.stopped) {
+        await new Promise<void>((r) => clock.setTimeout(r, 50));
+        if (pending <= 0) pending = await transport.depth(lane);
+      }
+    } finally {
+      await consumer.stop();
+    }
   }
 
   /** Stops listening to heartbeats. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopWatching?.();
+    await this.rescuing;
     const sub = await this.listening?.catch(() => undefined);
     await sub?.unsubscribe().catch(() => {});
   }

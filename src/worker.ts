@@ -31,11 +31,15 @@ import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
 import { newId } from "./ids.js";
 import { KeepAlive } from "./keep-alive.js";
 import { LaneRouter } from "./lane-router.js";
+
 import { childLogger, getDefaultLogger, type Logger } from "./logger.js";
 import { assertQueueName, queuesServedBy, subjects } from "./names.js";
 import { AbandonedRun } from "./task-runner.js";
 import type { TaskHandler, WorkerInfo, WorkerStatus } from "./types.js";
 import { type ExecuteOptions, WorkerRuns } from "./worker-runs.js";
+
+/** Earlier profile lanes a worker keeps consuming at most (handlers registered after start). */
+const MAX_PAST_LANES = 16;
 
 export interface WorkerOptions {
   id?: string;
@@ -90,6 +94,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private consumedQueues = "";
   /** This worker's profile lane (the second of the queues it consumes), once it consumes. */
   private ownLane?: string;
+  /** The profile lanes it consumed since it started (its handlers changed). */
+  private readonly pastLanes: string[] = [];
   private readonly router: LaneRouter;
   private stopProgress?: () => void;
   private startedAt = 0;
@@ -441,6 +447,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.consumerChange = this.consumerChange.then(async () => {
       if (!this.takingWork) return;
       const queues = queuesServedBy(this.queueName, this.handlers.types, this.config.tags);
+      // Handlers are only ever added: the lanes of its earlier profiles hold nothing it cannot run,
+      // and tasks may have been moved there while it had them.
+      for (const lane of this.pastLanes) if (!queues.includes(lane)) queues.push(lane);
+      if (
+        queues[1] !== undefined &&
+        !this.pastLanes.includes(queues[1]) &&
+        this.pastLanes.length < MAX_PAST_LANES
+      )
+        this.pastLanes.push(queues[1]);
       const key = queues.join(",");
       if (key === this.consumedQueues) return;
       const previous = this.consumer;

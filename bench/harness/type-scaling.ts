@@ -184,7 +184,8 @@ async function measureAlone(
     const cpu = process.cpuUsage(cpu0);
     row.idleClientCpuPct = ((cpu.user + cpu.system) / 1000 / wall) * 100;
     const broker1 = brokerCpuMs(broker);
-    if (broker0 !== undefined && broker1 !== undefined)
+    // A broker process that ended meanwhile (RabbitMQ's helpers) makes the difference meaningless.
+    if (broker0 !== undefined && broker1 !== undefined && broker1 >= broker0)
       row.idleBrokerCpuPct = ((broker1 - broker0) / wall) * 100;
     const objects = broker === "nats" ? await natsObjects(o.natsUrl, s.ns) : await amqpObjects(s.ns);
     row.brokerQueues = objects.queues;
@@ -272,7 +273,9 @@ export async function measureTypeScaling(
 
 /** The table lines, and the p50 ratio of the largest count (and of the tagged run) over 1 type. */
 export function typeScalingLines(results: readonly TypeScalingResult[]): string[] {
-  const lines = ["Type scaling (one worker, 200 one-at-a-time submits over its types):"];
+  const lines = [
+    "Type scaling (one worker, one-at-a-time submits over its types, 200 per count; 100 with --quick):",
+  ];
   lines.push(
     "  broker  types tags   start ms   p50 ms   p99 ms   p50/1type  idle cpu client/broker %  queues/streams  consumers",
   );

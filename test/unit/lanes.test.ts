@@ -9,6 +9,8 @@ import {
 } from "fastagentic";
 import { afterEach, describe, expect, it } from "vitest";
 import { laneOf, profileLaneOf, queuesServedBy } from "../../src/names.js";
+import { deferred } from "../helpers/async.js";
+import { overriding } from "../helpers/tap.js";
 
 const toStop: Array<{ stop(o?: { graceful?: boolean }): Promise<void> }> = [];
 afterEach(async () => {
@@ -147,5 +149,67 @@ describe("lanes (routing layout 2)", () => {
     const error = await settle(clock, outcome);
     expect(error).toBeInstanceOf(TaskFailedError);
     expect(attempts).toEqual([1, 2, 3]);
+  });
+
+  it("puts back on the shared lane what was moved to a profile that went silent", async () => {
+    const { clock, coordinator, worker, transport } = await cluster();
+    await worker("A", ["a"]);
+    const gate = deferred<void>();
+    const b = new Worker({
+      id: "B",
+      transport,
+      clock,
+      logger: silentLogger,
+      config: { heartbeatIntervalMs: 1000, maxConcurrentTasks: 1 },
+    });
+    toStop.push(b);
+    b.handler("b", async () => {
+      await gate.promise;
+      return "B";
+    });
+    await b.start();
+    // B holds one; A takes the others, learns B's profile (heartbeats) and moves them to B's lane.
+    const first = Array.from({ length: 4 }, (_, i) => coordinator.submit("b", i).catch((e: unknown) => e));
+    for (let i = 0; i < 20; i++) await clock.advance(500);
+    expect(await transport.depth(profileLaneOf("default", ["b"], []))).toBeGreaterThan(0);
+    await b.stop({ graceful: false }); // gone for good: its lane would keep them
+    for (let i = 0; i < 200; i++) await clock.advance(500); // past PROFILE_TTL_MS: A rescues the lane
+    expect(await transport.depth(profileLaneOf("default", ["b"], []))).toBe(0);
+    const c = new Worker({
+      id: "C",
+      transport,
+      clock,
+      logger: silentLogger,
+      config: { heartbeatIntervalMs: 1000 },
+    });
+    toStop.push(c);
+    c.handler("b", async () => "C");
+    c.handler("c", async () => "C");
+    await c.start(); // another profile serving "b": it finds them on the shared lane
+    const results = await settle(clock, Promise.all(first));
+    expect(results.filter((r) => r === "C").length).toBeGreaterThanOrEqual(3);
+    gate.resolve();
+  });
+
+  it("keeps consuming the lane of its earlier profile when its handlers grow after start", async () => {
+    const inner = new InMemoryTransport();
+    const consumed: string[][] = [];
+    const transport = overriding(inner, {
+      consume: (queues, onDelivery, options) => {
+        consumed.push([...queues]);
+        return inner.consume(queues, onDelivery, options);
+      },
+    });
+    const w = new Worker({ transport, logger: silentLogger });
+    toStop.push(w);
+    w.handler("a", async () => 1);
+    await w.start();
+    w.handler("b", async () => 2);
+    for (let i = 0; i < 100 && consumed.length < 2; i++) await new Promise((r) => setImmediate(r));
+    expect(consumed.at(-1)).toEqual([
+      laneOf("default"),
+      profileLaneOf("default", ["a", "b"], []),
+      profileLaneOf("default", ["a"], []),
+    ]);
   });
 });
