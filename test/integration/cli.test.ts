@@ -46,7 +46,7 @@ afterEach(async () => {
       await t.connect();
       for (const type of HANDLER_TYPES) {
         await t.depth(`q.default.${type}`);
-        await t.depth(`q.default.${type}.dead`);
+        await t.depth(`dead.q.default.${type}`);
       }
     } finally {
       await t.close();
