@@ -158,12 +158,17 @@ export interface Transport {
   finishedRecord?(): FinishedRecord | undefined;
 }
 
-export const DEAD_LETTER_SUFFIX = "dead";
+/**
+ * The first part of every dead-letter queue's name. A prefix, not a suffix: work queues all start
+ * with "q." and end in the user's names (type, tags), so no choice of names can make a work queue
+ * that is another queue's dead-letter queue (a tag "dead" once did: `q.default.echo` + `.dead`).
+ */
+export const DEAD_LETTER_PREFIX = "dead";
 export const DEAD_LETTER_REASON_HEADER = "x-fa-dead-reason";
 
 /** The queue a queue's dead letters go to; consume it or read its depth like any queue. */
 export function deadLetterQueueOf(queue: string): string {
-  return `${queue}.${DEAD_LETTER_SUFFIX}`;
+  return `${DEAD_LETTER_PREFIX}.${queue}`;
 }
 
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;

@@ -156,7 +156,7 @@ export function randomName(rng: Rng): unknown {
     () => rng.pick(["", " ", ".", "..", ">", "*", "a.b", "a b", "a/b", "a%2Fb", "a\u0000b", "é", "😀"]),
     () => "n".repeat(rng.pick([100, 128, 129, 256, 4096, 100_000])),
     () => rng.pick([null, undefined, 0, 42, true, {}, [], ["a"], NaN]),
-    () => `q.default.${rng.pick(["echo", "x"])}.dead`,
+    () => rng.pick(["q.default.echo.dead", "dead.q.default.echo", "dead"]),
   ])();
 }
 

@@ -47,7 +47,7 @@ afterEach(async () => {
       await t.connect();
       for (const lane of queuesServedBy("default", HANDLER_TYPES, [])) {
         await t.depth(lane);
-        await t.depth(`${lane}.dead`);
+        await t.depth(`dead.${lane}`);
       }
     } finally {
       await t.close();

@@ -171,7 +171,7 @@ describe("TaskQueue (the seed's API)", () => {
     const t = await queue.dequeue({ workerId: "w", timeoutMs: 100 });
     expect(t?.id).toBe(good.id);
     expect(queue.malformedMessages).toBe(1);
-    expect(await transport.depth("w2.default.dead")).toBe(1);
+    expect(await transport.depth("dead.w2.default")).toBe(1);
   });
 });
 

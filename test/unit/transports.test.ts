@@ -92,7 +92,7 @@ describe("InMemoryTransport specifics", () => {
     );
     for (let i = 0; i < 3; i++) await t.enqueue("q.x", new Uint8Array([i]), { priority: 5 });
     await seen.waitFor(3);
-    expect(await t.depth("q.x.dead")).toBe(2);
+    expect(await t.depth("dead.q.x")).toBe(2);
     expect(t.droppedDeadLetters).toBe(1);
   });
 });

@@ -3,8 +3,8 @@
  * with. Every name starts with the namespace; internal entities use ":" (which logical names
  * cannot contain), so they never collide with a work queue.
  *
- *   work queue        <ns>.<queue>                 classic v2, durable, x-max-priority, DLX → <queue>.dead
- *   dead letters      <ns>.<queue>.dead            classic v2, durable, x-max-priority
+ *   work queue        <ns>.<queue>                 classic v2, durable, x-max-priority, DLX → dead.<queue>
+ *   dead letters      <ns>.dead.<queue>            classic v2, durable, x-max-priority
  *   delayed messages  <ns>:wait.<ms>ms             TTL <ms>, dead-letters back to the routing key
  *   delay exchange    <ns>:delay                   headers exchange, routes to the wait queues
  *   fan-out           <ns>:events                  topic exchange
@@ -13,7 +13,7 @@
 import type { Options } from "amqplib";
 import { ConfigError, InvalidNameError } from "../../src/errors.js";
 import { assertNamespace } from "../shared-options.js";
-import { DEAD_LETTER_SUFFIX, logicalNameProblem } from "../transport.js";
+import { DEAD_LETTER_PREFIX, deadLetterQueueOf, logicalNameProblem } from "../transport.js";
 
 /** The TaskPriority values (LOW, NORMAL, HIGH, CRITICAL): one RabbitMQ priority level each. */
 export const PRIORITY_LEVELS = [0, 5, 10, 20] as const;
@@ -38,8 +38,8 @@ export const H_PACK = "x-fa-pack";
 /** RabbitMQ's limit on queue and exchange names (an AMQP short string). */
 const MAX_NAME_BYTES = 255;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-/** The longest suffix added to a logical queue name (".dead" of a dead-letter queue's own). */
-const SUFFIX_ROOM = DEAD_LETTER_SUFFIX.length + 1;
+/** The most added to a logical queue name ("dead." of a dead-letter queue's own). */
+const DEAD_LETTER_ROOM = DEAD_LETTER_PREFIX.length + 1;
 
 export function validateNamespace(namespace: string): void {
   assertNamespace(namespace, "AMQP transport");
@@ -71,10 +71,10 @@ export class AmqpNames {
     const known = this.queueNames.get(logical);
     if (known !== undefined) return known;
     const name = `${this.namespace}.${logical}`;
-    if (Buffer.byteLength(name) + SUFFIX_ROOM > MAX_NAME_BYTES) {
+    if (Buffer.byteLength(name) + DEAD_LETTER_ROOM > MAX_NAME_BYTES) {
       throw new InvalidNameError(
         `The queue name "${logical}" is too long for RabbitMQ with namespace "${this.namespace}": ` +
-          `names are limited to ${MAX_NAME_BYTES} bytes, including the namespace and a ".${DEAD_LETTER_SUFFIX}" suffix.`,
+          `names are limited to ${MAX_NAME_BYTES} bytes, including the namespace and the "${DEAD_LETTER_PREFIX}." of its dead-letter queue.`,
       );
     }
     if (this.queueNames.size >= 10_000) this.queueNames.clear();
@@ -84,7 +84,7 @@ export class AmqpNames {
 
   /** Whether a logical queue is a dead-letter queue (declared without a dead-letter exchange). */
   isDeadLetterQueue(logical: string): boolean {
-    return logical.endsWith(`.${DEAD_LETTER_SUFFIX}`);
+    return logical.startsWith(`${DEAD_LETTER_PREFIX}.`);
   }
 
   waitQueue(bucketMs: number): string {
@@ -115,7 +115,7 @@ export class AmqpNames {
     if (version === 2) args["x-queue-version"] = 2;
     if (!this.isDeadLetterQueue(logical)) {
       args["x-dead-letter-exchange"] = "";
-      args["x-dead-letter-routing-key"] = this.queue(`${logical}.${DEAD_LETTER_SUFFIX}`);
+      args["x-dead-letter-routing-key"] = this.queue(deadLetterQueueOf(logical));
     }
     return { durable: true, arguments: args };
   }

@@ -7,7 +7,7 @@
 import type { Channel, Options } from "amqplib";
 import { ConfigError, StateError, TransportError } from "../../src/errors.js";
 import type { Logger } from "../../src/logger.js";
-import { DEAD_LETTER_SUFFIX } from "../transport.js";
+import { deadLetterQueueOf } from "../transport.js";
 import type { AmqpConnection } from "./amqp-connection.js";
 import { type AmqpNames, WAIT_QUEUE_SPARE_MS } from "./amqp-names.js";
 
@@ -53,7 +53,7 @@ export class AmqpTopology {
   ensureQueue(logical: string, deadline: number): Promise<void> {
     return this.once(this.keyOfQueue(logical), deadline, async (ch) => {
       if (!this.names.isDeadLetterQueue(logical)) {
-        await this.declareQueue(ch, `${logical}.${DEAD_LETTER_SUFFIX}`);
+        await this.declareQueue(ch, deadLetterQueueOf(logical));
       }
       await this.declareQueue(ch, logical);
     });

@@ -2,7 +2,7 @@
  * The AMQP 0-9-1 (RabbitMQ) transport. Work queues are durable classic queues with
  * `x-max-priority` (one level per TaskPriority value), persistent messages, publisher confirms
  * and manual acks; delays go through per-bucket TTL wait queues that dead-letter back to the work
- * queue; dead letters go to `<queue>.dead`. The connection reconnects by itself and every channel
+ * queue; dead letters go to `dead.<queue>`. The connection reconnects by itself and every channel
  * owner (publisher, topology, consumers, fan-out) recovers on the new one. See README.md here.
  */
 import { randomUUID } from "node:crypto";

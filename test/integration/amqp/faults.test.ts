@@ -212,7 +212,7 @@ describe("AMQP transport faults", () => {
     // The work queue and its dead-letter queue, each once.
     const warned = logger.matching("another storage version").map((e) => e.fields);
     expect(warned).toEqual([
-      { queue: `${legacy.namespace}.legacy.dead`, queueVersion: 1 },
+      { queue: `${legacy.namespace}.dead.legacy`, queueVersion: 1 },
       { queue: `${legacy.namespace}.legacy`, queueVersion: 1 },
     ]);
     const listed = await rabbitmqctl("list_queues", "name", "arguments", "--quiet", "--no-table-headers");

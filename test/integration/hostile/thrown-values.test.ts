@@ -4,7 +4,7 @@
  * throws, null-prototype objects, hostile Proxies) and error texts too long for one message (cut,
  * with a marker), on every transport.
  */
-import { Coordinator, InMemoryTransport, silentLogger, TaskFailedError } from "fastagentic";
+import { Coordinator, FastAgenticError, InMemoryTransport, silentLogger, TaskFailedError } from "fastagentic";
 import { afterEach, describe, expect, it } from "vitest";
 import { describeThrown } from "../../../src/errors.js";
 import type { Transport } from "../../../transports/transport.js";
@@ -86,6 +86,35 @@ describeEachTransport("a handler that throws", (t) => {
     expect(runs).toBe(1);
     expect(await coordinator.submit("echo", 1)).toBe(1);
     expect(runs).toBe(1);
+  });
+});
+
+describeEachTransport("a handler whose result is too large for a message", (t) => {
+  it("fails its task after one run, with a typed error, and is never redelivered", async ({ skip }) => {
+    if (!t.ready) skip();
+    const transport = t.make();
+    const coordinator = new Coordinator({
+      transport,
+      config: { minWorkers: 1, maxWorkers: 1, autoScale: false },
+      logger: silentLogger,
+    });
+    let runs = 0;
+    coordinator.handler("huge-result", async () => {
+      runs++;
+      return "r".repeat(4 * 1024 * 1024);
+    });
+    coordinator.handler("echo", async (data) => data);
+    await coordinator.start();
+    try {
+      const error = await coordinator.submit("huge-result", {}, { retries: 2 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(FastAgenticError);
+      expect((error as FastAgenticError).message).toMatch(/limit|large/i);
+      expect(await coordinator.submit("echo", 1)).toBe(1);
+      expect(runs).toBe(1);
+    } finally {
+      await coordinator.stop();
+      await transport.close();
+    }
   });
 });
 
