@@ -42,6 +42,12 @@ export interface FinishedRecord {
   /** Records that attempt `attempt` of a task ended with a retry (its next delivery is no duplicate). */
   recordRetry(taskId: string, attempt: number): Promise<void>;
   /**
+   * Forgets a task (its dead letter is retried under the same id: it must run again). Its next
+   * outcome may then go unrecorded (a write-once publish finds the deletion marker): that task is
+   * only unprotected, never kept from running.
+   */
+  forget(taskId: string): Promise<void>;
+  /**
    * recordOutcome without waiting for the store's answer, where the store offers a cheaper write
    * (NATS: a plain publish the stream takes with the same write-once condition, instead of a
    * request per task). Workers use it when present: nothing tells them then that a run came
@@ -84,6 +90,10 @@ export class LocalFinishedRecord implements FinishedRecord {
       retriedAttempt: Math.max(attempt, known?.retriedAttempt ?? 0),
       at: this.now(),
     });
+  }
+
+  async forget(taskId: string): Promise<void> {
+    this.entries.delete(taskId);
   }
 
   get size(): number {

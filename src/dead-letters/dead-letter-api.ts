@@ -179,6 +179,8 @@ export class DeadLetterApi {
       : undefined;
     let retried = false;
     try {
+      // Recorded as finished (transports/finished-record.ts)? Then a worker would not run it again.
+      if (envelope) await this.options.transport.finishedRecord?.()?.forget(envelope.id);
       retried = await store.retry(ref.queue, ref.letter, { body });
     } finally {
       if (!retried) undo?.();

@@ -21,7 +21,12 @@ export async function finishedAfterUncleanRestart(
   target: BrokerTarget,
   server: PrivateNatsServer,
 ): Promise<void> {
-  const run = new ChaosRun(target, "kill -9 of nats-server, finished tasks redelivered", server.url);
+  // The record is opt-in (finishedTtlMs, default 0: it costs a publish per task): on for this run.
+  const run = new ChaosRun(
+    target,
+    "kill -9 of nats-server, finished tasks redelivered",
+    `${server.url}?finishedTtlMs=3600000`,
+  );
   try {
     await run.start({}, target.restartClientOptions);
     const workers = await Promise.all(

@@ -54,6 +54,21 @@ export function describeFinishedRecordConformance(suite: FinishedRecordSuite): v
       expect(await r.lookup("task-2")).toBeNull();
     });
 
+    it("forgets a task (a dead letter retried under its id): it is unknown again and can be recorded anew", async ({
+      skip,
+    }) => {
+      if (!ok) skip();
+      const r = await fresh();
+      expect(await r.recordOutcome("task-f", bytes("failed"))).toBe(true);
+      await r.recordRetry("task-f", 2);
+      await r.recordOutcome("task-other", bytes("kept"));
+      await r.forget("task-f");
+      expect(await r.lookup("task-f")).toBeNull();
+      expect(text((await r.lookup("task-other"))?.outcome)).toBe("kept");
+      expect(await r.recordOutcome("task-f", bytes("failed again"))).toBe(true);
+      expect(text((await r.lookup("task-f"))?.outcome)).toBe("failed again");
+    });
+
     it("remembers the last retried attempt, and a retry never hides an outcome", async ({ skip }) => {
       if (!ok) skip();
       const r = await fresh();

@@ -93,6 +93,12 @@ export class NatsFinishedRecord implements FinishedRecord {
     await kv.put(`r.${portableKey(taskId)}`, String(attempt));
   }
 
+  async forget(taskId: string): Promise<void> {
+    const kv = await this.kv();
+    const key = portableKey(taskId);
+    await Promise.all([kv.delete(`d.${key}`), kv.delete(`r.${key}`)]);
+  }
+
   /** Deletes the bucket, whoever created it. */
   async destroy(): Promise<void> {
     this.bucket = undefined;

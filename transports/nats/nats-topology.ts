@@ -33,6 +33,12 @@ const STREAM_IN_USE = 10058;
 const STREAM_NOT_FOUND = 10059;
 const CONSUMER_NOT_FOUND = 10014;
 /**
+ * "Subjects overlap with an existing stream": what NATS 2.9 also answers the second of two
+ * processes creating the same stream at the same moment (the first one's is not visible by its
+ * name yet). When the stream of that name then exists, it is ours: take it.
+ */
+const SUBJECTS_OVERLAP = 10065;
+/**
  * JetStream API errors that a cluster gives while it elects a leader or gathers its peers: "no
  * suitable peers for placement" (10005: a node is down or not known yet), "JetStream system
  * temporarily unavailable" (10008), "JetStream cluster can not handle request" (10009).
@@ -211,9 +217,17 @@ export class NatsTopology {
       try {
         await this.jsm.streams.add(stream);
       } catch (error) {
-        if (!(error instanceof JetStreamApiError && error.code === STREAM_IN_USE)) throw error;
-        // It exists with other settings (e.g. a changed duplicate window): bring it in line.
-        await this.jsm.streams.update(t.stream, stream);
+        const code = error instanceof JetStreamApiError ? error.code : undefined;
+        if (code === SUBJECTS_OVERLAP) {
+          // Made by another process at the same moment? Then it exists under our name by now.
+          await new Promise((r) => setTimeout(r, 50).unref());
+          await this.jsm.streams.info(t.stream).catch(() => {
+            throw error;
+          });
+        } else if (code === STREAM_IN_USE) {
+          // It exists with other settings (e.g. a changed duplicate window): bring it in line.
+          await this.jsm.streams.update(t.stream, stream);
+        } else throw error;
       }
       this.used.add(t.stream);
       await Promise.all(

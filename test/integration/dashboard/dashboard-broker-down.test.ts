@@ -67,7 +67,11 @@ describe("dashboard in Chromium: the broker goes down and comes back", () => {
     await Promise.all(Array.from({ length: 25 }, (_, i) => coordinator.submit("work", { i })));
     await expect.poll(() => text(page, "#c-completed"), { timeout: WAIT }).toBe("25");
     await expect.poll(() => text(page, "#transport-state"), { timeout: WAIT }).toBe("broker connected");
-    await expect.poll(() => page.locator("#queues tbody tr").count(), { timeout: WAIT }).toBe(1);
+    // The queue's shared lane (and the worker's profile lane: src/lane-router.ts).
+    const sharedLane = page.locator("#queues tbody tr", {
+      has: page.locator("td", { hasText: /^w2\.default$/ }),
+    });
+    await expect.poll(() => sharedLane.count(), { timeout: WAIT }).toBe(1);
 
     await server.kill();
     // The page stays: it names the broker's state and what it cannot sample, and keeps the rest.

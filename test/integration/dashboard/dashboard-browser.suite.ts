@@ -162,8 +162,9 @@ export function describeDashboardInBrowser(target: DashboardTarget): void {
         .toBeGreaterThan(100);
       // The broker's depths: tasks wait on it (the first may sit in a worker's prefetch), per level
       // where it can tell (low-priority ones are taken last, so they are still there).
+      // Every task of the queue waits on its shared lane (src/lane-router.ts).
       const queueRow = page.locator("#queues tbody tr", {
-        has: page.locator("td", { hasText: /^q\.default\.work$/ }),
+        has: page.locator("td", { hasText: /^w2\.default$/ }),
       });
       const cell = async (n: number) => (await queueRow.locator(`td:nth-child(${n})`).textContent()) ?? "";
       await expect.poll(async () => Number(await cell(2)), { timeout: WAIT }).toBeGreaterThan(50);
