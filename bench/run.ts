@@ -10,6 +10,7 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseBenchConfig, pathSpec, runsSection, UsageError } from "./bench-config.js";
 import { bestOf } from "./harness/best-round.js";
+import { measureEntities } from "./harness/entities-bench.js";
 import { measureEvents } from "./harness/events-bench.js";
 import { measureFailover } from "./harness/failover.js";
 import { runInGcChild } from "./harness/gc-child-runner.js";
@@ -158,6 +159,9 @@ async function main(): Promise<void> {
       },
       log,
     );
+  }
+  if (runs("entities")) {
+    results.entities = await measureEntities({ config, spec: (name) => pathSpec(config, runId, name) }, log);
   }
   results.targets = evaluateTargets(results);
   if (results.typeScaling) results.targets.push(...typeScalingTargets(results.typeScaling));
