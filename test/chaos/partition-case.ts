@@ -116,10 +116,14 @@ export async function partitionPastTimeout(
     );
 
     const slots = CONCURRENCY * all.length;
-    const ids =
-      options.load === "free-slots"
-        ? await run.submit(slots - all.length, "work", (n) => ({ n, ms: 2500 }))
-        : await run.submit(500, "work", (n) => ({ n, ms: 90 + (n % 5) * 30 }));
+    const ids: string[] = [];
+    if (options.load === "free-slots") {
+      // One at a time: RabbitMQ packs the enqueues of one turn into one message (one consumer
+      // takes it), where each task on its own message goes round the workers.
+      for (let n = 0; n < slots - all.length; n++) {
+        ids.push(...(await run.submit(1, "work", () => ({ n, ms: 2500 }))));
+      }
+    } else ids.push(...(await run.submit(500, "work", (n) => ({ n, ms: 90 + (n % 5) * 30 }))));
     await run.ledger.until(
       (l) =>
         options.load === "free-slots"
