@@ -134,6 +134,33 @@ export function describeTransportConformance(target: ConformanceTarget): void {
       ]);
     });
 
+    it("gives a freed slot the most urgent waiting message, whatever order they arrived in", async ({
+      skip,
+    }) => {
+      if (!ok) skip();
+      const t = await transport();
+      const got = new Collector<Delivery>();
+      await t.consume(["q.busy"], got.push, { concurrency: 1 });
+      await t.enqueue("q.busy", enc("blocker"), { priority: 5 });
+      const [blocker] = await got.waitFor(1);
+      // The only slot is taken: these wait (in the broker or in the consumer) in arrival order low first.
+      for (const item of ["low:0", "normal:5", "high:10", "critical:20"]) {
+        await t.enqueue("q.busy", enc(item), { priority: Number(item.split(":")[1]) });
+      }
+      await settle(t, "q.busy");
+      await settle(t, "q.busy");
+      expect(got.items).toHaveLength(1);
+      await blocker!.ack();
+      const seen: string[] = [];
+      for (let i = 2; i <= 5; i++) {
+        const d = (await got.waitFor(i))[i - 1]!;
+        seen.push(dec(d.body));
+        await settle(t, "q.busy"); // time for anything more urgent to arrive before the slot frees
+        await d.ack();
+      }
+      expect(seen).toEqual(["critical:20", "high:10", "normal:5", "low:0"]);
+    });
+
     it("keeps priority across the queues of one consumer where the broker allows it", async ({ skip }) => {
       if (!ok || !target.crossQueuePriority) skip();
       const t = await transport();

@@ -49,7 +49,7 @@ export interface ConsumerHost {
   readonly maxReconnectDelayMs: number;
   /** Publishes a copy of a received message (confirmed) to its queue, a delay, or its dead letters. */
   resend(message: ConsumeMessage, queue: string, target: ResendTarget, deliveries: number): Promise<void>;
-  forget(consumer: AmqpConsumer): void;
+  forget(consumer: Consumer): void;
 }
 
 interface Held {

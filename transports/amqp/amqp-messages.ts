@@ -21,8 +21,11 @@ export interface MessageMeta {
   tasks: number;
 }
 
-/** Headers RabbitMQ adds when it dead-letters a message (wait queues do, on every delay). */
-const BROKER_HEADERS = /^x-(death|first-death-|last-death-)/;
+/**
+ * Headers RabbitMQ adds when it dead-letters a message (wait queues do, on every delay), and the
+ * count of returns a quorum queue keeps.
+ */
+const BROKER_HEADERS = /^x-(death|first-death-|last-death-|delivery-count$)/;
 /** Bookkeeping a copy sets afresh (or must not carry: a copy is one task); the exact priority travels on. */
 const NOT_COPIED = new Set([H_DELIVERIES, H_NOT_BEFORE, H_DELAY, H_PACK]);
 const INTERNAL = new Set([...NOT_COPIED, H_PRIORITY]);

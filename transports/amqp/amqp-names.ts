@@ -9,15 +9,25 @@
  *   delay exchange    <ns>:delay                   headers exchange, routes to the wait queues
  *   fan-out           <ns>:events                  topic exchange
  *   subscriber        <ns>:sub.<id>                exclusive, auto-delete
+ *
+ * With `queueType: "quorum"` (see amqp-quorum.ts) a work queue is four quorum queues, one per
+ * priority level, `<ns>.<queue>:p0` … `:p3`; the wait queues are quorum queues too; the dead
+ * letters stay one classic queue `<ns>.dead.<queue>` (see amqp-quorum.ts for why).
  */
 import type { Options } from "amqplib";
 import { ConfigError, InvalidNameError } from "../../src/errors.js";
 import { assertNamespace } from "../shared-options.js";
 import { DEAD_LETTER_PREFIX, deadLetterQueueOf, logicalNameProblem } from "../transport.js";
+import { levelQueueName, quorumQueueArguments, quorumWaitArguments } from "./amqp-quorum.js";
+
+/** Classic queues (one per logical queue, with per-message priority) or quorum queues (replicated). */
+export type AmqpQueueType = "classic" | "quorum";
 
 /** The TaskPriority values (LOW, NORMAL, HIGH, CRITICAL): one RabbitMQ priority level each. */
 export const PRIORITY_LEVELS = [0, 5, 10, 20] as const;
 export const MAX_PRIORITY = PRIORITY_LEVELS.length - 1;
+/** Level indices from the highest to the lowest. */
+export const LEVELS_HIGH_FIRST: readonly number[] = PRIORITY_LEVELS.map((_, i) => i).reverse();
 
 export const DEFAULT_DELAY_BUCKETS_MS = [
   100, 250, 500, 1000, 2000, 5000, 10_000, 20_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_200_000,
@@ -57,6 +67,9 @@ export class AmqpNames {
   constructor(
     readonly namespace: string,
     readonly queueVersion: 1 | 2 = 2,
+    readonly queueType: AmqpQueueType = "classic",
+    /** Quorum queues: returns of one message (its consumer died) before the broker dead-letters it. */
+    readonly deliveryLimit = 20,
   ) {
     validateNamespace(namespace);
     this.events = `${namespace}:events`;
@@ -80,6 +93,23 @@ export class AmqpNames {
     if (this.queueNames.size >= 10_000) this.queueNames.clear();
     this.queueNames.set(logical, name);
     return name;
+  }
+
+  /**
+   * The RabbitMQ queues of a logical queue: itself on classic queues; on quorum queues one per
+   * priority level, highest first (a dead-letter queue is one queue: its order is not by priority).
+   */
+  physicalQueues(logical: string): readonly string[] {
+    const name = this.queue(logical);
+    if (this.queueType === "classic" || this.isDeadLetterQueue(logical)) return [name];
+    return LEVELS_HIGH_FIRST.map((level) => levelQueueName(name, level));
+  }
+
+  /** Where a message of `level` (its `priority` property) to a logical queue is published. */
+  routingKey(logical: string, level: number | undefined): string {
+    const name = this.queue(logical);
+    if (this.queueType === "classic" || this.isDeadLetterQueue(logical)) return name;
+    return levelQueueName(name, Math.min(MAX_PRIORITY, Math.max(0, Math.floor(level ?? 0))));
   }
 
   /** Whether a logical queue is a dead-letter queue (declared without a dead-letter exchange). */
@@ -109,6 +139,11 @@ export class AmqpNames {
 
   /** The declare options of a logical queue: the same for every caller, so declarations never conflict. */
   queueOptions(logical: string): Options.AssertQueue {
+    // Dead-letter queues stay classic (see amqp-quorum.ts).
+    if (this.queueType === "quorum" && !this.isDeadLetterQueue(logical)) {
+      const dead = this.queue(deadLetterQueueOf(logical));
+      return { durable: true, arguments: quorumQueueArguments(dead, this.deliveryLimit) };
+    }
     const args: Record<string, unknown> = { "x-max-priority": MAX_PRIORITY };
     // Version 1 is what a queue declared without the argument has (before 3.12).
     const version = this.adoptedVersions.get(logical) ?? this.queueVersion;
@@ -128,6 +163,9 @@ export class AmqpNames {
   }
 
   waitQueueOptions(bucketMs: number): Options.AssertQueue {
+    if (this.queueType === "quorum") {
+      return { durable: true, arguments: quorumWaitArguments(bucketMs, bucketMs + WAIT_QUEUE_SPARE_MS) };
+    }
     return {
       durable: true,
       arguments: {

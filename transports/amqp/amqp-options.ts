@@ -12,7 +12,7 @@ import type { Logger } from "../../src/logger.js";
 import { redactUrl } from "../../src/url-redaction.js";
 import { type EventLogOptions, type ResolvedEventLogOptions, resolveEventLogOptions } from "../event-log.js";
 import { decodeUrlPart } from "../shared-options.js";
-import { DEFAULT_DELAY_BUCKETS_MS, validateNamespace } from "./amqp-names.js";
+import { type AmqpQueueType, DEFAULT_DELAY_BUCKETS_MS, validateNamespace } from "./amqp-names.js";
 import { DEFAULT_MAX_TASKS_PER_MESSAGE } from "./amqp-packs.js";
 
 export interface AmqpReconnectOptions {
@@ -65,6 +65,18 @@ export interface AmqpTransportOptions {
    */
   queueVersion?: 1 | 2;
   /**
+   * "classic" (default): one classic queue per work queue, with per-message priority; on one node.
+   * "quorum": replicated quorum queues (one per priority level, see the README); needs RabbitMQ
+   * ≥ 3.10. Also `?queueType=quorum` in the URL. Every process of a namespace must use the same.
+   */
+  queueType?: AmqpQueueType;
+  /**
+   * Quorum queues: how often the broker hands out a message whose consumer died holding it before
+   * it dead-letters it (`x-delivery-limit`). Keep it above the workers' maxRedeliveries (3), which
+   * dead-letter a poison task first, with its reason. Default 20. Also `?deliveryLimit=` in the URL.
+   */
+  deliveryLimit?: number;
+  /**
    * At most this many tasks per broker message: the enqueues of one turn of the event loop to the
    * same queue at the same priority (without a dedupId, delay or headers) leave together, which
    * costs RabbitMQ and both clients much less per task. A worker still holds no more tasks than its
@@ -93,6 +105,8 @@ export interface ResolvedAmqpOptions {
   delayBucketsMs: readonly number[];
   deleteOnClose: boolean;
   queueVersion: 1 | 2;
+  queueType: AmqpQueueType;
+  deliveryLimit: number;
   maxTasksPerMessage: number;
   events: ResolvedEventLogOptions;
   logger?: Logger;
@@ -114,6 +128,8 @@ export const AMQP_OPTION_KEYS = [
   "delayBucketsMs",
   "deleteOnClose",
   "queueVersion",
+  "queueType",
+  "deliveryLimit",
   "maxTasksPerMessage",
   "events",
   "logger",
@@ -123,7 +139,7 @@ const DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672";
 /** RabbitMQ's own default max_message_size (3.10): 128 MiB. */
 export const RABBITMQ_MAX_MESSAGE_BYTES = 128 * 1024 * 1024;
 /** Query parameters an AMQP URL may carry. */
-const URL_PARAMS = ["namespace", "heartbeat", "frameMax", "connection_name"];
+const URL_PARAMS = ["namespace", "heartbeat", "frameMax", "connection_name", "queueType", "deliveryLimit"];
 
 export function resolveAmqpOptions(options: AmqpTransportOptions = {}): ResolvedAmqpOptions {
   validateKeys("AmqpTransportOptions", options, AMQP_OPTION_KEYS);
@@ -214,6 +230,7 @@ export function resolveAmqpOptions(options: AmqpTransportOptions = {}): Resolved
     delayBucketsMs: [...new Set(buckets)],
     deleteOnClose: options.deleteOnClose ?? false,
     queueVersion: options.queueVersion ?? 2,
+    ...queueTypeOf(url, options),
     maxTasksPerMessage: options.maxTasksPerMessage ?? DEFAULT_MAX_TASKS_PER_MESSAGE,
     events: resolveEventLogOptions(options.events, -1),
   };
@@ -233,6 +250,35 @@ export function resolveAmqpOptions(options: AmqpTransportOptions = {}): Resolved
   );
   if (options.logger !== undefined) resolved.logger = options.logger;
   return resolved;
+}
+
+/** The queue type and delivery limit, from the options or the URL (given once, or the same in both). */
+function queueTypeOf(
+  url: URL,
+  options: AmqpTransportOptions,
+): { queueType: AmqpQueueType; deliveryLimit: number } {
+  const fromUrl = url.searchParams.get("queueType") ?? undefined;
+  if (fromUrl !== undefined && options.queueType !== undefined && fromUrl !== options.queueType) {
+    throw new ConfigError(
+      `The AMQP URL says queueType "${fromUrl}" but the options say "${options.queueType}"; give it once.`,
+    );
+  }
+  const queueType = (fromUrl ?? options.queueType ?? "classic") as AmqpQueueType;
+  check(queueType === "classic" || queueType === "quorum", "queueType", '"classic" or "quorum"', queueType);
+  const limitParam = url.searchParams.get("deliveryLimit");
+  const deliveryLimit = limitParam !== null ? Number(limitParam) : (options.deliveryLimit ?? 20);
+  check(
+    Number.isInteger(deliveryLimit) && deliveryLimit >= 1 && deliveryLimit <= 1000,
+    "deliveryLimit",
+    "an integer from 1 to 1000",
+    limitParam ?? options.deliveryLimit,
+  );
+  if (queueType === "classic" && (limitParam !== null || options.deliveryLimit !== undefined)) {
+    throw new ConfigError(
+      'AmqpTransportOptions.deliveryLimit applies to quorum queues only; set queueType: "quorum" or leave it out.',
+    );
+  }
+  return { queueType, deliveryLimit };
 }
 
 function parseUrl(raw: string | URL): URL {

@@ -59,7 +59,17 @@ export class AmqpTopology {
     });
   }
 
+  /** Declares the RabbitMQ queue(s) of a logical queue; returns their ready messages. */
   private async declareQueue(ch: Channel, logical: string): Promise<number> {
+    if (this.names.queueType === "quorum") {
+      let ready = 0;
+      const options = this.names.queueOptions(logical);
+      for (const name of this.names.physicalQueues(logical)) {
+        this.queues.add(name);
+        ready += (await ch.assertQueue(name, options)).messageCount;
+      }
+      return ready;
+    }
     const name = this.names.queue(logical);
     this.queues.add(name);
     try {

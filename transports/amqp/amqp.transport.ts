@@ -40,6 +40,7 @@ import { AmqpDeadLetters, stampDeadLetter } from "./amqp-dead-letters.js";
 import { AmqpEntityMailbox } from "./amqp-entity-mailbox.js";
 import { AmqpEventLog } from "./amqp-event-log.js";
 import { AmqpFanout } from "./amqp-fanout.js";
+import { AmqpLevelConsumer } from "./amqp-level-consumer.js";
 import { copyProperties, newMessageProperties } from "./amqp-messages.js";
 import { AmqpNames, delayBucket, H_DELAY, H_NOT_BEFORE } from "./amqp-names.js";
 import { type AmqpTransportOptions, type ResolvedAmqpOptions, resolveAmqpOptions } from "./amqp-options.js";
@@ -66,7 +67,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
   private readonly options: ResolvedAmqpOptions;
   private readonly publisher: AmqpPublisher;
   private readonly fanout: AmqpFanout;
-  private readonly consumers = new Set<AmqpConsumer>();
+  private readonly consumers = new Set<AmqpConsumer | AmqpLevelConsumer>();
   private readonly dedup: SendOnce;
   /** Groups a turn's enqueues into messages of several tasks; undefined with maxTasksPerMessage 1. */
   private readonly packer?: Packer;
@@ -85,7 +86,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.operationTimeoutMs = o.publishTimeoutMs;
     this.maxReconnectDelayMs = o.reconnect.maxDelayMs;
     this.logger = childLogger(o.logger ?? getDefaultLogger(), { transport: "amqp", namespace: o.namespace });
-    this.names = new AmqpNames(o.namespace, o.queueVersion);
+    this.names = new AmqpNames(o.namespace, o.queueVersion, o.queueType, o.deliveryLimit);
     this.connection = new AmqpConnection(o, this.logger);
     this.topology = new AmqpTopology(this.connection, this.names, this.logger);
     this.publisher = new AmqpPublisher(this.connection, this.logger, (error) => {
@@ -101,7 +102,8 @@ export class AmqpTransport implements Transport, ConsumerHost {
       o.reconnect.maxDelayMs,
     );
     this.dedup = new SendOnce(o.dedupWindowMs, o.dedupMaxEntries);
-    if (o.maxTasksPerMessage > 1) {
+    // Quorum queues: one message per task (the broker counts returns and dead-letters per message).
+    if (o.maxTasksPerMessage > 1 && o.queueType === "classic") {
       this.packer = new Packer(o.maxTasksPerMessage, (queue, content, properties) =>
         this.sendTo(queue, content, properties, 0, Date.now() + this.options.publishTimeoutMs),
       );
@@ -238,7 +240,11 @@ export class AmqpTransport implements Transport, ConsumerHost {
       this.names.queue(queue);
     }
     await this.ready();
-    const consumer = new AmqpConsumer(this, [...new Set(queues)], onDelivery, options.concurrency);
+    const unique = [...new Set(queues)];
+    const consumer =
+      this.options.queueType === "quorum"
+        ? new AmqpLevelConsumer(this, unique, onDelivery, options.concurrency)
+        : new AmqpConsumer(this, unique, onDelivery, options.concurrency);
     this.consumers.add(consumer);
     try {
       await consumer.start();
@@ -367,8 +373,8 @@ export class AmqpTransport implements Transport, ConsumerHost {
     return this.deadLetterStore;
   }
 
-  forget(consumer: AmqpConsumer): void {
-    this.consumers.delete(consumer);
+  forget(consumer: Consumer): void {
+    this.consumers.delete(consumer as AmqpConsumer);
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -380,9 +386,9 @@ export class AmqpTransport implements Transport, ConsumerHost {
    * so it goes on that channel, after it; a delivery received later has its own outcome
    * published later. Undefined when two consumers hold deliveries: publish with a confirm.
    */
-  private fanoutConsumer(): AmqpConsumer | undefined {
-    let holding: AmqpConsumer | undefined;
-    let open: AmqpConsumer | undefined;
+  private fanoutConsumer(): AmqpConsumer | AmqpLevelConsumer | undefined {
+    let holding: AmqpConsumer | AmqpLevelConsumer | undefined;
+    let open: AmqpConsumer | AmqpLevelConsumer | undefined;
     for (const consumer of this.consumers) {
       if (consumer.inHand > 0) {
         if (holding) return undefined;
@@ -407,7 +413,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     if (delayMs > 0 || !this.topology.hasQueue(queue)) {
       return this.sendDeclared(queue, content, properties, delayMs, deadline);
     }
-    const routingKey = this.names.queue(queue);
+    const routingKey = this.names.routingKey(queue, properties.priority);
     return this.publisher
       .send({ exchange: "", routingKey, content, properties, mandatory: true }, deadline)
       .catch((error: unknown) => {
@@ -425,7 +431,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     deadline: number,
     firstAttempt = 1,
   ): Promise<void> {
-    const routingKey = this.names.queue(queue);
+    const routingKey = this.names.routingKey(queue, properties.priority);
     for (let attempt = firstAttempt; ; attempt++) {
       await this.topology.ensureQueue(queue, deadline).catch(asPublishError);
       let exchange = "";

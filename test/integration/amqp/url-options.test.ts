@@ -43,6 +43,31 @@ describe("AMQP URLs and options", () => {
     expect(new AmqpTransport({ maxTasksPerMessage: 1 })).toBeInstanceOf(AmqpTransport);
   });
 
+  it("takes queueType (quorum or classic) and deliveryLimit from the URL or the options, typed", () => {
+    const fromQuery = amqpTransportFromUrl(new URL("amqp://h?queueType=quorum&deliveryLimit=5"), {});
+    expect((fromQuery as AmqpTransport).names.queueType).toBe("quorum");
+    expect((fromQuery as AmqpTransport).names.deliveryLimit).toBe(5);
+    const fromOptions = amqpTransportFromUrl(new URL("amqp://h"), { queueType: "quorum" });
+    expect((fromOptions as AmqpTransport).names.queueType).toBe("quorum");
+    expect((fromOptions as AmqpTransport).names.deliveryLimit).toBe(20);
+    expect(new AmqpTransport().names.queueType).toBe("classic");
+    expect(() =>
+      amqpTransportFromUrl(new URL("amqp://h?queueType=quorum"), { queueType: "classic" }),
+    ).toThrow(/queueType "quorum" but the options say "classic"/);
+    expect(() => amqpTransportFromUrl(new URL("amqp://h?queueType=stream"), {})).toThrow(
+      /queueType must be "classic" or "quorum"; got "stream"/,
+    );
+    for (const bad of [0, 1.5, 1001]) {
+      expect(() => new AmqpTransport({ queueType: "quorum", deliveryLimit: bad })).toThrow(
+        /deliveryLimit must be an integer from 1 to 1000/,
+      );
+    }
+    expect(() => amqpTransportFromUrl(new URL("amqp://h?queueType=quorum&deliveryLimit=x"), {})).toThrow(
+      ConfigError,
+    );
+    expect(() => new AmqpTransport({ deliveryLimit: 5 })).toThrow(/quorum queues only/);
+  });
+
   it("passes TLS options through for amqps:// and refuses them for amqp://", () => {
     const tls = { rejectUnauthorized: true, servername: "broker.example" };
     expect(amqpTransportFromUrl(new URL("amqps://u:p@broker.example"), { tls })).toBeInstanceOf(
