@@ -47,7 +47,7 @@ export const GUARD_MS = 60_000;
 export const RESULTS_GUARD_MS = 90_000;
 
 export interface BrokerTarget {
-  name: "NATS" | "RabbitMQ";
+  name: "NATS" | "RabbitMQ" | "RabbitMQ quorum";
   url: string;
   /** Adapter options of the CLI workers (`--transport-options`). */
   workerOptions: Record<string, unknown>;
