@@ -2,7 +2,10 @@
  * What is stored for one entity, as one JSON value written by compare-and-set:
  *   mv  the machine version that wrote it        n   events applied (the entity's version)
  *   s   the persisted snapshot                   ids the last event ids taken (newest last): a redelivered
- *                                                    event is recognised and not applied again
+ *                                                    event is recognised and not applied again; stored
+ *                                                    as `ip` (their longest common prefix) and what
+ *                                                    follows it in each, since the ids of one sender
+ *                                                    share their first ~12 characters
  *   tm  durable timers waiting: id → event, due time, token (a timer message fires only with its token)
  *   ob  the outbox: messages this state still has to send (entity sends, bus events, timer messages);
  *       sent after the write, at least once, and dropped by the next write once sent
@@ -46,13 +49,43 @@ export function encodeRecord(record: EntityRecord, limitBytes: number): Uint8Arr
   // The event ids are strings (each from a decoded message or record): not walked again, only
   // written. The snapshot, timers and outbox are checked for what JSON would mangle.
   const head = encodeJson(wire, "entity state");
-  const bytes = utf8(`${head.slice(0, -1)},"ids":${JSON.stringify(record.ids)}}`);
+  const bytes = utf8(`${head.slice(0, -1)},${encodeIds(record.ids)}}`);
   if (bytes.byteLength > limitBytes)
     throw new PayloadTooLargeError(bytes.byteLength, limitBytes, "entity state");
   return bytes;
 }
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** `"ip":<common prefix>,"ids":[<the rest of each>]` (no "ip" when they share nothing). */
+function encodeIds(ids: readonly string[]): string {
+  const first = ids[0];
+  if (first === undefined) return '"ids":[]';
+  let common = first.length;
+  for (let i = 1; i < ids.length && common > 0; i++) {
+    const id = ids[i] as string;
+    let j = 0;
+    const max = Math.min(common, id.length);
+    while (j < max && id.charCodeAt(j) === first.charCodeAt(j)) j++;
+    common = j;
+  }
+  // A prefix that splits a surrogate pair is fine: JSON.stringify escapes a lone surrogate.
+  if (common === 0) return `"ids":${JSON.stringify(ids)}`;
+  return `"ip":${JSON.stringify(first.slice(0, common))},"ids":${JSON.stringify(ids.map((id) => id.slice(common)))}`;
+}
+
+function decodeIds(r: Record<string, unknown>): string[] | undefined {
+  const ids = r["ids"];
+  const prefix = r["ip"] ?? "";
+  if (!Array.isArray(ids) || typeof prefix !== "string") return undefined;
+  const out: string[] = new Array(ids.length);
+  for (let i = 0; i < ids.length; i++) {
+    const rest = ids[i];
+    if (typeof rest !== "string") return undefined;
+    out[i] = prefix + rest;
+  }
+  return out;
+}
 
 export function decodeRecord(bytes: Uint8Array): EntityRecord {
   const r = decodeMessage(bytes, "stored entity state");
@@ -61,7 +94,8 @@ export function decodeRecord(bytes: Uint8Array): EntityRecord {
   if (!isInt(r["mv"])) throw bad("mv");
   if (!isInt(r["n"])) throw bad("n");
   if (!("s" in r)) throw bad("s");
-  if (!Array.isArray(r["ids"]) || !r["ids"].every((id) => typeof id === "string")) throw bad("ids");
+  const ids = decodeIds(r);
+  if (ids === undefined) throw bad("ids");
   const tm = r["tm"] ?? {};
   if (typeof tm !== "object" || tm === null || Array.isArray(tm)) throw bad("tm");
   for (const entry of Object.values(tm as Record<string, unknown>)) {
@@ -76,7 +110,7 @@ export function decodeRecord(bytes: Uint8Array): EntityRecord {
     mv: r["mv"],
     n: r["n"],
     s: r["s"],
-    ids: r["ids"] as string[],
+    ids,
     tm: tm as Record<string, TimerEntry>,
     ob: ob as OutboxEntry[],
     at: isInt(r["at"]) ? r["at"] : 0,

@@ -113,6 +113,73 @@ export function describeStateStoreConformance(target: StateStoreTarget): void {
       expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     });
 
+    it("judges each of many puts made at once (a host writing many ids) by its own compare-and-set", async ({
+      skip,
+    }) => {
+      if (!ok) skip();
+      const s = await store();
+      const peer = await peerOf(s);
+      const keys = Array.from({ length: 60 }, (_, i) => `b-${i}`);
+      // Some keys exist already: creating them again in the burst is refused, the rest are created.
+      const early = new Map<string, number>();
+      for (const key of keys.slice(0, 6)) early.set(key, await peer.put("batch", key, enc("peer"), null));
+      const created = await Promise.allSettled(keys.map((key) => s.put("batch", key, enc(`c-${key}`), null)));
+      const revisions = new Map<string, number>(early);
+      created.forEach((r, i) => {
+        const key = keys[i] as string;
+        if (early.has(key)) {
+          expect(r.status).toBe("rejected");
+          expect((r as PromiseRejectedResult).reason).toBeInstanceOf(StateConflictError);
+        } else {
+          expect(r.status).toBe("fulfilled");
+          revisions.set(key, (r as PromiseFulfilledResult<number>).value);
+        }
+      });
+      expect(new Set(revisions.values()).size).toBe(keys.length);
+      // A burst of updates, every third from a stale revision (the peer wrote since): only those are
+      // refused; the same key in another scope is another value.
+      for (const key of keys.filter((_, i) => i % 3 === 0)) {
+        revisions.set(key, await peer.put("batch", key, enc("peer-newer"), revisions.get(key) as number));
+      }
+      const stale = new Map(early);
+      const updates = keys.map((key, i) => {
+        const expected =
+          i % 3 === 0
+            ? created[i]?.status === "fulfilled"
+              ? (created[i] as PromiseFulfilledResult<number>).value
+              : (stale.get(key) as number)
+            : (revisions.get(key) as number);
+        return s.put("batch", key, enc(`u-${key}`), expected);
+      });
+      const other = keys.slice(0, 10).map((key) => s.put("batch2", key, enc(`o-${key}`), null));
+      const results = await Promise.allSettled(updates);
+      expect((await Promise.allSettled(other)).every((r) => r.status === "fulfilled")).toBe(true);
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i] as string;
+        const got = await peer.get("batch", key);
+        if (i % 3 === 0) {
+          expect(results[i]?.status).toBe("rejected");
+          expect((results[i] as PromiseRejectedResult).reason).toBeInstanceOf(StateConflictError);
+          expect(dec(got!.data)).toBe("peer-newer");
+          expect(got!.revision).toBe(revisions.get(key));
+        } else {
+          expect(results[i]?.status).toBe("fulfilled");
+          expect(dec(got!.data)).toBe(`u-${key}`);
+          expect(got!.revision).toBe((results[i] as PromiseFulfilledResult<number>).value);
+        }
+      }
+      expect(dec((await s.get("batch2", "b-3"))!.data)).toBe("o-b-3");
+      // The same key twice in one burst, from the same revision: one wins.
+      const current = (await s.get("batch", "b-1"))!.revision;
+      const twice = await Promise.allSettled([
+        s.put("batch", "b-1", enc("x"), current),
+        s.put("batch", "b-1", enc("y"), current),
+        s.put("batch", "b-2", enc("z"), (await s.get("batch", "b-2"))!.revision),
+      ]);
+      expect(twice.slice(0, 2).filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      expect(twice[2]?.status).toBe("fulfilled");
+    });
+
     it("shows a write to another client of the same store", async ({ skip }) => {
       if (!ok) skip();
       const s = await store();

@@ -3,7 +3,9 @@
  * revision taken from a sequence (so a deleted and re-created key never repeats a revision a stale
  * holder may still hold). put() is one statement: an INSERT … ON CONFLICT DO NOTHING for a new key,
  * an UPDATE … WHERE revision = $expected otherwise; no row back means someone else wrote first.
- * The table and sequence are created on connect if missing.
+ * Puts made at once (an entity host writing many ids) leave together, as one statement per batch
+ * (pg-put-batcher.ts), each row still its own compare-and-set. The table and sequence are created
+ * on connect if missing.
  */
 import pg from "pg";
 import {
@@ -11,12 +13,12 @@ import {
   ConnectionError,
   describeThrown,
   PayloadTooLargeError,
-  StateConflictError,
   StateError,
   TransportError,
 } from "../../src/errors.js";
 import { assertStateAddress, type StateStore, type StoredValue } from "../state-store.js";
 import type { Bytes } from "../transport.js";
+import { PgPutBatcher, type QueuedPut, statementName } from "./pg-put-batcher.js";
 
 export interface PostgresStateStoreOptions {
   /** postgres://user:pass@host:5432/db (default: node-postgres' PG* environment variables). */
@@ -29,6 +31,13 @@ export interface PostgresStateStoreOptions {
   poolSize?: number;
   /** Largest value (default 16 MiB). */
   maxValueBytes?: number;
+  /** Write statements (batches of puts) under way at once (default: half the pool, at least 1). */
+  writeConcurrency?: number;
+}
+
+interface Statement {
+  name: string;
+  text: string;
 }
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -39,7 +48,8 @@ export class PostgresStateStore implements StateStore {
   readonly table: string;
   private readonly pool: pg.Pool;
   private readonly ownsPool: boolean;
-  private readonly sql: { get: string; insert: string; update: string; delete: string };
+  private readonly sql: { get: Statement; insert: Statement; update: Statement; delete: Statement };
+  private readonly batcher: PgPutBatcher;
   private ready?: Promise<void>;
   private closed = false;
 
@@ -67,16 +77,33 @@ export class PostgresStateStore implements StateStore {
     // An idle connection that dies (a server restart) must not crash the process: the next query reconnects.
     this.pool.on("error", () => {});
     const t = quoted(table);
+    const seq = quoted(sequenceOf(table));
+    const statement = (prefix: string, text: string): Statement => ({
+      name: statementName(prefix, text),
+      text,
+    });
     this.sql = {
-      get: `SELECT data, revision FROM ${t} WHERE scope = $1 AND key = $2`,
-      insert:
-        `INSERT INTO ${t} (scope, key, revision, data) VALUES ($1, $2, nextval('${quoted(sequenceOf(table))}'), $3) ` +
-        "ON CONFLICT (scope, key) DO NOTHING RETURNING revision",
-      update:
-        `UPDATE ${t} SET data = $3, revision = nextval('${quoted(sequenceOf(table))}'), updated_at = now() ` +
-        "WHERE scope = $1 AND key = $2 AND revision = $4 RETURNING revision",
-      delete: `DELETE FROM ${t} WHERE scope = $1 AND key = $2`,
+      get: statement("fa_get", `SELECT data, revision FROM ${t} WHERE scope = $1 AND key = $2`),
+      insert: statement(
+        "fa_insert",
+        `INSERT INTO ${t} (scope, key, revision, data) VALUES ($1, $2, nextval('${seq}'), $3) ` +
+          "ON CONFLICT (scope, key) DO NOTHING RETURNING revision",
+      ),
+      update: statement(
+        "fa_update",
+        `UPDATE ${t} SET data = $3, revision = nextval('${seq}'), updated_at = now() ` +
+          "WHERE scope = $1 AND key = $2 AND revision = $4 RETURNING revision",
+      ),
+      delete: statement("fa_delete", `DELETE FROM ${t} WHERE scope = $1 AND key = $2`),
     };
+    const concurrency = options.writeConcurrency ?? Math.max(1, Math.floor((options.poolSize ?? 10) / 2));
+    this.batcher = new PgPutBatcher(
+      t,
+      seq,
+      (query, values) => this.query(query, values),
+      (put) => this.putOne(put),
+      concurrency,
+    );
   }
 
   connect(): Promise<void> {
@@ -111,14 +138,20 @@ export class PostgresStateStore implements StateStore {
     if (data.byteLength > this.maxValueBytes) {
       throw new PayloadTooLargeError(data.byteLength, this.maxValueBytes, "state value");
     }
+    if (this.closed) throw this.closedError();
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    return this.batcher.put(scope, key, bytes, expected);
+  }
+
+  /** One put as its own statement: the new revision, or undefined when refused. */
+  private async putOne(put: QueuedPut): Promise<number | undefined> {
+    const { scope, key, data, expected } = put;
     const rows =
       expected === null
-        ? await this.query<{ revision: string }>(this.sql.insert, [scope, key, bytes])
-        : await this.query<{ revision: string }>(this.sql.update, [scope, key, bytes, expected]);
+        ? await this.query<{ revision: string }>(this.sql.insert, [scope, key, data])
+        : await this.query<{ revision: string }>(this.sql.update, [scope, key, data, expected]);
     const row = rows[0];
-    if (!row) throw new StateConflictError(scope, key, expected);
-    return Number(row.revision);
+    return row ? Number(row.revision) : undefined;
   }
 
   async delete(scope: string, key: string): Promise<void> {
@@ -152,15 +185,25 @@ export class PostgresStateStore implements StateStore {
     }
   }
 
-  private async query<T extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<T[]> {
+  private async query<T extends pg.QueryResultRow>(
+    statement: Statement | string,
+    values: unknown[],
+  ): Promise<T[]> {
     await this.connect();
-    return this.run<T>(text, values);
+    return this.run<T>(statement, values);
   }
 
-  private async run<T extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<T[]> {
+  private async run<T extends pg.QueryResultRow>(
+    statement: Statement | string,
+    values: unknown[],
+  ): Promise<T[]> {
     if (this.closed) throw this.closedError();
     try {
-      return (await this.pool.query<T>(text, values)).rows;
+      return (
+        typeof statement === "string"
+          ? await this.pool.query<T>(statement, values)
+          : await this.pool.query<T>({ ...statement, values })
+      ).rows;
     } catch (error) {
       throw translate(error);
     }

@@ -139,6 +139,32 @@ describe("entity records", () => {
   });
 });
 
+describe("entity records: event ids stored by their common prefix", () => {
+  it("round-trips ids that share a prefix, share none, or split a surrogate pair, and stays small", () => {
+    const base = planBatch(Order, "x", fresh(Order), [ev("c", { type: "CHECKOUT" })], 5).next.record;
+    const sender = Array.from({ length: 32 }, (_, i) => `ev-AbCdEfGhIjKl-${(1000 + i).toString(36)}`);
+    for (const ids of [
+      sender,
+      [...sender.slice(0, 5), "other-1", "ev-x"],
+      ["only"],
+      ["same", "same"],
+      ["\ud83d\ude00a", "\ud83d\ude01b"],
+      ["", "a"],
+      [],
+    ]) {
+      const record = { ...base, ids };
+      const bytes = encodeRecord(record, 1 << 20);
+      expect(decodeRecord(bytes)).toEqual(record);
+    }
+    const compact = encodeRecord({ ...base, ids: sender }, 1 << 20).byteLength;
+    const plain = Buffer.byteLength(JSON.stringify(sender));
+    expect(compact).toBeLessThan(plain);
+    expect(() => decodeRecord(Buffer.from('{"v":1,"mv":1,"n":0,"s":{},"ip":3,"ids":["a"]}'))).toThrow(
+      MalformedMessageError,
+    );
+  });
+});
+
 describe("defineEntity options", () => {
   it("refuses unknown keys, out-of-range values and a dedupWindow below inFlight", () => {
     expect(() => logEntity("a", { partitions: 0 })).toThrow(ConfigError);
