@@ -3,13 +3,18 @@
  * subscribes, counts what reaches its handler, reports the count with its own CPU time over IPC (at
  * most every 20 ms, and once the count stops moving). `kind`: "fa" (a durable group), "fa-live"
  * (`durable: false`), or "moleculer" (a Moleculer ServiceBroker on the NATS transporter whose
- * service handles the event: Moleculer's own event emit, the peer of `durable: false`).
+ * service handles the event: Moleculer's own event emit, the peer of `durable: false`), or the raw
+ * clients' group consumers of the raw fan-out rows (bench/harness/events-raw-fanout.ts): "raw-js"
+ * (a JetStream durable pull consumer `group` on the stream `<namespace>_raw`, `consume()`, one ack
+ * per message) and "raw-amqp" (the queue `<namespace>:raw.<group>`, prefetch 256, manual ack).
  */
+import { connect as natsConnect } from "@nats-io/transport-node";
+import { connect as amqpConnect } from "amqplib";
 import { EventBus, silentLogger, transportFromUrl } from "fastagentic";
 import moleculer from "moleculer";
 
 export interface MemberSpec {
-  kind: "fa" | "fa-live" | "moleculer";
+  kind: "fa" | "fa-live" | "moleculer" | "raw-js" | "raw-amqp";
   url: string;
   namespace: string;
   group: string;
@@ -52,6 +57,35 @@ if (spec.kind === "moleculer") {
   });
   await broker.start();
   stop = () => broker.stop();
+} else if (spec.kind === "raw-js") {
+  const { jetstream } = await import("@nats-io/jetstream");
+  const nc = await natsConnect({ servers: spec.url.replace(/^nats:\/\//, "") });
+  const consumer = await jetstream(nc).consumers.get(`${spec.namespace}_raw`, spec.group);
+  const messages = await consumer.consume({ max_messages: 256 });
+  const decoder = new TextDecoder();
+  const loop = (async () => {
+    for await (const m of messages) {
+      JSON.parse(decoder.decode(m.data));
+      count++;
+      m.ack();
+    }
+  })();
+  stop = async () => {
+    messages.stop();
+    await loop.catch(() => {});
+    await nc.close();
+  };
+} else if (spec.kind === "raw-amqp") {
+  const conn = await amqpConnect(spec.url, { noDelay: true, timeout: 5000 });
+  const ch = await conn.createChannel();
+  await ch.prefetch(256);
+  await ch.consume(`${spec.namespace}:raw.${spec.group}`, (m) => {
+    if (!m) return;
+    JSON.parse(m.content.toString());
+    count++;
+    ch.ack(m);
+  });
+  stop = () => conn.close();
 } else {
   const transport = transportFromUrl(spec.url, { namespace: spec.namespace });
   const bus = new EventBus({ transport, logger: silentLogger });

@@ -155,7 +155,7 @@ async function main(): Promise<void> {
         latencyCalls: config.quick ? 200 : 1000,
         runId,
         only: config.events,
-        rounds: config.quick ? 1 : 2,
+        rounds: config.rounds,
       },
       log,
     );

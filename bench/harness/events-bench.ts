@@ -17,6 +17,7 @@ import {
   rawCoreNatsFlow,
   rawJetStreamFlow,
 } from "./events-flows.js";
+import { rawFanOutSpecs } from "./events-raw-fanout.js";
 
 export interface EventsRow {
   id: string;
@@ -100,6 +101,17 @@ function cpuNow(flow: Flow, broker: string): { self: number; members?: number; b
 
 /** The event bus rows, in the order they run; `only` (ids) picks some. */
 export function eventSpecs(natsUrl: string, amqpUrl: string): Spec[] {
+  const specs = faSpecs(natsUrl, amqpUrl);
+  // The raw clients' own fan-out rows right after ours (the reference for the fan-out target).
+  const raw = rawFanOutSpecs(natsUrl, amqpUrl);
+  for (const broker of ["nats", "amqp"] as const) {
+    const at = specs.findIndex((s) => s.id === `ev-fa-${broker}-3p`) + 1;
+    specs.splice(at, 0, ...raw.filter((s) => s.broker === broker));
+  }
+  return specs;
+}
+
+function faSpecs(natsUrl: string, amqpUrl: string): Spec[] {
   return [
     {
       id: "ev-fa-nats",

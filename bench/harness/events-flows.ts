@@ -102,7 +102,7 @@ export async function faFlow(url: string, ns: string, groups: number, durable: b
 }
 
 /** Member processes, one per group, each counting what reaches its handler. */
-class Members {
+export class Members {
   readonly counters: Counter[] = [];
   private readonly children: ChildProcess[] = [];
   private readonly cpu: number[] = [];

@@ -29,12 +29,18 @@ function cpuPerGroupEvent(results: EventsResults, id: string): number | undefine
 export function fanOut(
   results: EventsResults,
   broker: "nats" | "amqp",
-): { throughput?: number; cpuPerGroup?: number } {
-  const one = `ev-fa-${broker}-1p`;
-  const three = `ev-fa-${broker}-3p`;
-  const out: { throughput?: number; cpuPerGroup?: number } = {};
+  client: "fa" | "raw" = "fa",
+): { throughput?: number; cpuPerGroup?: number; perRound?: number[] } {
+  const prefix = client === "fa" ? `ev-fa-${broker}` : `ev-raw-${broker === "nats" ? "jetstream" : "amqp"}`;
+  const one = `${prefix}-1p`;
+  const three = `${prefix}-3p`;
+  const out: { throughput?: number; cpuPerGroup?: number; perRound?: number[] } = {};
   const t = ratio(rate(results, one), rate(results, three));
   if (t !== undefined) out.throughput = t;
+  // Paired within each round (the two rows ran one after the other): less exposed to a slow spell.
+  const r1 = results.rows.find((x) => x.id === one)?.rounds ?? [];
+  const r3 = results.rows.find((x) => x.id === three)?.rounds ?? [];
+  if (r1.length > 0 && r1.length === r3.length) out.perRound = r1.map((a, i) => a / (r3[i] as number));
   const c = ratio(cpuPerGroupEvent(results, three), cpuPerGroupEvent(results, one));
   if (c !== undefined) out.cpuPerGroup = c;
   return out;
@@ -103,8 +109,15 @@ export function eventLines(results: EventsResults): string {
     const f = fanOut(results, broker);
     if (f.throughput === undefined) continue;
     const cpu = f.cpuPerGroup === undefined ? "" : `, CPU per event per group ${f.cpuPerGroup.toFixed(2)}×`;
+    const rounds = (x: { perRound?: number[] }) =>
+      x.perRound ? ` [per round ${x.perRound.map((n) => n.toFixed(2)).join(", ")}]` : "";
+    const raw = fanOut(results, broker, "raw");
+    const rawText =
+      raw.throughput === undefined
+        ? ""
+        : `; raw ${broker === "nats" ? "JetStream" : "amqplib"} in this run: ${raw.throughput.toFixed(2)}× slower${rounds(raw)}, CPU ${raw.cpuPerGroup?.toFixed(2) ?? "–"}×`;
     lines.push(
-      `  fan-out on ${broker === "nats" ? "NATS" : "RabbitMQ"}, 3 groups vs 1: each group ${f.throughput.toFixed(2)}× slower${cpu}`,
+      `  fan-out on ${broker === "nats" ? "NATS" : "RabbitMQ"}, 3 groups vs 1: each group ${f.throughput.toFixed(2)}× slower${rounds(f)}${cpu}${rawText}`,
     );
   }
   return lines.join("\n");
