@@ -27,10 +27,18 @@ function validate<T extends object>(
   schema: Record<string, Check | Record<string, Check>>,
 ): Partial<T> {
   if (input === undefined) return {};
-  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+  if (typeof input !== "object" || input === null || isArray(input)) {
     throw new ConfigError(`${what} must be an object, got ${showValue(input)}.`);
   }
-  for (const [key, value] of Object.entries(input)) {
+  let entries: Array<[string, unknown]>;
+  try {
+    entries = Object.entries(input);
+  } catch (error) {
+    throw new ConfigError(`${what} could not be read (${describeThrown(error)}); pass a plain object.`, {
+      cause: error,
+    });
+  }
+  for (const [key, value] of entries) {
     if (value === undefined) continue;
     const check = schema[key];
     if (check === undefined) {
@@ -288,6 +296,45 @@ export function validateKeys(what: string, input: unknown, keys: readonly string
     });
   }
   if (unknown) validate(what, input, Object.fromEntries(keys.map((k) => [k, () => undefined])));
+}
+
+/**
+ * Validates the keys of a call's options object (as validateKeys) and returns a plain copy of the
+ * known ones, read once: an object whose reads throw (a hostile Proxy, a throwing getter) is a
+ * ConfigError here, never a TypeError later; null and non-objects are refused (undefined: `{}`).
+ */
+export function readOptions(what: string, input: unknown, keys: readonly string[]): Record<string, unknown> {
+  if (input === undefined) return {};
+  if (typeof input !== "object" || input === null || isArray(input)) {
+    throw new ConfigError(`${what} must be an object, got ${showValue(input)}.`);
+  }
+  validateKeys(what, input, keys);
+  const copy: Record<string, unknown> = {};
+  try {
+    for (const key of keys) {
+      const value = (input as Record<string, unknown>)[key];
+      if (value !== undefined) copy[key] = value;
+    }
+  } catch (error) {
+    throw new ConfigError(`${what} could not be read (${describeThrown(error)}); pass a plain object.`, {
+      cause: error,
+    });
+  }
+  return copy;
+}
+
+/** Array.isArray, true for a revoked Proxy too (whose IsArray throws): neither is an options object. */
+function isArray(value: unknown): boolean {
+  try {
+    return Array.isArray(value);
+  } catch {
+    return true;
+  }
+}
+
+/** A partial RetryBackoff checked against the same bounds as the coordinator's (undefined keys dropped). */
+export function checkRetryBackoff(input: unknown, what: string): Partial<RetryBackoff> {
+  return definedOnly(validate<RetryBackoff>(what, input, backoffSchema));
 }
 
 export function backoffDelay(

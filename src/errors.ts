@@ -285,8 +285,8 @@ export class EntityRejectedError extends EntityError {
     readonly state: unknown,
   ) {
     super(
-      `${entity} ${JSON.stringify(entityId)} rejected the event "${eventType}": no transition takes it in ` +
-        `state ${JSON.stringify(state)}. Its state is unchanged; send an event the current state accepts.`,
+      `${entity} ${JSON.stringify(entityId)} rejected the event ${shownType(eventType)}: no transition takes it in ` +
+        `state ${cutText(JSON.stringify(state) ?? "undefined", 200)}. Its state is unchanged; send an event the current state accepts.`,
       entity,
       entityId,
     );
@@ -303,7 +303,7 @@ export class EntityEventError extends EntityError {
     readonly reason: string,
   ) {
     super(
-      `${entity} ${JSON.stringify(entityId)} failed on the event "${eventType}": ${reason}. ` +
+      `${entity} ${JSON.stringify(entityId)} failed on the event ${shownType(eventType)}: ${reason}. ` +
         "Its state is unchanged; fix the machine (guards and assigns must not throw) or the event.",
       entity,
       entityId,
@@ -372,6 +372,11 @@ function describe(thrown: unknown): string {
     json = undefined;
   }
   return `non-Error value thrown: ${json ?? String(thrown)}`;
+}
+
+/** An entity event's type as a message shows it: quoted, and cut when long. */
+function shownType(type: string): string {
+  return JSON.stringify(cutText(String(type), 100));
 }
 
 /** `text`, or its first `maxChars` characters and a marker saying how many were cut. */

@@ -91,6 +91,21 @@ export function wholeMsIn(min: number): Check {
       : `a whole number of milliseconds from ${min} to ${MAX_DURATION_MS} (about 24.8 days)`;
 }
 
+/**
+ * A whole-number parameter given as text (a URL query parameter, an environment variable): the
+ * number, or a ConfigError quoting the text as given ("abc", not "NaN").
+ */
+export function intParam(what: string, text: string, check: Check): number {
+  const n = /^-?\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+  const problem = Number.isNaN(n) ? (check(Number.NaN) ?? "a whole number") : check(n);
+  if (problem !== undefined) {
+    throw new ConfigError(
+      `${what} must be ${problem}; got ${showValue(text.length > 40 ? `${text.slice(0, 40)}…` : text)}.`,
+    );
+  }
+  return n;
+}
+
 /** Throws a ConfigError naming `what` when `check` refuses `value`; returns the value otherwise. */
 export function checked<T>(what: string, value: T, check: Check): T {
   const problem = check(value);

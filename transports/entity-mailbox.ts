@@ -18,6 +18,7 @@
  * the partition. That is the state store's job (compare-and-set on the revision).
  */
 import { InvalidNameError } from "../src/errors.js";
+import { showValue } from "../src/limits.js";
 import type { Bytes } from "./transport.js";
 
 export interface MailboxMessage {
@@ -114,7 +115,7 @@ export const MAX_PARTITIONS = 256;
 export function assertPartition(box: unknown, partitions: unknown, partition?: unknown): void {
   if (typeof box !== "string" || !BOX.test(box)) {
     throw new InvalidNameError(
-      `Invalid mailbox (entity type) name ${JSON.stringify(box)}: use 1-64 letters, digits, "_" or "-".`,
+      `Invalid mailbox (entity type) name ${showValue(box)}: use 1-64 letters, digits, "_" or "-".`,
     );
   }
   if (
@@ -123,7 +124,7 @@ export function assertPartition(box: unknown, partitions: unknown, partition?: u
     (partitions as number) > MAX_PARTITIONS
   ) {
     throw new InvalidNameError(
-      `Invalid partition count ${JSON.stringify(partitions)} for "${box}": use an integer from 1 to ${MAX_PARTITIONS}.`,
+      `Invalid partition count ${showValue(partitions)} for "${box}": use an integer from 1 to ${MAX_PARTITIONS}.`,
     );
   }
   if (
@@ -133,7 +134,7 @@ export function assertPartition(box: unknown, partitions: unknown, partition?: u
       (partition as number) >= (partitions as number))
   ) {
     throw new InvalidNameError(
-      `Invalid partition ${JSON.stringify(partition)} of "${box}": use an integer from 0 to ${(partitions as number) - 1}.`,
+      `Invalid partition ${showValue(partition)} of "${box}": use an integer from 0 to ${(partitions as number) - 1}.`,
     );
   }
 }

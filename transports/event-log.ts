@@ -16,6 +16,7 @@
  * - Patterns: dot-separated tokens; `*` matches one token, a final `>` one or more (NATS style).
  */
 import { ConfigError, InvalidNameError } from "../src/errors.js";
+import { showValue } from "../src/limits.js";
 import { type Bytes, logicalNameProblem } from "./transport.js";
 
 export interface EventRecord {
@@ -142,9 +143,9 @@ export function resolveEventLogOptions(
     maxDeadLetters: o.maxDeadLetters ?? 10_000,
   };
   for (const [key, value] of Object.entries(resolved)) {
-    if (!Number.isInteger(value) || value < (key === "maxEvents" ? -1 : 1)) {
+    if (!Number.isSafeInteger(value) || value < (key === "maxEvents" ? -1 : 1)) {
       throw new ConfigError(
-        `events.${key} must be a positive integer${key === "maxEvents" ? " (or -1: unlimited)" : ""}, got ${JSON.stringify(value)}.`,
+        `events.${key} must be a positive integer${key === "maxEvents" ? " (or -1: unlimited)" : ""}, got ${showValue(value)}.`,
       );
     }
   }
@@ -160,11 +161,11 @@ const knownTypes = new Set<string>();
 
 /** Throws InvalidNameError unless `type` is a valid event type (no wildcards). */
 export function assertEventType(type: unknown): asserts type is string {
-  if (knownTypes.has(type as string)) return;
+  if (typeof type === "string" && knownTypes.has(type)) return;
   const problem = typeof type === "string" ? logicalNameProblem(type) : "it is not a string";
   if (problem !== undefined) {
     throw new InvalidNameError(
-      `Invalid event type ${JSON.stringify(type)}: ${problem}. Event types are dot-separated parts of ` +
+      `Invalid event type ${showValue(type)}: ${problem}. Event types are dot-separated parts of ` +
         'letters, digits, "_" and "-" (e.g. "order.created"); "*" and ">" are for subscription patterns.',
     );
   }
@@ -183,7 +184,7 @@ export function assertEventPattern(pattern: unknown): asserts pattern is string 
   }
   if (problem !== undefined) {
     throw new InvalidNameError(
-      `Invalid event pattern ${JSON.stringify(pattern)}: ${problem}. A pattern is an event type whose ` +
+      `Invalid event pattern ${showValue(pattern)}: ${problem}. A pattern is an event type whose ` +
         'parts may be "*" (one part) and whose last part may be ">" (one or more parts), e.g. "order.*".',
     );
   }
@@ -193,7 +194,7 @@ export function assertEventPattern(pattern: unknown): asserts pattern is string 
 export function assertGroupName(group: unknown): asserts group is string {
   if (typeof group !== "string" || !GROUP.test(group)) {
     throw new InvalidNameError(
-      `Invalid event group ${JSON.stringify(group)}: use 1-64 letters, digits, "_" or "-" (e.g. "billing").`,
+      `Invalid event group ${showValue(group)}: use 1-64 letters, digits, "_" or "-" (e.g. "billing").`,
     );
   }
 }

@@ -10,6 +10,7 @@
  * not modify them after put().
  */
 import { InvalidNameError } from "../src/errors.js";
+import { showValue } from "../src/limits.js";
 import type { Bytes } from "./transport.js";
 
 export interface StoredValue {
@@ -51,18 +52,18 @@ export const MAX_STATE_KEY_LENGTH = 256;
 export function assertStateAddress(scope: unknown, key: unknown): void {
   if (typeof scope !== "string" || !SCOPE.test(scope)) {
     throw new InvalidNameError(
-      `Invalid state scope ${JSON.stringify(scope)}: use 1-64 letters, digits, "_" or "-" (an entity type name).`,
+      `Invalid state scope ${showValue(scope)}: use 1-64 letters, digits, "_" or "-" (an entity type name).`,
     );
   }
   if (typeof key !== "string" || key.length === 0 || key.length > MAX_STATE_KEY_LENGTH) {
     throw new InvalidNameError(
-      `Invalid state key ${typeof key === "string" ? `of ${key.length} characters` : JSON.stringify(key)}: ` +
+      `Invalid state key ${typeof key === "string" ? `of ${key.length} characters` : showValue(key)}: ` +
         `use a non-empty string of at most ${MAX_STATE_KEY_LENGTH} characters (an entity id).`,
     );
   }
   if (/\p{Cs}/u.test(key)) {
     throw new InvalidNameError(
-      `Invalid state key ${JSON.stringify(key)}: it holds a lone surrogate, which has no UTF-8 form.`,
+      `Invalid state key ${showValue(key)}: it holds a lone surrogate, which has no UTF-8 form.`,
     );
   }
 }

@@ -16,6 +16,7 @@
  */
 
 import { InvalidNameError } from "../src/errors.js";
+import { showValue } from "../src/limits.js";
 import type { DeadLetters } from "./dead-letters.js";
 import type { DeliveryRelease } from "./delivery-release.js";
 import type { EntityMailbox } from "./entity-mailbox.js";
@@ -207,7 +208,7 @@ export function assertLogicalName(name: string, what: string, allowWildcard = fa
   }
   if (problem !== undefined) {
     throw new InvalidNameError(
-      `Invalid ${what} "${String(name)}": ${problem}. Names become broker subjects and queue names, ` +
+      `Invalid ${what} ${showValue(name)}: ${problem}. Names become broker subjects and queue names, ` +
         'so use dot-separated parts of letters, digits, "_" and "-" (e.g. "orders.resize-image").',
     );
   }

@@ -4,7 +4,7 @@
  */
 import type { AnyStateMachine, ContextFrom, EventFromLogic, StateValueFrom } from "xstate";
 import { assertPartition, MAX_PARTITIONS } from "../../transports/entity-mailbox.js";
-import { validateKeys } from "../config.js";
+import { readOptions } from "../config.js";
 import { ConfigError, InvalidNameError } from "../errors.js";
 import { showValue } from "../limits.js";
 import type { EntityEvent, EntityLogic } from "./entity-logic.js";
@@ -75,7 +75,7 @@ export function defineEntity<M extends AnyStateMachine>(
   machine: M,
   options: EntityOptions = {},
 ): EntityDefinition<EventFromLogic<M> & EntityEvent, ContextFrom<M>, StateValueFrom<M>> {
-  const where = `defineEntity(${JSON.stringify(name)})`;
+  const where = `defineEntity(${showValue(name)})`;
   assertEntityName(name, where);
   if (!isMachine(machine)) {
     throw new ConfigError(
@@ -102,11 +102,15 @@ export function makeDefinition(
 }
 
 export function isEntityDefinition(value: unknown): value is AnyEntityDefinition {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    (value as Record<symbol, unknown>)[ENTITY_DEFINITION] === true
-  );
+  try {
+    return (
+      typeof value === "object" &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[ENTITY_DEFINITION] === true
+    );
+  } catch {
+    return false; // a Proxy whose reads throw is no definition
+  }
 }
 
 export function assertEntityName(name: unknown, where: string): asserts name is string {
@@ -121,10 +125,9 @@ export function resolveEntityOptions(
   options: EntityOptions | undefined,
   where: string,
 ): ResolvedEntityOptions {
-  validateKeys(`${where} options`, options, OPTION_KEYS);
-  const o = options ?? {};
+  const o: EntityOptions = readOptions(`${where} options`, options, OPTION_KEYS);
   const int = (key: keyof EntityOptions, fallback: number, min: number, max: number): number => {
-    const value = o[key] ?? fallback;
+    const value = o[key] === undefined ? fallback : o[key];
     if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
       throw new ConfigError(
         `${where}: ${key} must be an integer from ${min} to ${max}, got ${showValue(value)}.`,

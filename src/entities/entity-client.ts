@@ -7,6 +7,7 @@ import { partitionOf } from "../../transports/entity-mailbox.js";
 import { assertStateAddress, type StateStore } from "../../transports/state-store.js";
 import type { Subscription, Transport } from "../../transports/transport.js";
 import { type Clock, systemClock, type TimerHandle } from "../clock.js";
+import { readOptions } from "../config.js";
 import {
   ConfigError,
   describeThrown,
@@ -19,7 +20,7 @@ import {
   ValidationError,
 } from "../errors.js";
 import { newId } from "../ids.js";
-import { showValue } from "../limits.js";
+import { checked, showValue, wholeMsIn } from "../limits.js";
 import type { Logger } from "../logger.js";
 import type { AnyEntityDefinition } from "./define-entity.js";
 import { type EntityBackends, entityBackends, entitySubjects } from "./entity-backends.js";
@@ -81,7 +82,7 @@ export class EntityClient {
     event: EntityEvent,
     options: SendOptions = {},
   ): Promise<string> {
-    const message = this.message(def, id, event, options);
+    const message = this.message(def, id, event, readOptions("send() options", options, ["id"]));
     await this.deliver(def, message);
     return message.id;
   }
@@ -93,13 +94,14 @@ export class EntityClient {
     event: EntityEvent,
     options: AskOptions = {},
   ): Promise<EntitySnapshot> {
-    const timeoutMs = options.timeoutMs ?? def.options.askTimeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
-      throw new ConfigError(
-        `ask(): timeoutMs must be a positive integer, got ${showValue(options.timeoutMs)}.`,
-      );
-    }
-    const message = this.message(def, id, event, options);
+    const o = readOptions("ask() options", options, ["id", "timeoutMs"]);
+    const given = o["timeoutMs"];
+    const timeoutMs = checked(
+      "ask(): timeoutMs",
+      given === undefined ? def.options.askTimeoutMs : given,
+      wholeMsIn(1),
+    ) as number;
+    const message = this.message(def, id, event, o);
     const reply = await this.replyAddress();
     message.r = reply;
     const clock = this.options.clock ?? systemClock;
@@ -148,25 +150,28 @@ export class EntityClient {
     def: AnyEntityDefinition,
     id: string,
     event: EntityEvent,
-    options: SendOptions,
+    options: Record<string, unknown>,
   ): EntityMessage {
     assertStateAddress(def.name, id);
-    if (
-      typeof event !== "object" ||
-      event === null ||
-      Array.isArray(event) ||
-      typeof event.type !== "string" ||
-      event.type === ""
-    ) {
+    let type: unknown;
+    try {
+      type = typeof event === "object" && event !== null && !Array.isArray(event) ? event.type : undefined;
+    } catch (error) {
       throw new ValidationError(
-        `An entity event must be an object with a non-empty string "type", got ${describeValue(event)}.`,
+        `An entity event could not be read (${describeThrown(error)}); send a plain object with a "type".`,
+        { cause: error },
+      );
+    }
+    if (typeof type !== "string" || type === "") {
+      throw new ValidationError(
+        `An entity event must be an object with a non-empty string "type", got ${showValue(event)}.`,
       );
     }
     // What JSON would mangle is refused, naming the key, when the message is encoded (deliver()).
-    const eventId = options.id ?? newId("ev");
+    const eventId = options["id"] === undefined ? newId("ev") : options["id"];
     if (typeof eventId !== "string" || eventId.length === 0 || eventId.length > MAX_EVENT_ID) {
       throw new ValidationError(
-        `An event id must be a string of 1 to ${MAX_EVENT_ID} characters, got ${describeValue(eventId)}.`,
+        `An event id must be a string of 1 to ${MAX_EVENT_ID} characters, got ${showValue(eventId)}.`,
       );
     }
     return { v: 1, k: "ev", to: id, id: eventId, e: event };
@@ -252,13 +257,5 @@ function errorOfReply(reply: Extract<EntityReply, { ok: false }>, entity: string
       return new EntitySnapshotError(reply.message, entity, id);
     default:
       return new EntityError(reply.message, entity, id);
-  }
-}
-
-function describeValue(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
   }
 }

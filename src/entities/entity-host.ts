@@ -12,7 +12,7 @@
  */
 import { type MailboxMessage, type PartitionHold, partitionOf } from "../../transports/entity-mailbox.js";
 import type { Clock, TimerHandle } from "../clock.js";
-import { describeThrown, EntitySnapshotError, StateConflictError } from "../errors.js";
+import { describeThrown, EntityEventError, EntitySnapshotError, StateConflictError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { AnyEntityDefinition } from "./define-entity.js";
 import type { EntityBackends } from "./entity-backends.js";
@@ -238,13 +238,20 @@ export class EntityHost {
         await this.pause(attempt, slot, error);
         continue;
       }
-      const plan = planBatch(
-        this.def,
-        slot.id,
-        slot.loaded,
-        live.map((p) => p.message),
-        this.options.clock.now(),
-      );
+      let plan: ReturnType<typeof planBatch>;
+      try {
+        plan = planBatch(
+          this.def,
+          slot.id,
+          slot.loaded,
+          live.map((p) => p.message),
+          this.options.clock.now(),
+        );
+      } catch (error) {
+        // The logic threw outside a transition (persisting or reading its state): no retry fixes it.
+        slot.loaded = undefined;
+        return this.refuse(live, new EntityEventError(this.def.name, slot.id, "?", describeThrown(error)));
+      }
       if (plan.changed) {
         try {
           const data = encodeRecord(plan.next.record, this.backends.store.maxValueBytes);
@@ -285,7 +292,18 @@ export class EntityHost {
     const stored = await store.get(this.def.name, id);
     const def = this.def;
     if (stored === null) {
-      const { state, effects } = def.logic.initial(id);
+      let initial: ReturnType<typeof def.logic.initial>;
+      try {
+        initial = def.logic.initial(id);
+      } catch (error) {
+        throw new EntitySnapshotError(
+          `The initial state of ${def.name} ${JSON.stringify(id)} could not be made: ${describeThrown(error)}. Fix the machine's initial context or entry actions.`,
+          def.name,
+          id,
+          { cause: error },
+        );
+      }
+      const { state, effects } = initial;
       return {
         state,
         revision: null,

@@ -82,7 +82,12 @@ export function entityDefinitionOf(target: unknown, owner: string): AnyEntityDef
     return def;
   }
   if (typeof target !== "object" || target === null) return undefined;
-  const cls = (target as { constructor?: unknown }).constructor;
+  let cls: unknown;
+  try {
+    cls = (target as { constructor?: unknown }).constructor;
+  } catch {
+    return undefined; // a Proxy whose reads throw is no entity
+  }
   const metadata = typeof cls === "function" ? entityMetadata(cls) : undefined;
   if (!metadata) return undefined;
   let def = byInstance.get(target);

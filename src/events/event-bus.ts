@@ -16,15 +16,16 @@ import {
 import { InMemoryTransport } from "../../transports/memory/memory.transport.js";
 import type { Transport } from "../../transports/transport.js";
 import { type Clock, systemClock } from "../clock.js";
-import { type RetryBackoff, validateKeys } from "../config.js";
+import { type RetryBackoff, readOptions, validateKeys } from "../config.js";
 import { exploreActor } from "../decorators/actor-explorer.js";
 import { ConfigError, StateError } from "../errors.js";
 import { newId } from "../ids.js";
-import { showValue } from "../limits.js";
+import { checked, intIn } from "../limits.js";
 import { childLogger, getDefaultLogger, type Logger } from "../logger.js";
 import { subscribeHandler } from "./actor-events.js";
-import { assertEventId, assertEventKey, assertHeaders, type BusEvent, encodeEvent } from "./event-codec.js";
+import { type BusEvent, encodeEvent } from "./event-codec.js";
 import { type EventHandler, EventRunner, type SubscriptionStats } from "./event-subscription.js";
+import { resolvePublishOptions, resolveSubscribeOptions } from "./subscribe-options.js";
 
 export interface EventBusOptions {
   /** Default: a new InMemoryTransport (closed with the bus). */
@@ -76,20 +77,6 @@ export interface PublishedEvent {
   time: number;
 }
 
-const SUBSCRIBE_KEYS = [
-  "group",
-  "from",
-  "concurrency",
-  "retries",
-  "retryBackoff",
-  "ordered",
-  "durable",
-  "timeoutMs",
-  "maxRedeliveries",
-];
-
-const DEFAULT_BACKOFF: RetryBackoff = { initialMs: 100, multiplier: 2, maxMs: 10_000, jitter: 0.1 };
-
 export class EventBus {
   readonly transport: Transport;
   private readonly ownsTransport: boolean;
@@ -118,21 +105,15 @@ export class EventBus {
   /** Stores an event; resolves once the broker has it (unless `durable: false`). */
   async publish(type: string, data?: unknown, options: PublishEventOptions = {}): Promise<PublishedEvent> {
     assertEventType(type);
-    const id = options.id ?? newId("evt");
-    assertEventId(id);
-    if (options.key !== undefined) assertEventKey(options.key);
-    const headers: Record<string, string> = {};
-    if (options.headers !== undefined) {
-      assertHeaders(options.headers);
-      Object.assign(headers, options.headers);
-    }
+    const { id, key, headers: given, durable } = resolvePublishOptions(options);
+    const headers: Record<string, string> = given === undefined ? {} : { ...given };
     if (headers["traceparent"] === undefined) propagation.inject(otelContext.active(), headers);
     const event: BusEvent = { id, type, data: data ?? null, time: this.clock.now(), headers };
-    if (options.key !== undefined) event.key = options.key;
+    if (key !== undefined) event.key = key;
     const log = this.connected ?? (await this.log());
     const body = encodeEvent(event, this.transport.maxPayloadBytes);
-    const record = options.key === undefined ? { type, id, body } : { type, id, key: options.key, body };
-    if (options.durable === false) await log.notify(record);
+    const record = key === undefined ? { type, id, body } : { type, id, key, body };
+    if (!durable) await log.notify(record);
     else await log.append(record);
     return { id, time: event.time };
   }
@@ -143,36 +124,21 @@ export class EventBus {
     handler: EventHandler<T>,
     options: SubscribeOptions = {},
   ): Promise<EventSubscription> {
-    validateKeys("SubscribeOptions", options, SUBSCRIBE_KEYS);
     assertEventPattern(pattern);
+    const o = resolveSubscribeOptions(pattern, options);
     if (typeof handler !== "function")
       throw new ConfigError("subscribe(pattern, handler): handler must be a function.");
-    const durable = options.durable ?? true;
-    if (durable && options.group === undefined) {
-      throw new ConfigError(
-        `subscribe("${pattern}"): a durable subscription needs a group (e.g. { group: "billing" }): ` +
-          "the group is what keeps its place while its members are down. Use { durable: false } for live events only.",
-      );
-    }
-    const group = options.group ?? newId("live").replaceAll(".", "-");
-    assertGroupName(group);
-    const from = options.from ?? "new";
-    checkFrom(from, durable);
-    const concurrency = positiveInt(options.concurrency ?? 8, "concurrency", 1);
-    const retries = positiveInt(options.retries ?? 3, "retries", 0);
-    const timeoutMs = positiveInt(options.timeoutMs ?? 60_000, "timeoutMs", 0);
-    const maxRedeliveries = positiveInt(options.maxRedeliveries ?? 3, "maxRedeliveries", 0);
-    const ordered = options.ordered ?? false;
+    const { group, from, durable, ordered, concurrency } = o;
     const log = await this.log();
     const runner = new EventRunner(
       handler as EventHandler,
       {
         group,
-        retries,
-        retryBackoff: { ...DEFAULT_BACKOFF, ...options.retryBackoff },
-        timeoutMs,
+        retries: o.retries,
+        retryBackoff: o.retryBackoff,
+        timeoutMs: o.timeoutMs,
         ordered,
-        maxRedeliveries,
+        maxRedeliveries: o.maxRedeliveries,
         ackDeadlineMs: this.transport.ackDeadlineMs,
         ...(typeof from === "object" && "time" in from ? { notBefore: from.time } : {}),
       },
@@ -210,7 +176,9 @@ export class EventBus {
   async deadLetters(group: string, pattern: string, options: { limit?: number } = {}): Promise<DeadEvent[]> {
     assertGroupName(group);
     assertEventPattern(pattern);
-    return (await this.log()).deadLetters(group, pattern, positiveInt(options.limit ?? 100, "limit", 1));
+    const { limit = 100 } = readOptions("deadLetters() options", options, ["limit"]);
+    const max = checked("deadLetters(): limit", limit, intIn(1, 10_000)) as number;
+    return (await this.log()).deadLetters(group, pattern, max);
   }
 
   /** Deletes a durable group: its place in the log and its dead letters. */
@@ -237,34 +205,5 @@ export class EventBus {
       return log;
     });
     return this.connecting;
-  }
-}
-
-function positiveInt(value: unknown, name: string, min: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-    throw new ConfigError(`subscribe(): ${name} must be an integer ≥ ${min}, got ${showValue(value)}.`);
-  }
-  return value;
-}
-
-function checkFrom(from: unknown, durable: boolean): void {
-  const ok =
-    from === "new" ||
-    from === "all" ||
-    (typeof from === "object" &&
-      from !== null &&
-      (("time" in from && Number.isFinite((from as { time: unknown }).time)) ||
-        ("sequence" in from &&
-          Number.isInteger((from as { sequence: unknown }).sequence) &&
-          ((from as { sequence: number }).sequence ?? 0) >= 1)));
-  if (!ok) {
-    throw new ConfigError(
-      `subscribe(): from must be "new", "all", { time: epochMs } or { sequence: n ≥ 1 }, got ${showValue(from)}.`,
-    );
-  }
-  if (!durable && from !== "new") {
-    throw new ConfigError(
-      'subscribe(): a non-durable subscription receives live events only: use from: "new".',
-    );
   }
 }

@@ -3,7 +3,8 @@
  * (plain JSON only, size-limited, parsed without prototype pollution).
  */
 import { decodeEnvelope, encode } from "../codec.js";
-import { MalformedMessageError, ValidationError } from "../errors.js";
+import { describeThrown, MalformedMessageError, ValidationError } from "../errors.js";
+import { showValue } from "../limits.js";
 
 /** What a handler receives. */
 export interface BusEvent<T = unknown> {
@@ -37,7 +38,7 @@ const PRINTABLE = /^[!-~\u00a0-\uffff]+$/;
 export function assertEventId(id: unknown): asserts id is string {
   if (typeof id !== "string" || id.length === 0 || id.length > MAX_ID || !PRINTABLE.test(id)) {
     throw new ValidationError(
-      `Invalid event id ${JSON.stringify(id)}: use 1-${MAX_ID} characters without spaces or control characters.`,
+      `Invalid event id ${showValue(id)}: use 1-${MAX_ID} characters without spaces or control characters.`,
     );
   }
 }
@@ -45,18 +46,31 @@ export function assertEventId(id: unknown): asserts id is string {
 export function assertEventKey(key: unknown): asserts key is string {
   if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY) {
     throw new ValidationError(
-      `Invalid event key ${JSON.stringify(key)}: use a string of 1-${MAX_KEY} characters.`,
+      `Invalid event key ${showValue(key)}: use a string of 1-${MAX_KEY} characters.`,
     );
   }
 }
 
 export function assertHeaders(headers: unknown): asserts headers is Record<string, string> {
-  if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
+  if (typeof headers !== "object" || headers === null) {
     throw new ValidationError("Event headers must be an object of strings.");
   }
-  for (const [k, v] of Object.entries(headers)) {
+  let entries: Array<[string, unknown]>;
+  try {
+    if (Array.isArray(headers)) throw new ValidationError("Event headers must be an object of strings.");
+    entries = Object.entries(headers);
+  } catch (error) {
+    if (error instanceof ValidationError) throw error;
+    throw new ValidationError(
+      `Event headers could not be read (${describeThrown(error)}); pass a plain object.`,
+      {
+        cause: error,
+      },
+    );
+  }
+  for (const [k, v] of entries) {
     if (typeof v !== "string") {
-      throw new ValidationError(`Event header "${k}" must be a string, got ${typeof v}.`);
+      throw new ValidationError(`Event header ${showValue(k)} must be a string, got ${typeof v}.`);
     }
   }
 }

@@ -54,7 +54,20 @@ interface Call {
 }
 
 function isThenable(value: unknown): boolean {
-  return value !== null && typeof (value as PromiseLike<unknown>)?.then === "function";
+  try {
+    return value !== null && typeof (value as PromiseLike<unknown>)?.then === "function";
+  } catch {
+    return false; // a Proxy whose reads throw: a value, not a promise
+  }
+}
+
+/** Whether a thrown value asks for no retry; false for values whose prototype cannot be read. */
+function isUnrecoverable(thrown: unknown): boolean {
+  try {
+    return thrown instanceof UnrecoverableError;
+  } catch {
+    return false;
+  }
 }
 
 interface Run {
@@ -186,7 +199,9 @@ export class EventRunner {
     try {
       await this.attempt(run, first);
     } catch (error) {
+      // Never left unsettled (it would hold a slot of this member for good): dead-lettered.
       this.logger.error({ err: describeThrown(error), group: this.options.group }, "event settlement failed");
+      await this.deadLetter(run, `the event could not be settled: ${describeThrown(error)}`).catch(() => {});
     } finally {
       this.runs.delete(run);
       this.next(run.key);
@@ -225,15 +240,15 @@ export class EventRunner {
         delivery.release();
         return;
       }
-      const thrown = await this.settle(run, attempt === 1 && first ? first : this.call(run, event, attempt));
-      if (thrown === undefined) {
+      const failed = await this.settle(run, attempt === 1 && first ? first : this.call(run, event, attempt));
+      if (failed === undefined) {
         this.stats.handled++;
         delivery.ack();
         return;
       }
       this.stats.failedAttempts++;
-      lastError = describeThrown(thrown);
-      if (thrown instanceof UnrecoverableError) break;
+      lastError = describeThrown(failed.thrown);
+      if (isUnrecoverable(failed.thrown)) break;
       if (attempt <= retries) {
         await this.sleep(backoffDelay(this.options.retryBackoff, attempt));
       }
@@ -264,18 +279,21 @@ export class EventRunner {
     return this.closing;
   }
 
-  /** Waits for a call's outcome: undefined on success, else what it threw (or the timeout). */
-  private settle(run: Run, call: Call): Promise<unknown> {
-    if (call.thrown !== undefined) return Promise.resolve(call.thrown);
+  /**
+   * Waits for a call's outcome: undefined on success, else what it threw (or the timeout), boxed:
+   * a promise resolved with a thrown value itself would read its `then` (a Proxy's trap may throw).
+   */
+  private settle(run: Run, call: Call): Promise<{ thrown: unknown } | undefined> {
+    if (call.thrown !== undefined) return Promise.resolve({ thrown: call.thrown });
     if (!isThenable(call.value)) return Promise.resolve(undefined);
-    return new Promise<unknown>((resolve) => {
+    return new Promise<{ thrown: unknown } | undefined>((resolve) => {
       let done = false;
       let timer: TimerHandle | undefined;
       const finish = (thrown: unknown) => {
         if (done) return;
         done = true;
         this.clock.clearTimeout(timer);
-        resolve(thrown);
+        resolve(thrown === undefined ? undefined : { thrown });
       };
       if (this.options.timeoutMs > 0) {
         timer = this.clock.setTimeout(() => {
@@ -286,10 +304,14 @@ export class EventRunner {
           finish(error);
         }, this.options.timeoutMs);
       }
-      (call.value as PromiseLike<unknown>).then(
-        () => finish(undefined),
-        (error: unknown) => finish(error ?? new Error("the handler rejected with no reason")),
-      );
+      try {
+        (call.value as PromiseLike<unknown>).then(
+          () => finish(undefined),
+          (error: unknown) => finish(error ?? new Error("the handler rejected with no reason")),
+        );
+      } catch (error) {
+        finish(error ?? new Error("the handler returned a thenable whose then() threw"));
+      }
     });
   }
 

@@ -7,7 +7,7 @@ import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
 import type { Options, SocketOptions } from "amqplib";
 import { validateKeys } from "../../src/config.js";
 import { ConfigError } from "../../src/errors.js";
-import { MAX_DURATION_MS, showValue } from "../../src/limits.js";
+import { intIn, intParam, MAX_DURATION_MS, showValue } from "../../src/limits.js";
 import type { Logger } from "../../src/logger.js";
 import { redactUrl } from "../../src/url-redaction.js";
 import { type EventLogOptions, type ResolvedEventLogOptions, resolveEventLogOptions } from "../event-log.js";
@@ -161,14 +161,26 @@ export function resolveAmqpOptions(options: AmqpTransportOptions = {}): Resolved
   validateNamespace(namespace);
 
   const heartbeatParam = url.searchParams.get("heartbeat");
-  const heartbeat = heartbeatParam !== null ? Number(heartbeatParam) : (options.heartbeatSeconds ?? 10);
+  const heartbeat =
+    heartbeatParam !== null
+      ? intParam("The AMQP URL parameter heartbeat (seconds)", heartbeatParam, intIn(0, 65_535))
+      : (options.heartbeatSeconds ?? 10);
   check(
     Number.isInteger(heartbeat) && heartbeat >= 0 && heartbeat <= 65_535,
     "heartbeatSeconds",
     "an integer from 0 to 65535",
     heartbeat,
   );
-  const frameMax = url.searchParams.get("frameMax");
+  const frameMaxParam = url.searchParams.get("frameMax");
+  // 0: the broker's limit; else at least the 4096 bytes AMQP 0-9-1 requires.
+  const frameMax =
+    frameMaxParam === null
+      ? null
+      : intParam("The AMQP URL parameter frameMax (bytes)", frameMaxParam, (v) =>
+          v === 0 || intIn(4096, 4_294_967_295)(v) === undefined
+            ? undefined
+            : "0 or an integer from 4096 to 4294967295",
+        );
   const secure = url.protocol === "amqps:";
   const connect: Options.Connect = {
     protocol: secure ? "amqps" : "amqp",
@@ -178,7 +190,7 @@ export function resolveAmqpOptions(options: AmqpTransportOptions = {}): Resolved
     password: url.password ? decodeUrlPart(url.password, "password") : url.username ? "" : "guest",
     vhost: url.pathname.length > 1 ? decodeUrlPart(url.pathname.slice(1), "vhost") : "/",
     heartbeat,
-    ...(frameMax !== null ? { frameMax: Number(frameMax) } : {}),
+    ...(frameMax !== null ? { frameMax } : {}),
   };
   if (options.tls !== undefined && !secure) {
     throw new ConfigError(`TLS options were given for ${redactUrl(url)}; use an amqps:// URL for TLS.`);

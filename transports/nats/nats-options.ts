@@ -3,7 +3,7 @@
  * namespace, JetStream limits), their defaults, and validation that says what to fix.
  */
 import { ConfigError } from "../../src/errors.js";
-import { MAX_DURATION_MS, showValue } from "../../src/limits.js";
+import { intParam, MAX_DURATION_MS, showValue } from "../../src/limits.js";
 import { type EventLogOptions, type ResolvedEventLogOptions, resolveEventLogOptions } from "../event-log.js";
 import { assertNamespace, decodeUrlPart } from "../shared-options.js";
 
@@ -287,7 +287,11 @@ export function natsOptionsFromUrl(url: URL, options: Record<string, unknown> = 
     else if (key === "name") fromUrl.name = value;
     // The record of finished tasks is opt-in; CLI workers take it from the URL like the rest.
     else if (key === "finishedTtlMs")
-      fromUrl.finishedTtlMs = /^\d{1,12}$/.test(value) ? Number(value) : Number.NaN;
+      fromUrl.finishedTtlMs = intParam(
+        "The NATS URL parameter finishedTtlMs",
+        value,
+        SCHEMA.finishedTtlMs as (v: unknown) => string | undefined,
+      );
     else if (key === "servers") hosts.push(...value.split(",").filter((h) => h.length > 0));
     else {
       throw new ConfigError(
