@@ -35,7 +35,7 @@ export class RabbitCluster {
 
   constructor(
     size: number,
-    private readonly basePort = 5701,
+    basePort = 5701,
   ) {
     this.dir = join(tmpdir(), `fa-rmq-cluster-${process.pid}`);
     this.home = join(this.dir, "home");
