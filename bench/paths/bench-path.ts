@@ -8,6 +8,7 @@ export type PathId =
   | "fa-memory"
   | "fa-nats"
   | "fa-amqp"
+  | "fa-amqp-quorum"
   | "raw-jetstream"
   | "raw-amqp"
   | "raw-nats-core"

@@ -6,10 +6,15 @@
 import { Coordinator, silentLogger, type Transport, transportFromUrl, WorkerPool } from "fastagentic";
 import { type BenchPath, type PathSpec, within } from "./bench-path.js";
 
-type Broker = "nats" | "amqp";
+type Broker = "nats" | "amqp" | "amqp-quorum";
 
 function urlOf(broker: Broker, spec: PathSpec): string {
-  return broker === "nats" ? spec.natsUrl : spec.amqpUrl;
+  if (broker === "nats") return spec.natsUrl;
+  if (broker === "amqp") return spec.amqpUrl;
+  // RabbitMQ quorum queues: one per priority level (an extra path, run when named).
+  const url = new URL(spec.amqpUrl);
+  url.searchParams.set("queueType", "quorum");
+  return url.toString();
 }
 
 /** The transport, set to delete what the run created when the producer closes. */
@@ -22,11 +27,17 @@ const never = new Promise<never>(() => {});
 
 export function fastagenticBrokerPath(broker: Broker): BenchPath {
   return {
-    id: broker === "nats" ? "fa-nats" : "fa-amqp",
-    label: broker === "nats" ? "fastagentic on NATS JetStream" : "fastagentic on RabbitMQ",
+    id: broker === "nats" ? "fa-nats" : broker === "amqp" ? "fa-amqp" : "fa-amqp-quorum",
+    label:
+      broker === "nats"
+        ? "fastagentic on NATS JetStream"
+        : broker === "amqp"
+          ? "fastagentic on RabbitMQ"
+          : "fastagentic on RabbitMQ quorum queues",
     kind: "fastagentic",
-    broker,
+    broker: broker === "nats" ? "nats" : "amqp",
     baseline: broker === "nats" ? "raw-jetstream" : "raw-amqp",
+    ...(broker === "amqp-quorum" ? { extra: true } : {}),
 
     async probe(spec) {
       // The adapter's own timeout is shorter than the bound, so its reason is the one reported.

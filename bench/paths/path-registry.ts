@@ -20,6 +20,7 @@ export const PATHS: readonly BenchPath[] = [
   // Extras, left out of a full run (BenchPath.extra):
   amqpTransportPath,
   amqpRawTwinPath,
+  fastagenticBrokerPath("amqp-quorum"),
   // The entities section's ask paths (bench/harness/entities-bench.ts):
   entityBrokerPath("nats"),
   entityBrokerPath("amqp"),
