@@ -4,6 +4,7 @@
  * Messages in: { cmd: "cpu" | "started" | "stop", id }. Out: { type: "ready" | "error" | "reply" }.
  * Exits when the parent goes away, so a crashed bench leaves no workers behind.
  */
+import { AllocMeter } from "./harness/alloc-meter.js";
 import { type PathSpec, type PathWorker, within } from "./paths/bench-path.js";
 import { pathById } from "./paths/path-registry.js";
 
@@ -26,9 +27,14 @@ async function main(): Promise<void> {
     send({ type: "error", reason: error instanceof Error ? error.message : String(error) });
     process.exit(1);
   }
+  let meter: AllocMeter | undefined;
   process.on("message", (message: Command) => {
-    if (message.cmd === "cpu") send({ type: "reply", id: message.id, value: process.cpuUsage() });
-    else if (message.cmd === "started") send({ type: "reply", id: message.id, value: worker.started() });
+    if (message.cmd === "cpu") {
+      // Allocation is counted from the first sample on (the meter watches every GC from then).
+      meter ??= new AllocMeter();
+      const allocated = meter.read();
+      send({ type: "reply", id: message.id, value: { ...process.cpuUsage(), allocated } });
+    } else if (message.cmd === "started") send({ type: "reply", id: message.id, value: worker.started() });
     else if (message.cmd === "stop") {
       // Bounded, so the process exits (and writes its CPU profile, if asked) before the parent kills it.
       void within(worker.close(), 5000, "closing the worker")

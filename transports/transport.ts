@@ -117,6 +117,13 @@ export interface Transport {
    * them. Broker transports leave it undefined (at most once: a reconnecting client can miss some).
    */
   readonly reliableFanout?: boolean;
+  /**
+   * True when a delivery count of 1 always means the message was never delivered before (an
+   * in-process transport: nothing loses its deliveries' state). Workers then need not remember
+   * the tasks they started to spot re-runs (src/cluster/started-runs.ts), a 100,000-entry map
+   * updated per task. Broker transports leave it undefined.
+   */
+  readonly exactDeliveryCounts?: boolean;
 
   /** Idempotent; concurrent calls share one connection attempt. */
   connect(): Promise<void>;

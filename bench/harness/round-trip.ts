@@ -4,6 +4,7 @@
  */
 import type { BenchConfig } from "../bench-config.js";
 import { type BenchPath, type PathSpec, within } from "../paths/bench-path.js";
+import { AllocMeter } from "./alloc-meter.js";
 import { brokerCpuMs } from "./broker-cpu.js";
 import { runLatency, runThroughput } from "./load-driver.js";
 import {
@@ -11,7 +12,7 @@ import {
   startWorkers,
   stopWorkers,
   type WorkerChild,
-  workersCpuMs,
+  workersAlloc,
 } from "./worker-children.js";
 
 export interface RoundTripResult {
@@ -31,6 +32,12 @@ export interface RoundTripResult {
    * (process.cpuUsage), and the broker's processes (from /proc, less its idle rate).
    */
   cpuMsPer1k?: { producer: number; workers: number; total: number; broker?: number };
+  /**
+   * Bytes allocated on the V8 heap per round trip during the throughput phase, in the producer
+   * and in the worker processes (harness/alloc-meter.ts). In process (in memory) the producer's
+   * figure includes the worker's.
+   */
+  allocPerTask?: { producer: number; workers: number };
 }
 
 export interface RoundTripOptions {
@@ -81,12 +88,17 @@ export async function measurePath(
       throw new Error(`warm-up: ${warm.done}/${warmupTasks} done${describe(warm)}`);
     }
     const background = await brokerBackgroundMsPerSec(path.broker);
-    const producerBefore = process.cpuUsage();
+    const meter = new AllocMeter();
     const workersBefore: CpuSample[] = await Promise.all(workers.map((w) => w.cpu()));
+    const producerBefore = process.cpuUsage();
+    const allocBefore = meter.read();
     const brokerBefore = brokerCpuMs(path.broker);
     const run = await runThroughput(call, options.tasks, config.inflight, config.phaseTimeoutMs);
+    const producerAlloc = meter.read() - allocBefore;
     const producer = cpuMs(producerBefore);
-    const workerMs = await workersCpuMs(workers, workersBefore);
+    meter.stop();
+    const worked = await workersAlloc(workers, workersBefore);
+    const workerMs = worked.cpuMs;
     const brokerAfter = brokerCpuMs(path.broker);
     if (run.done < options.tasks) {
       throw new Error(`throughput: ${run.done}/${options.tasks} done${describe(run)}`);
@@ -99,6 +111,7 @@ export async function measurePath(
       workers: workerMs * per1k,
       total: (producer + workerMs) * per1k,
     };
+    result.allocPerTask = { producer: producerAlloc / run.done, workers: worked.bytes / run.done };
     if (brokerBefore !== undefined && brokerAfter !== undefined && background !== undefined) {
       // Less what the broker burns anyway (other clients of this shared broker, its own timers).
       const ours = brokerAfter - brokerBefore - background * (run.elapsedMs / 1000);

@@ -17,6 +17,8 @@ process.on("exit", () => {
 export interface CpuSample {
   user: number;
   system: number;
+  /** Bytes allocated on the worker's V8 heap since its first sample (harness/alloc-meter.ts). */
+  allocated?: number;
 }
 
 interface Reply {
@@ -162,4 +164,20 @@ export async function workersCpuMs(
     micros += a.user - b.user + (a.system - b.system);
   });
   return micros / 1000;
+}
+
+/** CPU ms the workers used, and bytes they allocated on their heaps, since `before` (same order). */
+export async function workersAlloc(
+  workers: readonly WorkerChild[],
+  before: readonly CpuSample[],
+): Promise<{ bytes: number; cpuMs: number }> {
+  const after = await Promise.all(workers.map((w) => w.cpu()));
+  let bytes = 0;
+  let micros = 0;
+  after.forEach((a, i) => {
+    const b = before[i] as CpuSample;
+    bytes += (a.allocated ?? 0) - (b.allocated ?? 0);
+    micros += a.user - b.user + (a.system - b.system);
+  });
+  return { bytes, cpuMs: micros / 1000 };
 }

@@ -59,6 +59,26 @@ export function cpuPerCall(c: CpuPerCall | undefined): string {
   return parts.map((n) => n.toFixed(0)).join("+");
 }
 
+/** Heap bytes allocated per round trip in producer and workers, and the share of their CPU in GC. */
+function allocLines(results: BenchResults): string[] {
+  const rows = results.roundTrips.filter((r) => r.status === "ok" && r.allocPerTask !== undefined);
+  if (rows.length === 0) return [];
+  const kb = (n: number) => `${(n / 1024).toFixed(2)} KB`;
+  return [
+    "",
+    "Allocation per round trip (V8 heap bytes during the throughput phase, from every GC's heap before/after;",
+    "buffer contents outside the heap not counted; the producer's includes the bench's load driver; in memory",
+    "the producer column is the whole process):",
+    table(
+      ["path", "producer", "workers"],
+      rows.map((r) => {
+        const a = r.allocPerTask as NonNullable<RoundTripResult["allocPerTask"]>;
+        return [r.label, kb(a.producer), r.workerProcesses === 0 ? "–" : kb(a.workers)];
+      }),
+    ),
+  ];
+}
+
 /** The latency measured side by side with the baseline, which "vs raw p50" and the targets use. */
 function pairedLines(results: BenchResults): string[] {
   const rows = results.pairedLatency ?? [];
@@ -140,6 +160,7 @@ export function formatReport(results: BenchResults): string {
     "",
     "vs raw CPU: CPU per task of producer + workers + broker, over the raw baseline's (the same work on this",
     "2-core machine, where producer, worker and broker share the cores: below 1 is cheaper than raw).",
+    ...allocLines(results),
     ...pairedLines(results),
     "",
     "Targets (ratios taken in this run):",

@@ -20,7 +20,8 @@ const STARTED_MAX = 100_000;
 const byTransport = new WeakMap<Transport, StartedRuns>();
 
 export class StartedRuns {
-  private readonly started: DedupWindow;
+  /** Undefined where delivery counts are exact (Transport.exactDeliveryCounts): nothing to remember. */
+  private readonly started?: DedupWindow;
   private checkUntil = 0;
 
   /** The one per transport in this process (its workers share it). */
@@ -37,7 +38,9 @@ export class StartedRuns {
     transport: Transport,
     private readonly now: () => number,
   ) {
-    this.started = new DedupWindow(STARTED_WINDOW_MS, STARTED_MAX, now);
+    if (transport.exactDeliveryCounts !== true) {
+      this.started = new DedupWindow(STARTED_WINDOW_MS, STARTED_MAX, now);
+    }
     let lost = false;
     transport.onStatus((e) => {
       if (e.state === "reconnecting") lost = true;
@@ -50,7 +53,7 @@ export class StartedRuns {
 
   /** Notes that a delivery of `taskId` is about to run; true when this process started it before. */
   startedBefore(taskId: string): boolean {
-    return this.started.add(taskId) === undefined;
+    return this.started !== undefined && this.started.add(taskId) === undefined;
   }
 
   /** True for a while after the transport reconnected: check every delivery, first ones too. */

@@ -66,6 +66,8 @@ const OPTION_KEYS = [
  */
 export class InMemoryTransport implements Transport, MemoryBroker {
   readonly kind = "memory";
+  /** One process: a message's delivery count is never lost, so a first delivery is a first run. */
+  readonly exactDeliveryCounts: boolean = true;
   readonly namespace: string;
   readonly maxPayloadBytes: number;
   /** Dead letters dropped because a dead-letter queue was full. */
