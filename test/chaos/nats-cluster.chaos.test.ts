@@ -7,15 +7,14 @@
  * made leader in its turn) is killed. No confirmed task may be lost, each task has one outcome,
  * the clients move to the live nodes by themselves, and the failover times are printed.
  */
-import { PublishError, type TransportState } from "fastagentic";
+import type { TransportState } from "fastagentic";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NatsTransport } from "../../transports/nats/index.js";
 import { NatsNames } from "../../transports/nats/nats-names.js";
-import { uniqueNamespace } from "../helpers/brokers.js";
 import { deleteEntityObjects } from "../integration/nats/nats-helpers.js";
 import { PrivateNatsCluster } from "../integration/nats/private-cluster.js";
 import { natsServerInstalled } from "../integration/nats/private-server.js";
 import { ClusterLoad, describeKill, killNode } from "./cluster-load.js";
+import { eventuallyTrue, minorityCase } from "./cluster-minority.js";
 import { ClusterLedger, EntityLoad, EVENT_GROUPS, EventLoad } from "./cluster-streams-load.js";
 import { type BrokerTarget, ChaosRun, type CliProcess, GUARD_MS } from "./harness.js";
 
@@ -143,7 +142,10 @@ describe("chaos on a three-node NATS cluster (replicas 3)", () => {
 
       // 2. Back and caught up; then a node holding a worker's connection, leading in its turn.
       await c.node(first as string).server.restart();
-      for (const [s, consumers] of groups) await c.current(s, consumers, REPLICAS);
+      // Every stream caught up (and the work consumer). The entity and event consumers are not
+      // waited for: under their steady acks a restarted replica stayed thousands of operations
+      // behind for over a minute here, and two live replicas of three keep them going anyway.
+      for (const [s, consumers] of groups) await c.current(s, consumers === "all" ? [] : consumers, REPLICAS);
       const second =
         (await c.nodeWithClient("worker-", first)) ?? c.nodes.find((n) => n.name !== first)?.name;
       await lead(second as string);
@@ -206,81 +208,10 @@ describe("chaos on a three-node NATS cluster (replicas 3)", () => {
     }
   }, 240_000);
 
-  it("a minority takes no submits: with two of three nodes down an enqueue waits, then fails with PublishError; a majority back lets it through", async ({
+  it("a minority takes no submits, publishes or entity sends: with two of three nodes down they wait, then fail with a retryable error; a majority back lets them through", async ({
     skip,
   }) => {
     if (!cluster) skip();
-    const c = cluster as PrivateNatsCluster;
-    await c.restartDown();
-    const namespace = uniqueNamespace("minority");
-    const transports: NatsTransport[] = [];
-    const transport = async (publishTimeoutMs: number, publishAttempts: number) => {
-      const t = new NatsTransport({
-        servers: c.servers,
-        namespace,
-        replicas: REPLICAS,
-        publishTimeoutMs,
-        publishAttempts,
-        reconnectWaitMs: 50,
-        streamsOnClose: "delete",
-      });
-      transports.push(t);
-      await t.connect();
-      return t;
-    };
-    const body = (text: string) => new TextEncoder().encode(text);
-    try {
-      // Gives up after 4 sends and 2 s; waits up to 60 s.
-      const quick = await transport(500, 4);
-      const patient = await transport(2000, 30);
-      // Both know the queue's stream already (creating one needs the meta leader, a majority too).
-      await patient.enqueue("q.minority", body("before"), { priority: 5 });
-      await quick.enqueue("q.minority", body("before too"), { priority: 5 });
-      const stream = patient.names.streamName("q.minority");
-      await c.current(stream, ["fa-p1"], REPLICAS);
-
-      const down = c.nodes.slice(1).map((n) => n.name);
-      for (const name of down) await c.node(name).server.kill();
-      const refused = await quick.enqueue("q.minority", body("refused"), { priority: 5 }).catch((e) => e);
-      expect(refused).toBeInstanceOf(PublishError);
-      expect((refused as PublishError).retryable).toBe(true);
-      // Sent while only a minority is up: it must wait (not fail) until a majority is back.
-      const waiting = patient.enqueue("q.minority", body("waited"), { priority: 5, dedupId: "waited-1" });
-      await c.node(down[0] as string).server.restart();
-      await waiting;
-      const got: string[] = [];
-      await patient.consume(
-        ["q.minority"],
-        (d) => {
-          got.push(new TextDecoder().decode(d.body));
-          void d.ack();
-        },
-        { concurrency: 4 },
-      );
-      await eventuallyTrue(() => got.includes("waited"), "the message enqueued during the outage delivered");
-      expect(got).toContain("before");
-      console.log(
-        `[chaos NATS cluster] minority: an enqueue with publishTimeoutMs 500 × 4 failed with ${(refused as Error).name}` +
-          ` while one node of three was up; one with 2000 × 30 went through once a second node was back`,
-      );
-    } finally {
-      for (const t of transports) await t.close().catch(() => {});
-      await c.restartDown();
-    }
-  }, 120_000);
+    await minorityCase(cluster as PrivateNatsCluster, REPLICAS);
+  }, 150_000);
 });
-
-/** Resolves once `check()` holds, looking every 50 ms, bounded. */
-async function eventuallyTrue(
-  check: () => boolean,
-  what: string,
-  guardMs = 30_000,
-  describe = () => "",
-): Promise<void> {
-  const deadline = Date.now() + guardMs;
-  while (!check()) {
-    if (Date.now() > deadline)
-      throw new Error(`hang guard (${guardMs} ms): waited for ${what}; ${describe()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
