@@ -112,6 +112,9 @@ export class EntityClient {
       }, timeoutMs);
       this.asks.set(reply.a, { resolve, reject, timer, entity: def.name, entityId: id });
     });
+    // The answer can time out while the send is still being retried (a cluster electing a leader):
+    // that rejection is returned below, not left unhandled meanwhile.
+    answer.catch(() => {});
     try {
       await this.deliver(def, message);
     } catch (error) {

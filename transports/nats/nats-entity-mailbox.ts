@@ -9,6 +9,7 @@
 
 import {
   type ConsumerMessages,
+  JetStreamApiError,
   type JetStreamClient,
   type JsMsg,
   jetstream,
@@ -59,8 +60,11 @@ export class NatsEntityMailbox implements EntityMailbox {
     body: Bytes,
     options?: MailboxSendOptions,
   ): Promise<void> {
-    const c = await this.prepare(box, partitions, partition, body);
-    await this.publish(c, c.topology.names.partition(box, partition), body, options?.id ?? nuid.next());
+    const id = options?.id ?? nuid.next();
+    await this.persistently(async () => {
+      const c = await this.prepare(box, partitions, partition, body);
+      await this.publish(c, c.topology.names.partition(box, partition), body, id);
+    });
   }
 
   async sendLater(
@@ -71,11 +75,34 @@ export class NatsEntityMailbox implements EntityMailbox {
     delayMs: number,
     options?: MailboxSendOptions,
   ): Promise<void> {
-    const c = await this.prepare(box, partitions, partition, body);
-    const h = natsHeaders();
-    h.set(DUE_HEADER, String(Date.now() + Math.max(0, Math.round(delayMs))));
-    h.set(PARTITION_HEADER, String(partition));
-    await this.publish(c, c.topology.names.timers(box), body, options?.id ?? nuid.next(), h);
+    const id = options?.id ?? nuid.next();
+    const due = String(Date.now() + Math.max(0, Math.round(delayMs)));
+    await this.persistently(async () => {
+      const c = await this.prepare(box, partitions, partition, body);
+      const h = natsHeaders();
+      h.set(DUE_HEADER, due);
+      h.set(PARTITION_HEADER, String(partition));
+      await this.publish(c, c.topology.names.timers(box), body, id, h);
+    });
+  }
+
+  /**
+   * Runs a send again (same message id: stored once) while it fails with a retryable error, as an
+   * enqueue is: at least `publishAttempts` tries and `publishTimeoutMs × publishAttempts` in all,
+   * with growing pauses (a cluster electing a stream's leader, or a minority, answers nothing).
+   */
+  private async persistently(send: () => Promise<void>): Promise<void> {
+    const { timeoutMs, publishAttempts } = this.link();
+    const giveUpAt = Date.now() + timeoutMs * publishAttempts;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await send();
+      } catch (error) {
+        const retryable = (error as { retryable?: unknown }).retryable === true;
+        if (this.closed || !retryable || (attempt >= publishAttempts && Date.now() >= giveUpAt)) throw error;
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+      }
+    }
   }
 
   async hold(
@@ -195,12 +222,11 @@ export class NatsEntityMailbox implements EntityMailbox {
     try {
       await c.js.publish(subject, body, { msgID, headers });
     } catch (error) {
+      // The server refused it (an API error other than "unavailable"): sending it again won't help.
+      const refused = error instanceof JetStreamApiError && error.status !== 503;
       throw new PublishError(
         `Could not append to the entity mailbox subject "${subject}": ${describeThrown(error)}.`,
-        {
-          cause: error,
-          retryable: true,
-        },
+        { cause: error, retryable: !refused },
       );
     }
   }

@@ -110,12 +110,23 @@ export class EntityTopology {
   ): Promise<void> {
     const stream = this.names.stream(box);
     const subject = this.names.partition(box, p);
-    if (previous !== undefined && previous !== name) await this.deleteConsumer(stream, previous);
+    // The new consumer starts above the old one's ack floor, not at the stream's first message: in
+    // a cluster, messages acked below the floor can stay in the work-queue stream after a leader
+    // change (their removal was lost), and delivering them again would re-apply events older than
+    // an entity's de-duplication window (seen: 145 of one id's events applied twice). Above the
+    // floor at most `inFlight` acked messages come again, which the window recognises.
+    let start = 0;
+    if (previous !== undefined && previous !== name) {
+      start = Math.max(start, await this.floorOf(stream, previous));
+      await this.deleteConsumer(stream, previous);
+    }
     const config = {
       durable_name: name,
       filter_subject: subject,
       ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
+      ...(start > 0
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start + 1 }
+        : { deliver_policy: DeliverPolicy.All }),
       ack_wait: 60_000_000_000,
       max_deliver: -1,
       max_ack_pending: inFlight,
@@ -129,10 +140,24 @@ export class EntityTopology {
       // unless the lease moved on meanwhile (then that consumer is the new holder's).
       if (!(await stillHeld())) throw error;
       for await (const info of this.jsm.consumers.list(stream)) {
-        if (info.config.filter_subject === subject && info.name !== name)
+        if (info.config.filter_subject === subject && info.name !== name) {
+          start = Math.max(start, info.ack_floor.stream_seq);
           await this.deleteConsumer(stream, info.name);
+        }
       }
+      if (start > 0)
+        Object.assign(config, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start + 1 });
       await this.jsm.consumers.add(stream, config);
+    }
+  }
+
+  /** The stream sequence below which consumer `name` has every message acked (0: none, or gone). */
+  private async floorOf(stream: string, name: string): Promise<number> {
+    try {
+      return (await this.jsm.consumers.info(stream, name)).ack_floor.stream_seq;
+    } catch (error) {
+      if (isNotFound(error)) return 0;
+      throw error;
     }
   }
 

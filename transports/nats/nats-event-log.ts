@@ -286,6 +286,16 @@ export class NatsEventLog implements EventLog {
     for (const m of this.members) m.onDisconnect();
   }
 
+  /**
+   * In a cluster, the events stream (`consumer` undefined) or a group's consumer has a new leader:
+   * publishes and pulls sent to the old one get no answer, so they go to the new one at once.
+   */
+  onLeaderElected(stream: string, consumer?: string): void {
+    if (stream !== this.names.stream) return;
+    if (consumer === undefined) this.publisher?.resendWhere(() => true);
+    else for (const m of this.members) if (m instanceof NatsEventMember) m.onLeaderElected(consumer);
+  }
+
   onReconnect(): void {
     this.streams = undefined;
     this.publisher?.resendAll();

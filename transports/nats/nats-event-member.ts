@@ -105,6 +105,14 @@ export class NatsEventMember {
     for (const s of this.sources) s.requested = 0;
   }
 
+  /** Its consumer `consumer` has a new leader: the pulls the old one held are gone; pull again. */
+  onLeaderElected(consumer: string): void {
+    const source = this.byConsumer.get(consumer);
+    if (!source || this.closed) return;
+    source.requested = 0;
+    this.changed();
+  }
+
   onReconnect(): void {
     this.needsEnsure = true;
     this.ensureAfter = 0;

@@ -27,7 +27,10 @@ export interface NatsEntityLink {
   readonly storage: "file" | "memory";
   readonly replicas: number;
   readonly maxPayloadBytes: number;
+  /** A JetStream request's timeout (publishTimeoutMs). */
   readonly timeoutMs: number;
+  /** Sends of a mailbox message before it fails (with timeoutMs × publishAttempts in all). */
+  readonly publishAttempts: number;
 }
 
 /** JetStream: "wrong last sequence" (the compare-and-set failed). */

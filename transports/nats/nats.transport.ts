@@ -270,6 +270,7 @@ export class NatsTransport implements Transport {
       replicas: o.replicas,
       maxPayloadBytes: this.maxPayloadBytes,
       timeoutMs: o.publishTimeoutMs,
+      publishAttempts: o.publishAttempts,
     };
   }
 
@@ -381,12 +382,21 @@ export class NatsTransport implements Transport {
     }
   }
 
-  /** In a cluster: publishes and pulls waiting on a dead leader go to the new one when elected. */
+  /**
+   * In a cluster: publishes and pulls waiting on a dead leader go to the new one when elected
+   * (work queues' streams `<ns>_…`, and the event log `<ns>~events`).
+   */
   private watchLeaders(nc: NatsConnection, publisher: JetStreamPublisher): () => void {
-    return watchLeaders(nc, `${this.namespace}_`, {
-      streamLeader: (stream) => publisher.resendWhere((queue) => this.names.streamName(queue) === stream),
+    return watchLeaders(nc, this.namespace, {
+      streamLeader: (stream) => {
+        if (this.names.ownsStream(stream))
+          publisher.resendWhere((queue) => this.names.streamName(queue) === stream);
+        else this.events?.onLeaderElected(stream);
+      },
       consumerLeader: (stream, consumer) => {
-        for (const c of this.consumers) c.onLeaderElected(stream, consumer);
+        if (this.names.ownsStream(stream))
+          for (const c of this.consumers) c.onLeaderElected(stream, consumer);
+        else this.events?.onLeaderElected(stream, consumer);
       },
     });
   }

@@ -131,25 +131,46 @@ export class PrivateNatsCluster {
   }
 
   /**
-   * Resolves once every replica of `stream` (and of its `consumers`) is current: the peers
-   * listed with `current: true`, none offline, and the whole replica set present.
+   * Resolves once every replica of `stream` (and of its `consumers`) is caught up (`caughtUp`),
+   * none offline, and the whole replica set present.
    */
-  async current(stream: string, consumers: readonly string[], replicas: number, guardMs = 60_000) {
-    await this.retry(guardMs, `all ${replicas} replicas of ${stream} current`, async () => {
-      const jsm = await this.manager();
-      const groups = [
-        (await jsm.streams.info(stream)).cluster,
-        ...(await Promise.all(consumers.map((c) => jsm.consumers.info(stream, c)))).map((i) => i.cluster),
-      ];
-      return groups.every(
-        (g) =>
-          g?.leader &&
-          (g.replicas ?? []).length === replicas - 1 &&
-          (g.replicas ?? []).every((r) => r.current && !r.offline),
-      )
-        ? true
-        : undefined;
-    });
+  async current(stream: string, consumers: readonly string[] | "all", replicas: number, guardMs = 60_000) {
+    let state = "";
+    await this.retry(
+      guardMs,
+      `all ${replicas} replicas of ${stream} current`,
+      async () => {
+        const jsm = await this.manager();
+        const names = consumers === "all" ? await this.consumersOf(stream) : consumers;
+        const infos = await Promise.allSettled([
+          jsm.streams.info(stream),
+          ...names.map((c) => jsm.consumers.info(stream, c)),
+        ]);
+        const groups = infos.map((i) => (i.status === "fulfilled" ? i.value.cluster : undefined));
+        state = infos
+          .map((info, k) => {
+            const what = k === 0 ? "stream" : names[k - 1];
+            if (info.status === "rejected") return `${what}: ${info.reason}`;
+            const g = info.value.cluster;
+            const peers = (g?.replicas ?? []).map(
+              (r) =>
+                `${r.name}${r.current ? "" : ` behind (lag ${r.lag}, seen ${Math.round(r.active / 1e6)} ms ago)`}` +
+                `${r.offline ? " offline" : ""}`,
+            );
+            return `${what}: leader ${g?.leader || "none"}, peers ${peers.join(", ") || "none"}`;
+          })
+          .join("; ");
+        return groups.every(
+          (g) =>
+            g?.leader &&
+            (g.replicas ?? []).length === replicas - 1 &&
+            (g.replicas ?? []).every((r) => caughtUp(r)),
+        )
+          ? true
+          : undefined;
+      },
+      () => state,
+    );
   }
 
   /** Names of the client connections a live node holds (its monitoring /connz). */
@@ -197,28 +218,67 @@ export class PrivateNatsCluster {
   }
 
   /**
-   * Moves the leadership of `stream` and of its `consumers` to the node `name` by asking their
-   * leaders elsewhere to step down (each new election picks a node at random), bounded.
+   * Moves the leadership of `stream` and of its `consumers` ("all": every consumer it has at each
+   * try, since some come and go) to the node `name` by asking their leaders elsewhere to step down
+   * (each new election picks a node at random), bounded.
    */
-  async lead(name: string, stream: string, consumers: readonly string[], guardMs = 60_000): Promise<void> {
+  async lead(
+    name: string,
+    stream: string,
+    consumers: readonly string[] | "all",
+    guardMs = 60_000,
+  ): Promise<void> {
     await this.manager();
     const nc = this.nc as NatsConnection;
-    const groups = [
-      { api: `$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, leader: () => this.streamLeader(stream) },
-      ...consumers.map((c) => ({
+    const groupsNow = async () => [
+      { api: `$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, leader: () => this.streamLeader(stream, 5000) },
+      ...(consumers === "all" ? await this.consumersOf(stream) : consumers).map((c) => ({
         api: `$JS.API.CONSUMER.LEADER.STEPDOWN.${stream}.${c}`,
-        leader: () => this.consumerLeader(stream, c),
+        leader: () => this.consumerLeader(stream, c, 5000),
       })),
     ];
-    await this.retry(guardMs, `${name} leading ${stream} and ${consumers.join(", ")}`, async () => {
+    const which = consumers === "all" ? "all its consumers" : consumers.join(", ");
+    await this.retry(guardMs, `${name} leading ${stream} and ${which}`, async () => {
       let all = true;
-      for (const g of groups) {
+      for (const g of await groupsNow()) {
         if ((await g.leader()) === name) continue;
         all = false;
         await nc.request(g.api, undefined, { timeout: 5000 }).catch(() => {});
       }
       return all ? true : undefined;
     });
+  }
+
+  /** The consumers of a stream now. */
+  async consumersOf(stream: string): Promise<string[]> {
+    const names: string[] = [];
+    for await (const c of (await this.manager()).consumers.list(stream)) names.push(c.name);
+    return names;
+  }
+
+  /**
+   * Each stream's configured replicas and the replica set its Raft group has now (leader + peers),
+   * and the same for each of its consumers: "stream 3/3", "stream/consumer 3/3".
+   */
+  async replicaSets(
+    streams: readonly string[],
+  ): Promise<Array<{ what: string; configured: number; peers: number }>> {
+    const jsm = await this.manager();
+    const out: Array<{ what: string; configured: number; peers: number }> = [];
+    for (const stream of streams) {
+      const info = await jsm.streams.info(stream);
+      const peers = (g?: { leader?: string; replicas?: unknown[] }) =>
+        (g?.leader ? 1 : 0) + (g?.replicas?.length ?? 0);
+      out.push({ what: stream, configured: info.config.num_replicas, peers: peers(info.cluster) });
+      for await (const c of jsm.consumers.list(stream)) {
+        out.push({
+          what: `${stream}/${c.name}`,
+          configured: c.config.num_replicas || info.config.num_replicas,
+          peers: peers(c.cluster),
+        });
+      }
+    }
+    return out;
   }
 
   /** Starts the nodes that are down again (same ports and stores), then waits until ready(). */
@@ -234,7 +294,12 @@ export class PrivateNatsCluster {
   }
 
   /** Re-runs `read` (errors count as "not yet") until it gives a value, within `guardMs`. */
-  private async retry<T>(guardMs: number, what: string, read: () => Promise<T | undefined>): Promise<T> {
+  private async retry<T>(
+    guardMs: number,
+    what: string,
+    read: () => Promise<T | undefined>,
+    describe: () => string = () => "",
+  ): Promise<T> {
     const deadline = Date.now() + guardMs;
     let last: unknown;
     for (;;) {
@@ -246,12 +311,21 @@ export class PrivateNatsCluster {
       }
       if (Date.now() > deadline) {
         throw new Error(
-          `hang guard (${guardMs} ms): waited for ${what}${last ? `; last error: ${last}` : ""}`,
+          `hang guard (${guardMs} ms): waited for ${what}${last ? `; last error: ${last}` : ""}` +
+            `${describe() ? `; last seen: ${describe()}` : ""}`,
         );
       }
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+/**
+ * A peer that is current, or (a consumer under a steady stream of acks is rarely seen with no
+ * operation in flight) online, seen in the last 2 s and at most 100 operations behind.
+ */
+function caughtUp(r: { current: boolean; offline: boolean; lag: number; active: number }): boolean {
+  return !r.offline && (r.current || ((r.lag ?? Number.POSITIVE_INFINITY) <= 100 && r.active < 2e9));
 }
 
 /** `n` free ports, no two alike. */
