@@ -150,7 +150,7 @@ describe("entity records: event ids stored by their common prefix", () => {
       ["same", "same"],
       ["\ud83d\ude00a", "\ud83d\ude01b"],
       ["", "a"],
-      ["ab-1", "ab-2\"ab-3", 'ab-"x'],
+      ["ab-1", 'ab-2"ab-3', 'ab-"x'],
       [",a", ",b"],
       ["ab", "ab"],
       [],
