@@ -7,6 +7,7 @@
  *    work-queue round trip of the same run (bench/paths/*-raw.bench.ts); `ask` p50 beside the raw
  *    round trip's p50, both measured the way every path's latency is (round-trip.ts).
  */
+import { loadavg } from "node:os";
 import { Coordinator, InMemoryTransport, silentLogger, Worker } from "fastagentic";
 import type { BenchConfig } from "../bench-config.js";
 import type { BenchPath, PathSpec } from "../paths/bench-path.js";
@@ -194,7 +195,16 @@ async function measureMemory(
     send.status = "failed";
     send.reason = message(error);
   }
-  log(`  ${send.label}: ${send.eventsPerSec ? `${Math.round(send.eventsPerSec)} events/s` : send.reason}`);
+  // CPU-bound in this one process: the wall rate is a core's share times 1e6 / (CPU per event), so
+  // on a loaded machine it falls with the share (load 20 on 2 cores: a tenth), the CPU cost does not.
+  log(
+    `  ${send.label}: ${
+      send.eventsPerSec && send.cpuUsPerEvent
+        ? `${Math.round(send.eventsPerSec)} events/s, ${send.cpuUsPerEvent.toFixed(1)} µs CPU/event ` +
+          `(${Math.round(1e6 / send.cpuUsPerEvent)}/s on a free core), load ${loadavg()[0]?.toFixed(1)}`
+        : send.reason
+    }`,
+  );
   // Cost per event with 1,000 and with 100,000 ids held (all in memory, all stored), the same
   // events round-robin over them; each rig warmed (every id created) first, then best of two.
   for (const [id, count] of [

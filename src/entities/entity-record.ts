@@ -57,11 +57,19 @@ export function encodeRecord(record: EntityRecord, limitBytes: number): Uint8Arr
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
-/** `"ip":<common prefix>,"ids":[<the rest of each>]` (no "ip" when they share nothing). */
+/**
+ * `"ip":<common prefix>,"ids":[<the rest of each>]` (no "ip" when they share nothing). The prefix
+ * is kept to `[A-Za-z0-9_-]` (a default event id's characters), so it is cut out of the array's
+ * JSON text as it stands: after a `"` that opens an element (a closing one is followed by `,` or `]`,
+ * and a text with no escape has no other `"`).
+ */
 function encodeIds(ids: readonly string[]): string {
+  const json = JSON.stringify(ids);
   const first = ids[0];
-  if (first === undefined) return '"ids":[]';
-  let common = first.length;
+  // An escape in the text (`\"`) could be followed by the prefix: then the ids are kept whole.
+  if (first === undefined || json.includes("\\")) return `"ids":${json}`;
+  let common = 0;
+  while (common < first.length && isSafe(first.charCodeAt(common))) common++;
   for (let i = 1; i < ids.length && common > 0; i++) {
     const id = ids[i] as string;
     let j = 0;
@@ -69,9 +77,14 @@ function encodeIds(ids: readonly string[]): string {
     while (j < max && id.charCodeAt(j) === first.charCodeAt(j)) j++;
     common = j;
   }
-  // A prefix that splits a surrogate pair is fine: JSON.stringify escapes a lone surrogate.
-  if (common === 0) return `"ids":${JSON.stringify(ids)}`;
-  return `"ip":${JSON.stringify(first.slice(0, common))},"ids":${JSON.stringify(ids.map((id) => id.slice(common)))}`;
+  if (common < 2) return `"ids":${json}`;
+  const prefix = first.slice(0, common);
+  return `"ip":"${prefix}","ids":${json.replaceAll(`"${prefix}`, '"')}`;
+}
+
+/** A-Z a-z 0-9 _ - */
+function isSafe(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 45;
 }
 
 function decodeIds(r: Record<string, unknown>): string[] | undefined {

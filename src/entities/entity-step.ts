@@ -65,7 +65,10 @@ export function planBatch(
   const outcomes: Outcome[] = [];
   let changed = loaded.revision === null || record.mv !== def.options.version;
   let timers = false;
-  const snapshotOf = (): EntitySnapshot => ({ id, ...logic.view(state), version: n });
+  const snapshotOf = (): EntitySnapshot => {
+    const view = logic.view(state);
+    return { id, value: view.value, context: view.context, status: view.status, version: n };
+  };
 
   const effects = (list: readonly Effect[]): void => {
     let i = 0;

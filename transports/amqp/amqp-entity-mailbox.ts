@@ -11,7 +11,8 @@
  * Each claim consumes on a channel of its own (prefetch = inFlight), so releasing one partition is
  * closing one channel. Delayed messages go through the transport's TTL wait queues and come back
  * to the partition queue (a delay over the largest bucket comes back early; the entity runtime
- * sends it round again for the rest).
+ * sends it round again for the rest). Acks leave together at the end of a tick (amqp-acks.ts): a
+ * holder that stored a batch of ids' states acks their deliveries in one frame where it can.
  */
 import type { Channel, ConsumeMessage, Options } from "amqplib";
 import { ConfigError, describeThrown, PayloadTooLargeError, TransportError } from "../../src/errors.js";
@@ -25,6 +26,7 @@ import {
   type PartitionHold,
 } from "../entity-mailbox.js";
 import type { Bytes } from "../transport.js";
+import { ChannelAcks } from "./amqp-acks.js";
 import type { AmqpConnection } from "./amqp-connection.js";
 import { DEFAULT_DELAY_BUCKETS_MS, delayBucket, H_DELAY } from "./amqp-names.js";
 import { isUnroutable } from "./amqp-publisher.js";
@@ -64,6 +66,16 @@ export class AmqpEntityMailbox implements EntityMailbox {
 
   partitionQueue(box: string, p: number): string {
     return `${this.host.namespace}:ent.${box}.${p}`;
+  }
+
+  /**
+   * Deliveries held by this mailbox's claims, and those their last flush of acks settled: counted
+   * as messages under way, so the connection writes a pass of frames as one (amqp-socket.ts).
+   */
+  get underWay(): number {
+    let n = 0;
+    for (const claim of this.claims) n += claim.underWay;
+    return n;
   }
 
   markerQueue(box: string): string {
@@ -255,6 +267,8 @@ export class AmqpEntityMailbox implements EntityMailbox {
 /** A consumer of one partition queue on a channel of its own; standby until the broker makes it active. */
 class AmqpClaim implements PartitionHold {
   private channel?: Channel;
+  /** The acks of `channel`. */
+  private acks?: ChannelAcks;
   private opening?: Promise<void>;
   private released = false;
 
@@ -281,7 +295,9 @@ class AmqpClaim implements PartitionHold {
   private async openOnce(): Promise<void> {
     if (this.released) return;
     const stale = this.channel;
+    this.acks?.flush();
     this.channel = undefined;
+    this.acks = undefined;
     await stale?.close().catch(() => {});
     let ch: Channel | undefined;
     try {
@@ -290,7 +306,9 @@ class AmqpClaim implements PartitionHold {
       await opened.prefetch(this.options.inFlight);
       opened.on("close", () => this.closed(opened));
       this.channel = opened;
-      await opened.consume(this.queue, (msg) => this.deliver(opened, msg), { noAck: false });
+      const acks = new ChannelAcks(opened);
+      this.acks = acks;
+      await opened.consume(this.queue, (msg) => this.deliver(opened, acks, msg), { noAck: false });
     } catch (error) {
       this.host.logger.warn(
         { queue: this.queue, err: describeThrown(error) },
@@ -310,17 +328,25 @@ class AmqpClaim implements PartitionHold {
     this.released = true;
     this.forget(this);
     const ch = this.channel;
+    this.acks?.flush(); // acks asked for before the release leave before the channel closes
     this.channel = undefined;
+    this.acks = undefined;
     // Closing the channel requeues what it holds unacked, at their places, before the next consumer gets any.
     await ch?.close().catch(() => {});
   }
 
-  private deliver(ch: Channel, msg: ConsumeMessage | null): void {
+  /** Deliveries in hand and just acked (see AmqpEntityMailbox.underWay). */
+  get underWay(): number {
+    return this.acks === undefined ? 0 : this.acks.size + this.acks.lastFlushed;
+  }
+
+  private deliver(ch: Channel, acks: ChannelAcks, msg: ConsumeMessage | null): void {
     if (msg === null) {
       this.closed(ch); // cancelled by the broker (the queue was deleted)
       return;
     }
     if (this.released || this.channel !== ch) return;
+    acks.received(msg);
     const claim = this;
     try {
       this.onMessage({
@@ -329,7 +355,7 @@ class AmqpClaim implements PartitionHold {
         deliveryCount: msg.fields.redelivered ? 2 : 1,
         ack() {
           // A message of a closed channel went back to the queue: acking it on another would be refused.
-          if (claim.channel === ch) ch.ack(msg);
+          if (claim.channel === ch) acks.ack(msg);
         },
       });
     } catch {
@@ -340,6 +366,7 @@ class AmqpClaim implements PartitionHold {
   private closed(ch: Channel): void {
     if (this.channel !== ch) return;
     this.channel = undefined;
+    this.acks = undefined;
     if (this.released) return;
     this.options.onReset(new TransportError(`the channel of entity partition queue "${this.queue}" closed`));
     // The connection lives on (the broker closed just this channel): consume again shortly. A lost

@@ -112,14 +112,14 @@ export class AmqpTransport implements Transport, ConsumerHost {
   }
 
   /**
-   * Messages under way: publishes not yet confirmed, deliveries held by this transport's consumers,
-   * and those their last batch of acks settled (under load a turn acks many at once, leaving none
+   * Messages under way: publishes not yet confirmed, deliveries held by this transport's consumers
+   * and entity partition claims, and those their last batch of acks settled (under load a turn acks many at once, leaving none
    * in hand by the time the frames are written: still one write for them all).
    */
   private underWay(): number {
     let n = this.publisher.pending;
     for (const consumer of this.consumers) n += consumer.inHand + consumer.justAcked;
-    return n;
+    return n + (this.mailbox?.underWay ?? 0);
   }
 
   get state(): TransportState {

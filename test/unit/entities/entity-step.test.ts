@@ -150,6 +150,9 @@ describe("entity records: event ids stored by their common prefix", () => {
       ["same", "same"],
       ["\ud83d\ude00a", "\ud83d\ude01b"],
       ["", "a"],
+      ["ab-1", 'ab-2"ab-3', 'ab-"x'],
+      [",a", ",b"],
+      ["ab", "ab"],
       [],
     ]) {
       const record = { ...base, ids };
