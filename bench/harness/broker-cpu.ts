@@ -48,3 +48,38 @@ export function brokerCpuMs(broker: string | undefined): number | undefined {
     return undefined;
   }
 }
+
+/** CPU ms so far of each of the broker's processes, by pid (empty when it cannot be read). */
+export function brokerCpuByPid(broker: string | undefined): Map<number, number> {
+  const command = broker === undefined ? undefined : COMMANDS[broker];
+  const byPid = new Map<number, number>();
+  if (command === undefined) return byPid;
+  for (const pid of pidsOf(command)) {
+    try {
+      byPid.set(pid, cpuMsOf(pid));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return byPid;
+}
+
+/**
+ * The broker's CPU ms between two readings, over the processes alive at both: a broker process
+ * that another user of this machine started or stopped meanwhile (a private nats-server of a
+ * chaos test) neither adds its start-up nor makes the figure negative. Undefined: none in both.
+ */
+export function brokerCpuDeltaMs(
+  before: Map<number, number>,
+  after: Map<number, number>,
+): number | undefined {
+  let sum = 0;
+  let seen = false;
+  for (const [pid, ms] of after) {
+    const was = before.get(pid);
+    if (was === undefined) continue;
+    sum += ms - was;
+    seen = true;
+  }
+  return seen ? sum : undefined;
+}

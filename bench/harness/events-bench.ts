@@ -7,7 +7,7 @@
  * p50 of one event publish → handler beside each raw client's. Every row also records the CPU per
  * event of the publishing process, the member processes and the broker.
  */
-import { brokerCpuMs } from "./broker-cpu.js";
+import { brokerCpuByPid, brokerCpuDeltaMs } from "./broker-cpu.js";
 import {
   type Flow,
   faFlow,
@@ -87,15 +87,14 @@ async function p50(flow: Flow, calls: number, offset: number): Promise<number> {
   return samples[Math.floor(samples.length / 2)] as number;
 }
 
-/** CPU so far: this process, the member processes (when they are separate), the broker. */
-function cpuNow(flow: Flow, broker: string): { self: number; members?: number; broker?: number } {
+/** CPU so far: this process, the member processes (when they are separate), the broker's by pid. */
+function cpuNow(flow: Flow, broker: string): { self: number; members?: number; broker: Map<number, number> } {
   const own = process.cpuUsage();
   const members = flow.membersCpuUs();
-  const brokerMs = brokerCpuMs(broker);
   return {
     self: own.user + own.system,
     ...(members === undefined ? {} : { members }),
-    ...(brokerMs === undefined ? {} : { broker: brokerMs * 1000 }),
+    broker: brokerCpuByPid(broker),
   };
 }
 
@@ -273,8 +272,8 @@ async function measureRow(
     const cpu: CpuPerEvent = { self: per(after.self, before.self) as number };
     const members = per(after.members, before.members);
     if (members !== undefined) cpu.members = members;
-    const broker = per(after.broker, before.broker);
-    if (broker !== undefined) cpu.broker = broker;
+    const brokerMs = brokerCpuDeltaMs(before.broker, after.broker);
+    if (brokerMs !== undefined) cpu.broker = (brokerMs * 1000) / options.events;
     const row: EventsRow = {
       id: spec.id,
       label: spec.label,
