@@ -112,6 +112,9 @@ export class EntityClient {
       }, timeoutMs);
       this.asks.set(reply.a, { resolve, reject, timer, entity: def.name, entityId: id });
     });
+    // A timeout shorter than the send itself rejects `answer` before it is returned: marked handled
+    // here (the caller still gets the rejection), or the process would see an unhandled rejection.
+    answer.catch(() => {});
     try {
       await this.deliver(def, message);
     } catch (error) {
