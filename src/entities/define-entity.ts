@@ -160,11 +160,15 @@ export function resolveEntityOptions(
 
 function isMachine(value: unknown): value is AnyStateMachine {
   const m = value as Partial<AnyStateMachine> | null;
-  return (
-    typeof m === "object" &&
-    m !== null &&
-    typeof m.transition === "function" &&
-    typeof m.getPersistedSnapshot === "function" &&
-    typeof m.root === "object"
-  );
+  try {
+    return (
+      typeof m === "object" &&
+      m !== null &&
+      typeof m.transition === "function" &&
+      typeof m.getPersistedSnapshot === "function" &&
+      typeof m.root === "object"
+    );
+  } catch {
+    return false; // a Proxy whose reads throw is no machine
+  }
 }

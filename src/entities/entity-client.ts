@@ -9,7 +9,6 @@ import type { Subscription, Transport } from "../../transports/transport.js";
 import { type Clock, systemClock, type TimerHandle } from "../clock.js";
 import { readOptions } from "../config.js";
 import {
-  ConfigError,
   describeThrown,
   EntityAskTimeoutError,
   EntityError,

@@ -19,7 +19,6 @@ import { type Clock, systemClock } from "../clock.js";
 import { type RetryBackoff, readOptions, validateKeys } from "../config.js";
 import { exploreActor } from "../decorators/actor-explorer.js";
 import { ConfigError, StateError } from "../errors.js";
-import { newId } from "../ids.js";
 import { checked, intIn } from "../limits.js";
 import { childLogger, getDefaultLogger, type Logger } from "../logger.js";
 import { subscribeHandler } from "./actor-events.js";

@@ -213,19 +213,31 @@ export function randomSubmitOptions(rng: Rng): unknown {
   return o;
 }
 
-/** What `describeThrown`-style code chokes on, and some values that are merely large or odd. */
-export function randomThrowable(rng: Rng): unknown {
-  const trap = () => {
-    throw new Error("trap");
-  };
-  const throwing = {
+const trap = () => {
+  throw new Error("trap");
+};
+
+/** A Proxy of `target` whose every read (get, has, prototype, keys, descriptors, call) throws. */
+export function throwingProxy<T extends object>(target: T = {} as T): T {
+  return new Proxy(target, {
     get: trap,
     has: trap,
     getPrototypeOf: trap,
     ownKeys: trap,
     getOwnPropertyDescriptor: trap,
     apply: trap,
-  };
+  });
+}
+
+/** A revoked Proxy: even `Array.isArray` on it throws. */
+export function revokedProxy(): object {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  return proxy;
+}
+
+/** What `describeThrown`-style code chokes on, and some values that are merely large or odd. */
+export function randomThrowable(rng: Rng): unknown {
   const circular: Record<string, unknown> = {};
   circular["self"] = circular;
   return rng.pick<() => unknown>([
@@ -240,13 +252,9 @@ export function randomThrowable(rng: Rng): unknown {
       return e;
     },
     () => Object.setPrototypeOf(new Error("no proto"), null),
-    () => new Proxy(new Error("proxied"), throwing),
-    () => new Proxy({}, throwing),
-    () => {
-      const { proxy, revoke } = Proxy.revocable({}, {});
-      revoke();
-      return proxy;
-    },
+    () => throwingProxy(new Error("proxied")),
+    () => throwingProxy(),
+    revokedProxy,
     () => Object.assign(Object.create(null), { a: 1 }),
     () => Object.assign(Object.create(null), { toJSON: trap, toString: trap }),
     () => ({ toString: trap, valueOf: trap }),

@@ -5,6 +5,28 @@
  */
 import { FastAgenticError } from "fastagentic";
 import { AMQP_URL, NATS_URL } from "../../helpers/brokers.js";
+import { fuzzSeed, Rng } from "../../helpers/fuzz-values.js";
+
+/** The run's seed (FA_FUZZ_SEED), iterations per part (FA_FUZZ_ITERATIONS) and time per part (FA_FUZZ_PART_MS). */
+export const FUZZ = {
+  seed: fuzzSeed(),
+  iterations: Number(process.env["FA_FUZZ_ITERATIONS"] ?? "") || 150,
+  partMs: Number(process.env["FA_FUZZ_PART_MS"] ?? "") || 8000,
+};
+
+/** Runs `step` for each iteration until FUZZ.iterations or FUZZ.partMs, with a generator of its own. */
+export async function iterate(
+  kind: string,
+  part: string,
+  step: (rng: Rng, where: string) => Promise<void>,
+  iterations = FUZZ.iterations,
+): Promise<void> {
+  const rng = new Rng(FUZZ.seed).fork(`${kind}/${part}`);
+  const until = Date.now() + FUZZ.partMs;
+  for (let i = 0; i < iterations && Date.now() < until; i++) {
+    await step(rng, `[FA_FUZZ_SEED=${FUZZ.seed}] ${kind} ${part} #${i}`);
+  }
+}
 
 /** The passwords in the URLs the fuzz test uses (its own, the test broker's): no text may show them. */
 const PASSWORDS = ["S3cr3tPw", ...passwordOf(AMQP_URL), ...passwordOf(NATS_URL)];
@@ -64,6 +86,11 @@ export async function settle(where: string, call: () => unknown, ms = 15_000): P
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Fails unless the call worked or rejected with a typed error. */
+export function expectSettled(result: Settled, where: string, sent?: unknown): void {
+  if (!result.ok) expectTyped(result.error, where, sent);
 }
 
 /** Fails unless `error` is a FastAgenticError with a string code, whose message leaks nothing. */

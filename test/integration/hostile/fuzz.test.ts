@@ -23,7 +23,6 @@ import {
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Transport } from "../../../transports/transport.js";
 import {
-  fuzzSeed,
   Rng,
   randomCount,
   randomDuration,
@@ -41,32 +40,17 @@ import { describeEachTransport } from "./each-transport.js";
 import {
   brief,
   expectHttpAnswer,
-  expectTyped,
+  expectSettled,
+  FUZZ,
+  iterate,
   parseRawAnswer,
-  type Settled,
   settle,
   shown,
 } from "./fuzz-checks.js";
 import { raw } from "./http-helpers.js";
 
-const SEED = fuzzSeed();
-const ITERATIONS = Number(process.env["FA_FUZZ_ITERATIONS"] ?? "") || 150;
-const PART_MS = Number(process.env["FA_FUZZ_PART_MS"] ?? "") || 8000;
+const SEED = FUZZ.seed;
 const TYPES = ["echo", "chaos", "chaos-sync"];
-
-/** Runs `step` for each iteration until ITERATIONS or PART_MS, with a generator of its own. */
-async function iterate(kind: string, part: string, step: (rng: Rng, where: string) => Promise<void>) {
-  const rng = new Rng(SEED).fork(`${kind}/${part}`);
-  const until = Date.now() + PART_MS;
-  for (let i = 0; i < ITERATIONS && Date.now() < until; i++) {
-    await step(rng, `[FA_FUZZ_SEED=${SEED}] ${kind} ${part} #${i}`);
-  }
-}
-
-/** Fails unless the call worked or rejected with a typed error. */
-function expectSettled(result: Settled, where: string, sent?: unknown): void {
-  if (!result.ok) expectTyped(result.error, where, sent);
-}
 
 /** A handler that throws (or returns) what its data's seed picks. */
 function chaos(mode: "async" | "sync"): TaskHandler {

@@ -1,17 +1,10 @@
 /** Hostile inputs shared by the tests of test/integration/hostile. */
+import { revokedProxy, throwingProxy } from "../../helpers/fuzz-values.js";
 
 /** Values that make a naive `String(e)`, `e.message` or `e instanceof X` throw. */
 export function hostileThrowables(): Record<string, () => unknown> {
   const trap = () => {
     throw new Error("trap");
-  };
-  const everyTrap = {
-    get: trap,
-    has: trap,
-    getPrototypeOf: trap,
-    ownKeys: trap,
-    getOwnPropertyDescriptor: trap,
-    apply: trap,
   };
   return {
     "an Error whose message getter throws": () => {
@@ -27,12 +20,8 @@ export function hostileThrowables(): Record<string, () => unknown> {
     },
     "a null-prototype object": () => Object.assign(Object.create(null), { a: 1 }),
     "a null-prototype object whose toJSON throws": () => Object.assign(Object.create(null), { toJSON: trap }),
-    "a Proxy whose every trap throws": () => new Proxy({}, everyTrap),
-    "a revoked Proxy": () => {
-      const { proxy, revoke } = Proxy.revocable({}, {});
-      revoke();
-      return proxy;
-    },
+    "a Proxy whose every trap throws": () => throwingProxy(),
+    "a revoked Proxy": revokedProxy,
     "a BigInt": () => 10n ** 30n,
     "a Symbol": () => Symbol("boom"),
     undefined: () => undefined,
