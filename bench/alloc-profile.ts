@@ -62,8 +62,9 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    await client.close();
+    // The worker first: the producer's close deletes the queues, which a live worker would declare again.
     await worker?.close();
+    await client.close();
   }
 }
 

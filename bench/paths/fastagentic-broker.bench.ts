@@ -17,8 +17,12 @@ function urlOf(broker: Broker, spec: PathSpec): string {
   return url.toString();
 }
 
-/** The transport, set to delete what the run created when the producer closes. */
-function producerTransport(broker: Broker, spec: PathSpec): Transport {
+/**
+ * The transport, set to delete what it created or used when it closes: the producer the shared
+ * lane, the worker its profile's lane (`w2.<queue>.p<profile>`, declared by the worker only,
+ * which was left on the broker after every run).
+ */
+function cleanTransport(broker: Broker, spec: PathSpec): Transport {
   const cleanup = broker === "nats" ? { streamsOnClose: "delete" } : { deleteOnClose: true };
   return transportFromUrl(urlOf(broker, spec), { namespace: spec.ns, ...cleanup });
 }
@@ -50,7 +54,7 @@ export function fastagenticBrokerPath(broker: Broker): BenchPath {
     },
 
     async worker(spec) {
-      const transport = transportFromUrl(urlOf(broker, spec), { namespace: spec.ns });
+      const transport = cleanTransport(broker, spec);
       const pool = new WorkerPool({
         minWorkers: 1,
         maxWorkers: 1,
@@ -75,7 +79,7 @@ export function fastagenticBrokerPath(broker: Broker): BenchPath {
     },
 
     async client(spec) {
-      const transport = producerTransport(broker, spec);
+      const transport = cleanTransport(broker, spec);
       const coordinator = new Coordinator({
         transport,
         config: { minWorkers: 0, autoScale: false, maxQueueSize: 1_000_000 },
