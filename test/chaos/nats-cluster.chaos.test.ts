@@ -1,11 +1,15 @@
 /**
  * A three-node JetStream cluster of the test's own (private nats-servers with cluster routes,
- * streams with replicas 3; never the shared server), worker processes from the CLI and a
- * pure-client Coordinator, all given every node's address. Under a steady load of tasks, the
- * node that leads the work stream and its consumer (and holds the coordinator's connection) is
- * killed with SIGKILL; once it is back and caught up, another node (holding a worker's connection,
- * made leader in its turn) is killed. No confirmed task may be lost, each task has one outcome,
- * the clients move to the live nodes by themselves, and the failover times are printed.
+ * streams and KV buckets with replicas 3; never the shared server), worker processes from the CLI
+ * and a pure-client Coordinator, all given every node's address. Under a steady load of tasks,
+ * events (two groups) and entities (cluster-streams-load.ts), the node holding the coordinator's
+ * connection, made leader of every replicated group of the run (work stream and consumer, event
+ * log and groups, entity mailbox and consumers, state and lease buckets), is killed with SIGKILL;
+ * once it is back and caught up, another node (holding a worker's connection, made leader in its
+ * turn) is killed. No confirmed task may be lost and each has one outcome; every confirmed event
+ * reaches every group (duplicates counted); every entity ends at its model, no event applied
+ * twice; the clients move to the live nodes by themselves; failover times per kind are printed.
+ * The minority case (cluster-minority.ts) runs on the same cluster.
  */
 import type { TransportState } from "fastagentic";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

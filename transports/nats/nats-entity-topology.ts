@@ -151,13 +151,16 @@ export class EntityTopology {
     }
   }
 
-  /** The stream sequence below which consumer `name` has every message acked (0: none, or gone). */
+  /**
+   * The stream sequence below which consumer `name` has every message acked; 0 when it is gone,
+   * or cannot answer (no leader: its replicas lost their majority). Then the new consumer starts at
+   * the stream's first message, as it always did, rather than waiting on the old one's Raft group.
+   */
   private async floorOf(stream: string, name: string): Promise<number> {
     try {
       return (await this.jsm.consumers.info(stream, name)).ack_floor.stream_seq;
-    } catch (error) {
-      if (isNotFound(error)) return 0;
-      throw error;
+    } catch {
+      return 0;
     }
   }
 

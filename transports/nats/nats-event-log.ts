@@ -124,7 +124,7 @@ export class NatsEventLog implements EventLog {
   async append(record: EventRecord): Promise<void> {
     assertEventType(record.type);
     const conn = this.connection();
-    await this.ensureStreams();
+    await this.ensureStreamsPatiently();
     const h = natsHeaders();
     h.set(MSG_ID_HEADER, record.id);
     await this.publisherFor(conn).publish(
@@ -338,6 +338,22 @@ export class NatsEventLog implements EventLog {
       });
     }
     return this.publisher;
+  }
+
+  /**
+   * ensureStreams() for a publish: a cluster electing a leader, or a minority, answers "unavailable"
+   * or nothing; it is asked again for the publish budget (publishTimeoutMs × publishAttempts).
+   */
+  private async ensureStreamsPatiently(): Promise<void> {
+    const giveUpAt = Date.now() + this.options.publishTimeoutMs * this.options.publishAttempts;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.ensureStreams();
+      } catch (error) {
+        if (!(error instanceof TransportError && error.retryable) || Date.now() >= giveUpAt) throw error;
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+      }
+    }
   }
 
   private ensureStreams(): Promise<void> {
