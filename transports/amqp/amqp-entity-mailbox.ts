@@ -73,9 +73,15 @@ export class AmqpEntityMailbox implements EntityMailbox {
    * as messages under way, so the connection writes a pass of frames as one (amqp-socket.ts).
    */
   get underWay(): number {
-    let n = 0;
-    for (const claim of this.claims) n += claim.underWay;
-    return n;
+    // Each claim remembers its last flush: summed over many idle claims they would say "busy"
+    // for good (one ask at a time is written frame by frame, a little sooner), so the largest.
+    let held = 0;
+    let flushed = 0;
+    for (const claim of this.claims) {
+      held += claim.held;
+      flushed = Math.max(flushed, claim.lastFlushed);
+    }
+    return held + flushed;
   }
 
   markerQueue(box: string): string {
@@ -335,9 +341,14 @@ class AmqpClaim implements PartitionHold {
     await ch?.close().catch(() => {});
   }
 
-  /** Deliveries in hand and just acked (see AmqpEntityMailbox.underWay). */
-  get underWay(): number {
-    return this.acks === undefined ? 0 : this.acks.size + this.acks.lastFlushed;
+  /** Deliveries in hand (see AmqpEntityMailbox.underWay). */
+  get held(): number {
+    return this.acks?.size ?? 0;
+  }
+
+  /** Deliveries the last flush of acks settled. */
+  get lastFlushed(): number {
+    return this.acks?.lastFlushed ?? 0;
   }
 
   private deliver(ch: Channel, acks: ChannelAcks, msg: ConsumeMessage | null): void {
