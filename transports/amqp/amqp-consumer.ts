@@ -124,24 +124,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     content: Buffer,
     properties: Options.Publish = FANOUT_PROPERTIES,
   ): Promise<void> | undefined {
-    const channel = this.channel;
-    if (!channel) return undefined;
-    let writable: boolean;
-    try {
-      writable = channel.publish(exchange, routingKey, content, properties);
-    } catch {
-      return undefined; // closed between the check and the publish
-    }
-    if (writable) return RESOLVED;
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        channel.off("drain", done);
-        channel.off("close", done);
-        resolve();
-      };
-      channel.on("drain", done);
-      channel.on("close", done);
-    });
+    return publishOnChannel(this.channel, exchange, routingKey, content, properties);
   }
 
   /** Declares the queues and starts consuming (unless paused); fails if that cannot be done in time. */
@@ -582,11 +565,41 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
 const FANOUT_PROPERTIES: Options.Publish = { persistent: false };
 const RESOLVED = Promise.resolve();
 
-function normalize(concurrency: number): number {
+/**
+ * A publish on a consumer's channel without a confirm: resolves once handed to the channel (after
+ * its buffer drains, if full); undefined when the channel is gone (publish elsewhere).
+ */
+export function publishOnChannel(
+  channel: Channel | undefined,
+  exchange: string,
+  routingKey: string,
+  content: Buffer,
+  properties: Options.Publish = FANOUT_PROPERTIES,
+): Promise<void> | undefined {
+  if (!channel) return undefined;
+  let writable: boolean;
+  try {
+    writable = channel.publish(exchange, routingKey, content, properties);
+  } catch {
+    return undefined; // closed between the check and the publish
+  }
+  if (writable) return RESOLVED;
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      channel.off("drain", done);
+      channel.off("close", done);
+      resolve();
+    };
+    channel.on("drain", done);
+    channel.on("close", done);
+  });
+}
+
+export function normalize(concurrency: number): number {
   return Number.isFinite(concurrency) && concurrency > 0 ? Math.floor(concurrency) : 0;
 }
 
-function bounded(promise: Promise<unknown>, ms: number): Promise<unknown> {
+export function bounded(promise: Promise<unknown>, ms: number): Promise<unknown> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() =>
     clearTimeout(timer),

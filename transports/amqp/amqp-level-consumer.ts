@@ -22,7 +22,13 @@
 import type { Channel, ConsumeMessage, Options } from "amqplib";
 import type { Consumer, DeliveryHandler } from "../transport.js";
 import { ChannelAcks } from "./amqp-acks.js";
-import type { ConsumerHost, ResendTarget } from "./amqp-consumer.js";
+import {
+  bounded,
+  type ConsumerHost,
+  normalize,
+  publishOnChannel,
+  type ResendTarget,
+} from "./amqp-consumer.js";
 import { AmqpDelivery, type DeliverySettler, type Settlement } from "./amqp-delivery.js";
 import { type MessageMeta, readMeta } from "./amqp-messages.js";
 import { LEVELS_HIGH_FIRST, MAX_PRIORITY } from "./amqp-names.js";
@@ -78,24 +84,9 @@ export class AmqpLevelConsumer implements Consumer, DeliverySettler {
     exchange: string,
     routingKey: string,
     content: Buffer,
-    properties: Options.Publish = { persistent: false },
+    properties?: Options.Publish,
   ): Promise<void> | undefined {
-    const channel = this.channel;
-    if (!channel) return undefined;
-    try {
-      if (channel.publish(exchange, routingKey, content, properties)) return RESOLVED;
-    } catch {
-      return undefined;
-    }
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        channel.off("drain", done);
-        channel.off("close", done);
-        resolve();
-      };
-      channel.on("drain", done);
-      channel.on("close", done);
-    });
+    return publishOnChannel(this.channel, exchange, routingKey, content, properties);
   }
 
   async start(): Promise<void> {
@@ -328,19 +319,8 @@ export class AmqpLevelConsumer implements Consumer, DeliverySettler {
   }
 }
 
-function normalize(concurrency: number): number {
-  return Number.isFinite(concurrency) && concurrency > 0 ? Math.floor(concurrency) : 0;
-}
-
 function powerOfTwo(n: number): number {
   let p = 1;
   while (p < n && p < 65_535) p *= 2;
   return Math.min(p, 65_535);
-}
-
-function bounded(promise: Promise<unknown>, ms: number): Promise<unknown> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() =>
-    clearTimeout(timer),
-  );
 }

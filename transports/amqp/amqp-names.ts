@@ -18,10 +18,15 @@ import type { Options } from "amqplib";
 import { ConfigError, InvalidNameError } from "../../src/errors.js";
 import { assertNamespace } from "../shared-options.js";
 import { DEAD_LETTER_PREFIX, deadLetterQueueOf, logicalNameProblem } from "../transport.js";
-import { levelQueueName, quorumQueueArguments, quorumWaitArguments } from "./amqp-quorum.js";
+import {
+  type AmqpQueueType,
+  levelQueueName,
+  quorumQueueArguments,
+  quorumWaitArguments,
+} from "./amqp-quorum.js";
 
 /** Classic queues (one per logical queue, with per-message priority) or quorum queues (replicated). */
-export type AmqpQueueType = "classic" | "quorum";
+export type { AmqpQueueType };
 
 /** The TaskPriority values (LOW, NORMAL, HIGH, CRITICAL): one RabbitMQ priority level each. */
 export const PRIORITY_LEVELS = [0, 5, 10, 20] as const;

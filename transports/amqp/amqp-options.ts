@@ -14,6 +14,7 @@ import { type EventLogOptions, type ResolvedEventLogOptions, resolveEventLogOpti
 import { decodeUrlPart } from "../shared-options.js";
 import { type AmqpQueueType, DEFAULT_DELAY_BUCKETS_MS, validateNamespace } from "./amqp-names.js";
 import { DEFAULT_MAX_TASKS_PER_MESSAGE } from "./amqp-packs.js";
+import { queueTypeOf } from "./amqp-quorum.js";
 
 export interface AmqpReconnectOptions {
   /** First wait after a lost connection or a failed attempt. */
@@ -242,7 +243,7 @@ export function resolveAmqpOptions(options: AmqpTransportOptions = {}): Resolved
     delayBucketsMs: [...new Set(buckets)],
     deleteOnClose: options.deleteOnClose ?? false,
     queueVersion: options.queueVersion ?? 2,
-    ...queueTypeOf(url, options),
+    ...queueTypeOf(url.searchParams, options.queueType, options.deliveryLimit),
     maxTasksPerMessage: options.maxTasksPerMessage ?? DEFAULT_MAX_TASKS_PER_MESSAGE,
     events: resolveEventLogOptions(options.events, -1),
   };
@@ -262,35 +263,6 @@ export function resolveAmqpOptions(options: AmqpTransportOptions = {}): Resolved
   );
   if (options.logger !== undefined) resolved.logger = options.logger;
   return resolved;
-}
-
-/** The queue type and delivery limit, from the options or the URL (given once, or the same in both). */
-function queueTypeOf(
-  url: URL,
-  options: AmqpTransportOptions,
-): { queueType: AmqpQueueType; deliveryLimit: number } {
-  const fromUrl = url.searchParams.get("queueType") ?? undefined;
-  if (fromUrl !== undefined && options.queueType !== undefined && fromUrl !== options.queueType) {
-    throw new ConfigError(
-      `The AMQP URL says queueType "${fromUrl}" but the options say "${options.queueType}"; give it once.`,
-    );
-  }
-  const queueType = (fromUrl ?? options.queueType ?? "classic") as AmqpQueueType;
-  check(queueType === "classic" || queueType === "quorum", "queueType", '"classic" or "quorum"', queueType);
-  const limitParam = url.searchParams.get("deliveryLimit");
-  const deliveryLimit = limitParam !== null ? Number(limitParam) : (options.deliveryLimit ?? 20);
-  check(
-    Number.isInteger(deliveryLimit) && deliveryLimit >= 1 && deliveryLimit <= 1000,
-    "deliveryLimit",
-    "an integer from 1 to 1000",
-    limitParam ?? options.deliveryLimit,
-  );
-  if (queueType === "classic" && (limitParam !== null || options.deliveryLimit !== undefined)) {
-    throw new ConfigError(
-      'AmqpTransportOptions.deliveryLimit applies to quorum queues only; set queueType: "quorum" or leave it out.',
-    );
-  }
-  return { queueType, deliveryLimit };
 }
 
 function parseUrl(raw: string | URL): URL {

@@ -22,6 +22,46 @@
  * (the default, at-most-once, may lose the message on a leader change), which RabbitMQ allows only
  * with `x-overflow: reject-publish`; no length limit is set, so that never refuses a publish.
  */
+import { ConfigError } from "../../src/errors.js";
+import { showValue } from "../../src/limits.js";
+
+export type AmqpQueueType = "classic" | "quorum";
+
+/**
+ * The queue type and delivery limit of AmqpTransportOptions, from the options or the URL's
+ * `?queueType=` / `?deliveryLimit=` (given once, or the same in both).
+ */
+export function queueTypeOf(
+  query: URLSearchParams,
+  queueTypeOption: AmqpQueueType | undefined,
+  deliveryLimitOption: number | undefined,
+): { queueType: AmqpQueueType; deliveryLimit: number } {
+  const fromUrl = query.get("queueType") ?? undefined;
+  if (fromUrl !== undefined && queueTypeOption !== undefined && fromUrl !== queueTypeOption) {
+    throw new ConfigError(
+      `The AMQP URL says queueType "${fromUrl}" but the options say "${queueTypeOption}"; give it once.`,
+    );
+  }
+  const queueType = fromUrl ?? queueTypeOption ?? "classic";
+  if (queueType !== "classic" && queueType !== "quorum") {
+    throw new ConfigError(
+      `AmqpTransportOptions.queueType must be "classic" or "quorum"; got ${showValue(queueType)}.`,
+    );
+  }
+  const limitParam = query.get("deliveryLimit");
+  const deliveryLimit = limitParam !== null ? Number(limitParam) : (deliveryLimitOption ?? 20);
+  if (!Number.isInteger(deliveryLimit) || deliveryLimit < 1 || deliveryLimit > 1000) {
+    throw new ConfigError(
+      `AmqpTransportOptions.deliveryLimit must be an integer from 1 to 1000; got ${showValue(limitParam ?? deliveryLimitOption)}.`,
+    );
+  }
+  if (queueType === "classic" && (limitParam !== null || deliveryLimitOption !== undefined)) {
+    throw new ConfigError(
+      'AmqpTransportOptions.deliveryLimit applies to quorum queues only; set queueType: "quorum" or leave it out.',
+    );
+  }
+  return { queueType, deliveryLimit };
+}
 
 /** The RabbitMQ queue of one priority level of a quorum work queue. */
 export function levelQueueName(queue: string, level: number): string {
