@@ -33,10 +33,7 @@ export class RabbitCluster {
   private readonly dir: string;
   private readonly home: string;
 
-  constructor(
-    size: number,
-    basePort = 5701,
-  ) {
+  constructor(size: number, basePort = 5701) {
     this.dir = join(tmpdir(), `fa-rmq-cluster-${process.pid}`);
     this.home = join(this.dir, "home");
     const tag = process.pid.toString(36);
