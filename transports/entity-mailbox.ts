@@ -30,6 +30,12 @@ export interface MailboxMessage {
    */
   readonly deliveryCount: number;
   /**
+   * The message's position in its box where the broker numbers them (NATS: the stream sequence),
+   * the same on every delivery of it and larger for every later append to the box; absent
+   * elsewhere. The entity host stores the last one applied per id and skips a delivery at or below it.
+   */
+  readonly seq?: number;
+  /**
    * Done: the message leaves the partition. Messages of one partition may be acked in any order.
    * A no-op for a message handed out before a reset (it comes again).
    */

@@ -246,6 +246,7 @@ export class EntityHost {
           slot.loaded,
           live.map((p) => p.message),
           this.options.clock.now(),
+          live.map((p) => p.mail.seq),
         );
       } catch (error) {
         // The logic threw outside a transition (persisting or reading its state): no retry fixes it.

@@ -6,6 +6,9 @@
  *                                                    as `ip` (their longest common prefix) and what
  *                                                    follows it in each, since the ids of one sender
  *                                                    share their first ~12 characters
+ *   sq  the mailbox position (NATS stream sequence) of the last message taken, where the broker has
+ *       them: a redelivery at or below it is not applied again, however long ago it was taken
+ *       (absent on RabbitMQ and memory, and in records written before it existed)
  *   tm  durable timers waiting: id → event, due time, token (a timer message fires only with its token)
  *   ob  the outbox: messages this state still has to send (entity sends, bus events, timer messages);
  *       sent after the write, at least once, and dropped by the next write once sent
@@ -34,6 +37,8 @@ export interface EntityRecord {
   n: number;
   s: unknown;
   ids: string[];
+  /** The mailbox sequence of the last message taken (absent: none known). */
+  sq?: number;
   tm: Record<string, TimerEntry>;
   ob: OutboxEntry[];
   at: number;
@@ -41,6 +46,7 @@ export interface EntityRecord {
 
 export function encodeRecord(record: EntityRecord, limitBytes: number): Uint8Array {
   const wire: Partial<EntityRecord> = { v: 1, mv: record.mv, n: record.n, s: record.s, at: record.at };
+  if (record.sq !== undefined) wire.sq = record.sq;
   for (const _ in record.tm) {
     wire.tm = record.tm;
     break;
@@ -118,12 +124,15 @@ export function decodeRecord(bytes: Uint8Array): EntityRecord {
   }
   const ob = r["ob"] ?? [];
   if (!Array.isArray(ob) || !ob.every(isOutboxEntry)) throw bad("ob");
+  const sq = r["sq"];
+  if (sq !== undefined && !isInt(sq)) throw bad("sq");
   return {
     v: 1,
     mv: r["mv"],
     n: r["n"],
     s: r["s"],
     ids,
+    ...(sq === undefined ? {} : { sq }),
     tm: tm as Record<string, TimerEntry>,
     ob: ob as OutboxEntry[],
     at: isInt(r["at"]) ? r["at"] : 0,

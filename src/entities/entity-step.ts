@@ -4,7 +4,11 @@
  * the record to write (by compare-and-set), the answer for each event, and what to do once the
  * write succeeded. Nothing here touches the store or the network, so it is tested alone.
  *
- * Per event: a timer whose token is no longer in the record is skipped (cancelled or fired); an
+ * Per event: a message whose mailbox sequence is at or below the last one taken (record.sq, NATS)
+ * is a redelivery of one already taken (the holder takes an id's messages in mailbox order) and is
+ * not applied again, however many events came since (a work-queue stream can hand out again, after
+ * a leader change, a message whose ack it lost); a timer whose token is no longer in the record is
+ * skipped (cancelled or fired); an
  * event id the record remembers is a duplicate (answered with the current snapshot, not applied);
  * otherwise the logic applies it (or rejects it, or fails on it: both remembered, state unchanged).
  */
@@ -53,11 +57,14 @@ export function planBatch(
   loaded: Loaded,
   messages: readonly EntityMessage[],
   now: number,
+  /** Each message's mailbox sequence (MailboxMessage.seq), where the broker numbers them. */
+  seqs?: readonly (number | undefined)[],
 ): Plan {
   const logic = def.logic;
   const record = loaded.record;
   let state = loaded.state;
   let n = record.n;
+  let sq = record.sq;
   const ids = [...record.ids];
   const tm = { ...record.tm };
   const added: OutboxEntry[] = [];
@@ -106,7 +113,17 @@ export function planBatch(
   };
   if (loaded.initialEffects) effects(loaded.initialEffects);
 
-  for (const message of messages) {
+  for (const [index, message] of messages.entries()) {
+    const seq = seqs?.[index];
+    if (seq !== undefined) {
+      if (sq !== undefined && seq <= sq) {
+        outcomes.push(
+          message.k === "tm" ? { kind: "skip" } : { kind: "ok", snapshot: snapshotOf(), dup: true },
+        );
+        continue;
+      }
+      sq = seq;
+    }
     if (message.k === "tm") {
       const timer = message.tn === undefined ? undefined : tm[message.tn];
       if (timer === undefined || timer.t !== message.tt) {
@@ -163,6 +180,7 @@ export function planBatch(
       n,
       s: changed ? logic.persist(state) : record.s,
       ids,
+      ...(sq === undefined ? {} : { sq }),
       tm,
       ob: unsent,
       at: now,

@@ -25,14 +25,12 @@ import { GUARD_MS } from "./harness.js";
 
 /**
  * The log entity of the load: 4 partitions, so the test can move every consumer's leadership.
- * dedupWindow 1024, not the default (inFlight, 64): after a failover, an event that was in flight
- * at the kill came once more 180-300 events later here (issue #20, not understood yet); with the
- * default window it is applied twice (e.g. [… 244, 65, 245 …]), with this one it is recognised.
+ * The default dedupWindow: an event in flight at a kill that comes again hundreds of events later
+ * is recognised by its stream sequence (stored with the state), not by a long event-id window.
  */
 export const ClusterLedger = defineEntity("cledger", logMachine, {
   partitions: 4,
   inFlight: 64,
-  dedupWindow: 1024,
 });
 
 export const EVENT_GROUPS = ["billing", "shipping"] as const;

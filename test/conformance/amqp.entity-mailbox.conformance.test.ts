@@ -41,5 +41,6 @@ describeMailboxConformance({
   create: () => endpoint(uniqueNamespace("fa-mb-"), true),
   peer: (first) => endpoint(namespaces.get(first)!, false),
   dedup: false,
+  sequenced: false,
   crashes: true,
 });

@@ -29,6 +29,8 @@ export interface MailboxTarget {
   peer(first: MailboxEndpoint): Promise<MailboxEndpoint>;
   /** Whether a re-send with the same id is de-duplicated. */
   dedup: boolean;
+  /** Whether messages carry their position in the box (MailboxMessage.seq). */
+  sequenced: boolean;
   /** Whether crash() can be simulated (a process of its own). */
   crashes: boolean;
 }
@@ -148,6 +150,17 @@ export function describeMailboxConformance(target: MailboxTarget): void {
       const got = await second.got.waitFor(expected.length);
       expect(got.map((m) => dec(m.body))).toEqual(expected);
       expect(handed.length).toBeGreaterThanOrEqual(5);
+      // A numbered message handed over again keeps its number, and numbers grow in the partition's
+      // order: the entity host skips a delivery at or below the last number it took for an id.
+      const seqs = got.map((m) => m.seq);
+      if (target.sequenced) {
+        const before = new Map(first.got.items.map((m) => [dec(m.body), m.seq]));
+        expect(seqs.every((q, i) => q !== undefined && (i === 0 || q > (seqs[i - 1] as number)))).toBe(true);
+        for (const m of got) if (before.has(dec(m.body))) expect(m.seq).toBe(before.get(dec(m.body)));
+        expect(got.filter((m) => before.has(dec(m.body))).length).toBeGreaterThan(0);
+      } else {
+        expect(seqs.every((q) => q === undefined)).toBe(true);
+      }
     });
 
     it("gives a crashed holder's partition to the standby, unacked messages first", async ({ skip }) => {

@@ -16,5 +16,6 @@ describeMailboxConformance({
   // One process: another client of the in-memory mailbox is the same object.
   peer: async (first) => first,
   dedup: true,
+  sequenced: false,
   crashes: false,
 });

@@ -28,5 +28,6 @@ describeMailboxConformance({
   create: () => endpoint(uniqueNamespace("mb"), true),
   peer: (first) => endpoint(namespaces.get(first)!, false),
   dedup: true,
+  sequenced: true,
   crashes: false,
 });

@@ -229,6 +229,7 @@ export class NatsPartitionClaim implements PartitionHold {
         partition: this.partition,
         body: msg.data,
         deliveryCount: msg.info.deliveryCount,
+        seq: msg.info.streamSequence,
         ack() {
           if (generation === claim.generation) msg.ack();
         },

@@ -56,6 +56,66 @@ describe("planBatch", () => {
     expect(planBatch(Log, "x", first.next, [ev("a", { type: "APPEND", n: 9 })], 0).next.record.n).toBe(5);
   });
 
+  it("skips a delivery whose mailbox sequence is at or below the last taken, even beyond dedupWindow", () => {
+    const first = planBatch(
+      Log,
+      "x",
+      fresh(),
+      ["a", "b", "c", "d", "e"].map((id, n) => ev(id, { type: "APPEND", n })),
+      0,
+      [10, 11, 12, 13, 14],
+    );
+    expect(first.next.record).toMatchObject({ n: 5, ids: ["c", "d", "e"], sq: 14 });
+    // Stored and read back (the holder reloads it after a hand-over).
+    const stored = {
+      ...first.next,
+      revision: 1,
+      record: decodeRecord(encodeRecord(first.next.record, 1 << 20)),
+    };
+    expect(stored.record.sq).toBe(14);
+    // "a" (sequence 10) comes again after newer ones: its id left the window, its sequence did not.
+    const again = planBatch(
+      Log,
+      "x",
+      stored,
+      [ev("a", { type: "APPEND", n: 0 }), ev("f", { type: "APPEND", n: 5 })],
+      0,
+      [10, 15],
+    );
+    expect(again.outcomes[0]).toMatchObject({ kind: "ok", dup: true, snapshot: { version: 5 } });
+    expect(again.next.record).toMatchObject({ n: 6, sq: 15 });
+    expect(again.outcomes[1]).toMatchObject({ snapshot: { context: { log: [0, 1, 2, 3, 4, 5] } } });
+    // A stale timer message is skipped the same way.
+    const tm: EntityMessage = {
+      v: 1,
+      k: "tm",
+      to: "x",
+      id: "tm.1",
+      e: { type: "T" },
+      tn: "t",
+      tt: "1",
+      at: 0,
+    };
+    expect(planBatch(Log, "x", stored, [tm], 0, [12]).outcomes).toEqual([{ kind: "skip" }]);
+    // Where the broker has no sequence (RabbitMQ, memory) only the id window applies.
+    expect(planBatch(Log, "x", stored, [ev("a", { type: "APPEND", n: 0 })], 0).next.record.n).toBe(6);
+  });
+
+  it("loads a record written without a sequence and starts keeping one", () => {
+    // A record as written before the sequence existed (RabbitMQ and memory still write these).
+    const before = planBatch(Log, "x", fresh(), [ev("a", { type: "APPEND", n: 0 })], 0).next.record;
+    const bytes = encodeRecord(before, 1 << 20);
+    expect(Buffer.from(bytes).toString()).not.toContain('"sq"');
+    const old = decodeRecord(bytes);
+    expect(old.sq).toBeUndefined();
+    const loaded: Loaded = { state: Log.logic.restore(old.s), record: old, revision: 3, unsent: [] };
+    const plan = planBatch(Log, "x", loaded, [ev("c", { type: "APPEND", n: 2 })], 0, [7]);
+    expect(plan.next.record).toMatchObject({ n: 2, sq: 7 });
+    expect(() => decodeRecord(Buffer.from('{"v":1,"mv":1,"n":0,"s":{},"ids":[],"sq":-1}'))).toThrow(
+      MalformedMessageError,
+    );
+  });
+
   it("records rejected and failed events (a redelivery is not re-evaluated) without changing the state", () => {
     const plan = planBatch(Log, "x", fresh(), [ev("r", { type: "NOTHING" }), ev("f", { type: "BOOM" })], 0);
     expect(plan.outcomes).toMatchObject([
