@@ -182,7 +182,7 @@ describeEachTransport("entities fuzz", (t) => {
     });
   });
 
-  it("the dashboard's entities routes answer hostile paths and queries in the one error shape", async ({
+  it("the dashboard's entities and event-group routes answer hostile paths and queries in the one error shape", async ({
     skip,
   }) => {
     if (!t.ready) skip();
@@ -205,6 +205,8 @@ describeEachTransport("entities fuzz", (t) => {
         `/dashboard/api/entities/${type}?id=${id}&id=${id}`,
         `/dashboard/api/entities/${type}?id=${id}&${part()}=x`,
         `/dashboard/api/entities/${type}/${id}`,
+        // The event-groups panel (the dashboard's one route near the event bus): a lookup it lacks.
+        `/dashboard/api/providers/${rng.chance(0.5) ? "event-groups" : part()}/lookup?id=${id}`,
         `/dashboard/api/entities/${"t".repeat(rng.pick([64, 65, 5000]))}?id=${"i".repeat(rng.pick([256, 257, 6000]))}`,
       ]);
       const method = rng.pick(["GET", "GET", "GET", "POST", "DELETE", "HEAD"]);
