@@ -24,7 +24,14 @@ import {
 import { registerActor, runActorHooks } from "./decorators/actor-explorer.js";
 import { type EntitiesOptions, entityToRegister, resolveEntitiesOptions } from "./entities/entity-hosting.js";
 import { EntityRuntime } from "./entities/entity-runtime.js";
-import { ConnectionError, describeThrown, LifecycleHookError, NoHandlerError, StateError } from "./errors.js";
+import {
+  ConfigError,
+  ConnectionError,
+  describeThrown,
+  LifecycleHookError,
+  NoHandlerError,
+  StateError,
+} from "./errors.js";
 import { eventPublisherFor } from "./event-publisher.js";
 import { enableLifecycleEvents } from "./events/task-lifecycle.js";
 import { type HandlerRegistrar, HandlerTable } from "./handlers.js";
@@ -322,7 +329,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.actor.send({ type: "START_FAILED", error: describeThrown(error) });
       await this.releaseResources();
       this.keepAlive.release();
-      if (error instanceof ConnectionError || error instanceof LifecycleHookError) throw error;
+      // A configuration mistake (no state store for entities, say) stays one: the CLI exits 2 for it.
+      if (
+        error instanceof ConnectionError ||
+        error instanceof LifecycleHookError ||
+        error instanceof ConfigError
+      )
+        throw error;
       throw new ConnectionError(`Worker ${this.id} could not start: ${describeThrown(error)}`, {
         cause: error,
       });

@@ -69,6 +69,28 @@ describe("one validation for every transport", () => {
     }
   });
 
+  it("a number in a URL parameter that is not one is quoted as given, not shown as NaN", () => {
+    for (const [url, param] of [
+      ["nats://127.0.0.1:4222?finishedTtlMs=abc", "finishedTtlMs"],
+      ["nats://127.0.0.1:4222?finishedTtlMs=", "finishedTtlMs"],
+      ["nats://127.0.0.1:4222?finishedTtlMs=1e3", "finishedTtlMs"],
+      ["amqp://guest:guest@127.0.0.1:5672?heartbeat=abc", "heartbeat"],
+      ["amqp://guest:guest@127.0.0.1:5672?heartbeat=", "heartbeat"],
+      ["amqp://guest:guest@127.0.0.1:5672?frameMax=abc", "frameMax"],
+      ["amqp://guest:guest@127.0.0.1:5672?frameMax=100", "frameMax"],
+    ] as const) {
+      const message = refusal(() => transportFromUrl(url)).message;
+      const given = new URL(url).searchParams.get(param) as string;
+      expect(message, url).toContain(param);
+      expect(message, url).toContain(JSON.stringify(given));
+      expect(message, url).not.toMatch(/NaN/);
+    }
+    expect(transportFromUrl("nats://127.0.0.1:4222?finishedTtlMs=3600000").kind).toBe("nats");
+    expect(transportFromUrl("amqp://guest:guest@127.0.0.1:5672?heartbeat=5&frameMax=131072").kind).toBe(
+      "amqp",
+    );
+  });
+
   it("memory:// takes no host, credentials or path, and bounded options", () => {
     expect(refusal(() => transportFromUrl("memory://somewhere")).message).toMatch(/takes no host/);
     expect(refusal(() => transportFromUrl("memory://u:p@x")).message).not.toContain(":p@");

@@ -16,12 +16,23 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { assign, emit, setup } from "xstate";
 import { PostgresStateStore } from "../../../transports/postgres/index.js";
 import type { Transport } from "../../../transports/transport.js";
-import { POSTGRES_URL } from "../../helpers/brokers.js";
+import { CliProcess } from "../../chaos/harness.js";
+import { AMQP_URL, NATS_URL, POSTGRES_URL, uniqueNamespace } from "../../helpers/brokers.js";
 import { hostileName, randomEntityEvent, randomEntityOptions } from "../../helpers/fuzz-bus-values.js";
 import { Rng, randomJson, randomNonJson, randomThrowable } from "../../helpers/fuzz-values.js";
+import { deleteNamespace as deleteAmqpNamespace } from "../amqp/amqp-helpers.js";
 import { deleteEntityObjects } from "../nats/nats-helpers.js";
 import { describeEachTransport } from "./each-transport.js";
-import { brief, expectHttpAnswer, expectSettled, FUZZ, iterate, settle, shown } from "./fuzz-checks.js";
+import {
+  brief,
+  expectHttpAnswer,
+  expectNoLeak,
+  expectSettled,
+  FUZZ,
+  iterate,
+  settle,
+  shown,
+} from "./fuzz-checks.js";
 
 /** What a hostile event's `seed` makes the machine throw or store. */
 const hostile = (seed: unknown) => new Rng(typeof seed === "number" ? seed : 0);
@@ -171,7 +182,7 @@ describeEachTransport("entities fuzz", (t) => {
     });
   });
 
-  it("the dashboard's entities routes answer hostile paths and queries in the one error shape", async ({
+  it("the dashboard's entities and event-group routes answer hostile paths and queries in the one error shape", async ({
     skip,
   }) => {
     if (!t.ready) skip();
@@ -194,6 +205,8 @@ describeEachTransport("entities fuzz", (t) => {
         `/dashboard/api/entities/${type}?id=${id}&id=${id}`,
         `/dashboard/api/entities/${type}?id=${id}&${part()}=x`,
         `/dashboard/api/entities/${type}/${id}`,
+        // The event-groups panel (the dashboard's one route near the event bus): a lookup it lacks.
+        `/dashboard/api/providers/${rng.chance(0.5) ? "event-groups" : part()}/lookup?id=${id}`,
         `/dashboard/api/entities/${"t".repeat(rng.pick([64, 65, 5000]))}?id=${"i".repeat(rng.pick([256, 257, 6000]))}`,
       ]);
       const method = rng.pick(["GET", "GET", "GET", "POST", "DELETE", "HEAD"]);
@@ -204,6 +217,72 @@ describeEachTransport("entities fuzz", (t) => {
       expectHttpAnswer(at, method, answer.statusCode, answer.body, String(answer.headers["content-type"]));
     });
   });
+
+  it("fastagentic worker --handlers <entities> with hostile --state-store and --entity-failover-ms: exit 0, 2, or 1 for an unreachable store", async ({
+    skip,
+  }) => {
+    if (!t.ready || t.kind === "memory") skip();
+    const url = t.kind === "nats" ? NATS_URL : AMQP_URL;
+    const namespace = uniqueNamespace("fzecli");
+    try {
+      await iterate(
+        t.kind,
+        "cli",
+        async (rng, where) => {
+          const args = ["worker", "--handlers", "test/fixtures/entities/ledger.entities.ts"];
+          if (rng.chance(0.7))
+            args.push(
+              "--state-store",
+              rng.pick([
+                "memory://",
+                POSTGRES_URL,
+                "postgres://u:S3cr3tPw@127.0.0.1:1/x",
+                "postgres://u:S3cr3tPw@%ZZ/x",
+                "redis://127.0.0.1",
+                "",
+                "nats://127.0.0.1:4222",
+                ((name) => (typeof name === "string" ? name.replace(/\u0000/g, "").slice(0, 100) : "42"))(
+                  hostileName(rng),
+                ),
+              ]),
+            );
+          if (rng.chance(0.6))
+            args.push(
+              "--entity-failover-ms",
+              rng.pick(["10000", "0", "99", "abc", "1e3", "-1", "2147483648", ""]),
+            );
+          args.push("--transport", url, "--namespace", namespace);
+          const at = `${where} fastagentic ${args.map((a) => JSON.stringify(a)).join(" ")}`;
+          const p = new CliProcess(args);
+          try {
+            // A worker that starts serves until SIGTERM, then drains and exits 0.
+            const served = await p
+              .waitForOutput(/serving/, at, 1, 15_000)
+              .then(() => true)
+              .catch(() => false);
+            if (served) p.signal("SIGTERM");
+            const exit = await p.waitExit(at, 20_000);
+            await p.waitClosed();
+            expectNoLeak(p.stderr + p.stdout, at);
+            // 0: served and drained; 2: bad usage or configuration; 1: a typed runtime error (a state
+            // store that cannot be reached), printed as one line, never a crash with a stack.
+            const shownExit = `${at}: exit ${JSON.stringify(exit)}\n${p.stderr.slice(0, 600)}`;
+            expect([0, 1, 2], shownExit).toContain(exit.code);
+            if (exit.code !== 0) expect(p.stderr, at).toMatch(/^(fastagentic: |error: )/m);
+            if (exit.code === 1) expect(p.stderr, at).toMatch(/Could not reach/);
+          } finally {
+            await p.destroy();
+          }
+        },
+        4,
+      );
+    } finally {
+      const cleanup = t.make(namespace);
+      await cleanup.close().catch(() => {});
+      if (t.kind === "nats") await deleteEntityObjects(namespace).catch(() => {});
+      if (t.kind === "amqp") await deleteAmqpNamespace(namespace).catch(() => {});
+    }
+  }, 180_000);
 
   it("afterwards nothing crashed, the same worker serves, and a normal event is applied", async ({
     skip,
