@@ -241,7 +241,7 @@ describeEachTransport("entities fuzz", (t) => {
                 "redis://127.0.0.1",
                 "",
                 "nats://127.0.0.1:4222",
-                ((name) => (typeof name === "string" ? name.replace(/\u0000/g, "").slice(0, 100) : "42"))(
+                ((name) => (typeof name === "string" ? name.replaceAll("\u0000", "").slice(0, 100) : "42"))(
                   hostileName(rng),
                 ),
               ]),
