@@ -19,13 +19,29 @@ export function reachable(host: string, port: number, timeoutMs = 2000): Promise
 }
 
 /**
- * Whether the broker tests run. In CI a missing broker is a failure; on a laptop the tests are
- * skipped, and this says so loudly.
+ * How long CI waits for a broker that is down before failing: another test file may be restarting
+ * the shared RabbitMQ under the broker lock (test/integration/amqp/broker-lock.ts) just when this
+ * file looks, and the files check before they queue for the lock.
+ */
+const CI_DOWN_WAIT_MS = Number(process.env["FA_BROKER_DOWN_WAIT_MS"] ?? "") || 45_000; // within the default 60 s hook timeout
+
+/**
+ * Whether the broker tests run. In CI a missing broker is a failure (after waiting up to
+ * `CI_DOWN_WAIT_MS` for it to come back); on a laptop the tests are skipped, and this says so loudly.
  */
 export async function brokerAvailable(name: string, host: string, port: number): Promise<boolean> {
   if (await reachable(host, port)) return true;
   const message = `${name} is not reachable at ${host}:${port}`;
-  if (process.env["CI"]) throw new Error(`${message}: CI requires it (see .ci/run for how it is started).`);
+  if (process.env["CI"]) {
+    const deadline = Date.now() + CI_DOWN_WAIT_MS;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      if (await reachable(host, port)) return true;
+    }
+    throw new Error(
+      `${message} (waited ${CI_DOWN_WAIT_MS} ms): CI requires it (see .ci/run for how it is started).`,
+    );
+  }
   console.warn(`\n*** SKIPPING ${name} TESTS: ${message}. Start it to run them. ***\n`);
   return false;
 }
