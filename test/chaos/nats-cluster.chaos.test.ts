@@ -182,7 +182,8 @@ describe("chaos on a three-node NATS cluster (replicas 3)", () => {
           ).join("; "),
       );
       log(
-        `entities: ${applied} events applied over ${ENTITY_IDS} ids (${entities.resent} ask(s) sent again), ` +
+        `entities: ${applied} events applied over ${ENTITY_IDS} ids (${entities.resent} ask(s) sent again, ` +
+          `${entities.resets.length} partition reset(s): ${[...new Set(entities.resets.map((r) => r.replace(/"[^"]*"/, "…")))].join("; ")}), ` +
           `${wrong.length} id(s) not at their model`,
       );
 

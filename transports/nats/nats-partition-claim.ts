@@ -12,6 +12,14 @@
  * which starts at the partition's oldest message still stored; on a work-queue stream that is the
  * first message nobody acked, so unacked messages come first, in order. A frozen old holder that
  * wakes finds its consumer gone (its pulls and acks go nowhere) and its lease moved on.
+ *
+ * Leader change (cluster): when its consumer's leader dies, the pull it held and any delivery it
+ * had sent but not yet got to the client are gone; the new leader would deliver those again only
+ * after the 60 s ack wait (re-sent asks are de-duplicated, so nothing else moves). The holder then
+ * starts a new epoch at once, as after a dropped connection: a new consumer, whose unacked messages
+ * come first; the acked ones still stored come again and are skipped by the entity (the stream
+ * sequence stored with its state). Triggers: the consumer's leader-election advisory, or its
+ * pull's idle heartbeats missed (an advisory this client did not get).
  */
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
@@ -28,6 +36,11 @@ interface LeaseValue {
 
 let claims = 0;
 
+/** A consumer's first leader election follows its creation: not a leader change to react to. */
+const ELECTION_GRACE_MS = 2000;
+/** A pull lasts this long; its idle heartbeat is every half of it, and two missed restart the epoch. */
+const PULL_EXPIRES_MS = 10_000;
+
 export class NatsPartitionClaim implements PartitionHold {
   private readonly claimId =
     `${process.pid.toString(36)}-${Date.now().toString(36)}-${(++claims).toString(36)}`;
@@ -40,9 +53,11 @@ export class NatsPartitionClaim implements PartitionHold {
   private timer?: ReturnType<typeof setTimeout>;
   private running?: Promise<void>;
   private consumer = "";
+  private consumingSince = 0;
+  private restarting = false;
 
   constructor(
-    private readonly box: string,
+    readonly box: string,
     readonly partition: number,
     private readonly kv: KV,
     private readonly js: JetStreamClient,
@@ -190,6 +205,30 @@ export class NatsPartitionClaim implements PartitionHold {
     );
   }
 
+  /**
+   * A consumer of this partition's stream has a new leader: if it is this epoch's consumer and not
+   * its first election, start a new epoch (see the header).
+   */
+  leaderElected(consumer: string): void {
+    if (this.state !== "holding" || consumer !== this.consumer) return;
+    if (Date.now() - this.consumingSince < ELECTION_GRACE_MS) return;
+    void this.restart(`the consumer of partition ${this.partition} of "${this.box}" got a new leader`);
+  }
+
+  /** Lets go of this epoch's consumer and takes the partition again at once with a new one. */
+  private async restart(reason: string): Promise<void> {
+    if (this.restarting) return;
+    this.restarting = true;
+    try {
+      await this.running?.catch(() => {});
+      if (this.state !== "holding") return;
+      await this.lose(new TransportError(reason));
+      this.schedule(0);
+    } finally {
+      this.restarting = false;
+    }
+  }
+
   private async lose(reason: Error): Promise<void> {
     this.state = "standby";
     this.seen = undefined;
@@ -202,13 +241,18 @@ export class NatsPartitionClaim implements PartitionHold {
     const generation = ++this.generation;
     const messages = await consumer.consume({
       max_messages: Math.max(1, this.options.inFlight),
+      expires: PULL_EXPIRES_MS,
       callback: (msg: JsMsg) => this.deliver(msg, generation),
     });
     this.messages = messages;
+    this.consumingSince = Date.now();
     void this.watch(messages, generation);
   }
 
-  /** Its consumer deleted under it (a successor's, or by hand): it no longer holds the partition. */
+  /**
+   * Its consumer deleted under it (a successor's, or by hand): it no longer holds the partition.
+   * Its pull's heartbeats missed (its leader died unannounced): a new epoch.
+   */
   private async watch(messages: ConsumerMessages, generation: number): Promise<void> {
     for await (const status of messages.status()) {
       if (generation !== this.generation) return;
@@ -216,6 +260,10 @@ export class NatsPartitionClaim implements PartitionHold {
         await this.lose(
           new TransportError(`the consumer of partition ${this.partition} of "${this.box}" was deleted`),
         );
+        return;
+      }
+      if (status.type === "heartbeats_missed") {
+        void this.restart(`the pull of partition ${this.partition} of "${this.box}" missed its heartbeats`);
         return;
       }
     }
