@@ -13,13 +13,13 @@
  * first message nobody acked, so unacked messages come first, in order. A frozen old holder that
  * wakes finds its consumer gone (its pulls and acks go nowhere) and its lease moved on.
  *
- * Leader change (cluster): when its consumer's leader dies, the pull it held and any delivery it
- * had sent but not yet got to the client are gone; the new leader would deliver those again only
- * after the 60 s ack wait (re-sent asks are de-duplicated, so nothing else moves). The holder then
- * starts a new epoch at once, as after a dropped connection: a new consumer, whose unacked messages
- * come first; the acked ones still stored come again and are skipped by the entity (the stream
- * sequence stored with its state). Triggers: the consumer's leader-election advisory, or its
- * pull's idle heartbeats missed (an advisory this client did not get).
+ * Leader change (cluster): when its consumer's leader dies, the pull it held is gone; nats.js's
+ * consume() finds out only after two missed idle heartbeats, then waits a full pull expiry between
+ * checks that fail while the cluster elects. The holder opens a new pull on the same consumer at
+ * once on the consumer's leader-election advisory (or on missed heartbeats). It does not start a
+ * new epoch there: deleting a consumer and creating the next one during elections left (2.9.10)
+ * a consumer the stream still counted, so every later one was refused as "filtered consumer not
+ * unique" and the partition stayed unconsumed (seen in 2 of 3 cluster chaos runs).
  */
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
@@ -38,7 +38,7 @@ let claims = 0;
 
 /** A consumer's first leader election follows its creation: not a leader change to react to. */
 const ELECTION_GRACE_MS = 2000;
-/** A pull lasts this long; its idle heartbeat is every half of it, and two missed restart the epoch. */
+/** A pull lasts this long; its idle heartbeat is every half of it, and two missed open a new pull. */
 const PULL_EXPIRES_MS = 10_000;
 
 export class NatsPartitionClaim implements PartitionHold {
@@ -55,6 +55,7 @@ export class NatsPartitionClaim implements PartitionHold {
   private consumer = "";
   private consumingSince = 0;
   private restarting = false;
+  private pulls = 0;
 
   constructor(
     readonly box: string,
@@ -207,23 +208,28 @@ export class NatsPartitionClaim implements PartitionHold {
 
   /**
    * A consumer of this partition's stream has a new leader: if it is this epoch's consumer and not
-   * its first election, start a new epoch (see the header).
+   * its first election, pull again from the new leader (see the header).
    */
   leaderElected(consumer: string): void {
     if (this.state !== "holding" || consumer !== this.consumer) return;
     if (Date.now() - this.consumingSince < ELECTION_GRACE_MS) return;
-    void this.restart(`the consumer of partition ${this.partition} of "${this.box}" got a new leader`);
+    void this.repull();
   }
 
-  /** Lets go of this epoch's consumer and takes the partition again at once with a new one. */
-  private async restart(reason: string): Promise<void> {
-    if (this.restarting) return;
+  /** Closes this epoch's pull and opens another on the same consumer (acks of taken messages stay valid). */
+  private async repull(): Promise<void> {
+    if (this.restarting || this.state !== "holding") return;
     this.restarting = true;
     try {
-      await this.running?.catch(() => {});
-      if (this.state !== "holding") return;
-      await this.lose(new TransportError(reason));
-      this.schedule(0);
+      const generation = this.generation;
+      const old = this.messages;
+      this.messages = undefined;
+      this.pulls++; // its watch stops
+      await old?.close().catch(() => {});
+      if (this.state !== "holding" || generation !== this.generation) return;
+      await this.pull(this.consumer, generation);
+    } catch (error) {
+      this.onError(error); // the next missed heartbeats, or the lease tick, try again
     } finally {
       this.restarting = false;
     }
@@ -237,8 +243,12 @@ export class NatsPartitionClaim implements PartitionHold {
   }
 
   private async consume(name: string): Promise<void> {
+    await this.pull(name, ++this.generation);
+  }
+
+  private async pull(name: string, generation: number): Promise<void> {
     const consumer = await this.js.consumers.get(this.topology.names.stream(this.box), name);
-    const generation = ++this.generation;
+    const run = ++this.pulls;
     const messages = await consumer.consume({
       max_messages: Math.max(1, this.options.inFlight),
       expires: PULL_EXPIRES_MS,
@@ -246,16 +256,16 @@ export class NatsPartitionClaim implements PartitionHold {
     });
     this.messages = messages;
     this.consumingSince = Date.now();
-    void this.watch(messages, generation);
+    void this.watch(messages, generation, run);
   }
 
   /**
    * Its consumer deleted under it (a successor's, or by hand): it no longer holds the partition.
-   * Its pull's heartbeats missed (its leader died unannounced): a new epoch.
+   * Its pull's heartbeats missed (its leader died unannounced): pull again.
    */
-  private async watch(messages: ConsumerMessages, generation: number): Promise<void> {
+  private async watch(messages: ConsumerMessages, generation: number, run: number): Promise<void> {
     for await (const status of messages.status()) {
-      if (generation !== this.generation) return;
+      if (generation !== this.generation || run !== this.pulls) return;
       if (status.type === "consumer_deleted" || status.type === "consumer_not_found") {
         await this.lose(
           new TransportError(`the consumer of partition ${this.partition} of "${this.box}" was deleted`),
@@ -263,7 +273,7 @@ export class NatsPartitionClaim implements PartitionHold {
         return;
       }
       if (status.type === "heartbeats_missed") {
-        void this.restart(`the pull of partition ${this.partition} of "${this.box}" missed its heartbeats`);
+        void this.repull();
         return;
       }
     }
