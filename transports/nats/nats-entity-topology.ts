@@ -116,10 +116,10 @@ export class EntityTopology {
     // until the next lease tick). In a cluster, messages acked before a leader change can stay in
     // the stream (their removal was lost) and come again: the entity skips every delivery whose
     // stream sequence is at or below the one stored with its state (entity-step.ts `sq`).
-    // Only through the stream's leader: a consumer deleted while its stream has none (a cluster
-    // electing one) can stay registered with the next leader, and every later consumer of the
-    // subject is refused as "not unique" (seen: a partition stuck for 60 s after a kill). The
-    // info answers only once a leader exists; until then this throws and the claim tries again.
+    // Not while the stream has no leader (this info throws until one exists; the claim tries again
+    // at its next tick). A guard only: a consumer deleted and re-created during a cluster's
+    // elections was once left counted by the stream ("filtered consumer not unique" for every later
+    // one, 60 s+), and this check alone did not prevent it (see NatsPartitionClaim's header).
     await this.jsm.streams.info(stream);
     if (previous !== undefined && previous !== name) await this.deleteConsumer(stream, previous);
     const config = {
