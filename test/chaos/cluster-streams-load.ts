@@ -221,6 +221,8 @@ export class EntityLoad {
   readonly items: Item[] = [];
   /** Asks that failed or timed out and were sent again (same event id). */
   resent = 0;
+  /** Why the hosts' partitions were reset by the mailbox (a new consumer leader, heartbeats missed…). */
+  readonly resets: string[] = [];
   readonly errors: string[] = [];
   private readonly hosts: Worker[] = [];
   private readonly transports: NatsTransport[] = [];
@@ -246,7 +248,13 @@ export class EntityLoad {
       this.transports.push(transport);
       const worker = new Worker({
         transport,
-        logger: silentLogger,
+        logger: {
+          ...silentLogger,
+          warn: (obj: object) => {
+            const reason = (obj as { reason?: unknown }).reason;
+            if (typeof reason === "string") this.resets.push(`${name}: ${reason}`);
+          },
+        },
         entities: { failoverMs: 3000 },
         config: { heartbeatIntervalMs: 1000 },
       });

@@ -161,6 +161,16 @@ export class NatsEntityMailbox implements EntityMailbox {
     this.pumps.clear();
   }
 
+  /** In a cluster, consumer `consumer` of `stream` has a new leader (see NatsPartitionClaim). */
+  onLeaderElected(stream: string, consumer: string): void {
+    void this.connected
+      ?.then((c) => {
+        for (const claim of this.claims)
+          if (c.topology.names.stream(claim.box) === stream) claim.leaderElected(consumer);
+      })
+      .catch(() => {});
+  }
+
   /** After a reconnect: the server may have lost the streams; declare them again on next use. */
   reconnected(): void {
     void this.connected?.then((c) => c.topology.invalidate());

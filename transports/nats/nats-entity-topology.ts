@@ -110,23 +110,23 @@ export class EntityTopology {
   ): Promise<void> {
     const stream = this.names.stream(box);
     const subject = this.names.partition(box, p);
-    // The new consumer starts above the old one's ack floor, not at the stream's first message: in
-    // a cluster, messages acked below the floor can stay in the work-queue stream after a leader
-    // change (their removal was lost), and delivering them again would re-apply events older than
-    // an entity's de-duplication window (seen: 145 of one id's events applied twice). Above the
-    // floor at most `inFlight` acked messages come again, which the window recognises.
-    let start = 0;
-    if (previous !== undefined && previous !== name) {
-      start = Math.max(start, await this.floorOf(stream, previous));
-      await this.deleteConsumer(stream, previous);
-    }
+    // The new consumer starts at the partition's first stored message: a work-queue stream takes
+    // no other start (2.9 refuses a start sequence: "consumer must be deliver all on workqueue
+    // stream"; trying one deleted the old consumer and failed, leaving the partition unconsumed
+    // until the next lease tick). In a cluster, messages acked before a leader change can stay in
+    // the stream (their removal was lost) and come again: the entity skips every delivery whose
+    // stream sequence is at or below the one stored with its state (entity-step.ts `sq`).
+    // Not while the stream has no leader (this info throws until one exists; the claim tries again
+    // at its next tick). A guard only: a consumer deleted and re-created during a cluster's
+    // elections was once left counted by the stream ("filtered consumer not unique" for every later
+    // one, 60 s+), and this check alone did not prevent it (see NatsPartitionClaim's header).
+    await this.jsm.streams.info(stream);
+    if (previous !== undefined && previous !== name) await this.deleteConsumer(stream, previous);
     const config = {
       durable_name: name,
       filter_subject: subject,
       ack_policy: AckPolicy.Explicit,
-      ...(start > 0
-        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start + 1 }
-        : { deliver_policy: DeliverPolicy.All }),
+      deliver_policy: DeliverPolicy.All,
       ack_wait: 60_000_000_000,
       max_deliver: -1,
       max_ack_pending: inFlight,
@@ -140,27 +140,10 @@ export class EntityTopology {
       // unless the lease moved on meanwhile (then that consumer is the new holder's).
       if (!(await stillHeld())) throw error;
       for await (const info of this.jsm.consumers.list(stream)) {
-        if (info.config.filter_subject === subject && info.name !== name) {
-          start = Math.max(start, info.ack_floor.stream_seq);
+        if (info.config.filter_subject === subject && info.name !== name)
           await this.deleteConsumer(stream, info.name);
-        }
       }
-      if (start > 0)
-        Object.assign(config, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start + 1 });
       await this.jsm.consumers.add(stream, config);
-    }
-  }
-
-  /**
-   * The stream sequence below which consumer `name` has every message acked; 0 when it is gone,
-   * or cannot answer (no leader: its replicas lost their majority). Then the new consumer starts at
-   * the stream's first message, as it always did, rather than waiting on the old one's Raft group.
-   */
-  private async floorOf(stream: string, name: string): Promise<number> {
-    try {
-      return (await this.jsm.consumers.info(stream, name)).ack_floor.stream_seq;
-    } catch {
-      return 0;
     }
   }
 

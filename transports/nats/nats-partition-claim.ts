@@ -12,6 +12,14 @@
  * which starts at the partition's oldest message still stored; on a work-queue stream that is the
  * first message nobody acked, so unacked messages come first, in order. A frozen old holder that
  * wakes finds its consumer gone (its pulls and acks go nowhere) and its lease moved on.
+ *
+ * Leader change (cluster): when its consumer's leader dies, the pull it held is gone; nats.js's
+ * consume() finds out only after two missed idle heartbeats, then waits a full pull expiry between
+ * checks that fail while the cluster elects. The holder opens a new pull on the same consumer at
+ * once on the consumer's leader-election advisory (or on missed heartbeats). It does not start a
+ * new epoch there: deleting a consumer and creating the next one during elections left (2.9.10)
+ * a consumer the stream still counted, so every later one was refused as "filtered consumer not
+ * unique" and the partition stayed unconsumed (seen in 2 of 3 cluster chaos runs).
  */
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
@@ -28,6 +36,11 @@ interface LeaseValue {
 
 let claims = 0;
 
+/** A consumer's first leader election follows its creation: not a leader change to react to. */
+const ELECTION_GRACE_MS = 2000;
+/** A pull lasts this long; its idle heartbeat is every half of it, and two missed open a new pull. */
+const PULL_EXPIRES_MS = 10_000;
+
 export class NatsPartitionClaim implements PartitionHold {
   private readonly claimId =
     `${process.pid.toString(36)}-${Date.now().toString(36)}-${(++claims).toString(36)}`;
@@ -40,9 +53,12 @@ export class NatsPartitionClaim implements PartitionHold {
   private timer?: ReturnType<typeof setTimeout>;
   private running?: Promise<void>;
   private consumer = "";
+  private consumingSince = 0;
+  private restarting = false;
+  private pulls = 0;
 
   constructor(
-    private readonly box: string,
+    readonly box: string,
     readonly partition: number,
     private readonly kv: KV,
     private readonly js: JetStreamClient,
@@ -190,6 +206,35 @@ export class NatsPartitionClaim implements PartitionHold {
     );
   }
 
+  /**
+   * A consumer of this partition's stream has a new leader: if it is this epoch's consumer and not
+   * its first election, pull again from the new leader (see the header).
+   */
+  leaderElected(consumer: string): void {
+    if (this.state !== "holding" || consumer !== this.consumer) return;
+    if (Date.now() - this.consumingSince < ELECTION_GRACE_MS) return;
+    void this.repull();
+  }
+
+  /** Closes this epoch's pull and opens another on the same consumer (acks of taken messages stay valid). */
+  private async repull(): Promise<void> {
+    if (this.restarting || this.state !== "holding") return;
+    this.restarting = true;
+    try {
+      const generation = this.generation;
+      const old = this.messages;
+      this.messages = undefined;
+      this.pulls++; // its watch stops
+      await old?.close().catch(() => {});
+      if (this.state !== "holding" || generation !== this.generation) return;
+      await this.pull(this.consumer, generation);
+    } catch (error) {
+      this.onError(error); // the next missed heartbeats, or the lease tick, try again
+    } finally {
+      this.restarting = false;
+    }
+  }
+
   private async lose(reason: Error): Promise<void> {
     this.state = "standby";
     this.seen = undefined;
@@ -198,24 +243,37 @@ export class NatsPartitionClaim implements PartitionHold {
   }
 
   private async consume(name: string): Promise<void> {
+    await this.pull(name, ++this.generation);
+  }
+
+  private async pull(name: string, generation: number): Promise<void> {
     const consumer = await this.js.consumers.get(this.topology.names.stream(this.box), name);
-    const generation = ++this.generation;
+    const run = ++this.pulls;
     const messages = await consumer.consume({
       max_messages: Math.max(1, this.options.inFlight),
+      expires: PULL_EXPIRES_MS,
       callback: (msg: JsMsg) => this.deliver(msg, generation),
     });
     this.messages = messages;
-    void this.watch(messages, generation);
+    this.consumingSince = Date.now();
+    void this.watch(messages, generation, run);
   }
 
-  /** Its consumer deleted under it (a successor's, or by hand): it no longer holds the partition. */
-  private async watch(messages: ConsumerMessages, generation: number): Promise<void> {
+  /**
+   * Its consumer deleted under it (a successor's, or by hand): it no longer holds the partition.
+   * Its pull's heartbeats missed (its leader died unannounced): pull again.
+   */
+  private async watch(messages: ConsumerMessages, generation: number, run: number): Promise<void> {
     for await (const status of messages.status()) {
-      if (generation !== this.generation) return;
+      if (generation !== this.generation || run !== this.pulls) return;
       if (status.type === "consumer_deleted" || status.type === "consumer_not_found") {
         await this.lose(
           new TransportError(`the consumer of partition ${this.partition} of "${this.box}" was deleted`),
         );
+        return;
+      }
+      if (status.type === "heartbeats_missed") {
+        void this.repull();
         return;
       }
     }

@@ -384,7 +384,8 @@ export class NatsTransport implements Transport {
 
   /**
    * In a cluster: publishes and pulls waiting on a dead leader go to the new one when elected
-   * (work queues' streams `<ns>_…`, and the event log `<ns>~events`).
+   * (work queues' streams `<ns>_…`, the event log `<ns>~events`), and an entity partition's holder
+   * starts a new epoch when its consumer's leader changes (`<ns>~ent~…`).
    */
   private watchLeaders(nc: NatsConnection, publisher: JetStreamPublisher): () => void {
     return watchLeaders(nc, this.namespace, {
@@ -396,7 +397,10 @@ export class NatsTransport implements Transport {
       consumerLeader: (stream, consumer) => {
         if (this.names.ownsStream(stream))
           for (const c of this.consumers) c.onLeaderElected(stream, consumer);
-        else this.events?.onLeaderElected(stream, consumer);
+        else {
+          this.events?.onLeaderElected(stream, consumer);
+          this.mailbox?.onLeaderElected(stream, consumer);
+        }
       },
     });
   }
