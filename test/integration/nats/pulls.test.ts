@@ -195,7 +195,10 @@ describe("NATS transport pulls", () => {
     const [a] = await started.waitFor(2);
     // "b" arrives on the standing pull of the other queue while both slots are taken: held.
     await t.enqueue("q.second", enc("b"), { priority: 5 });
-    await settle(t, "q.second");
+    // Taken by the standing pull (two round trips are enough on a quiet machine; a loaded one can
+    // take longer: a CI run saw depth 1 there), bounded.
+    const deadline = Date.now() + 10_000;
+    while ((await t.depth("q.second")) !== 0 && Date.now() < deadline) await settle(t, "q.second");
     expect(await t.depth("q.second")).toBe(0);
     expect(started.items).toHaveLength(2);
 
