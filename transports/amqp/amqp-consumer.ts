@@ -31,6 +31,7 @@ import { AmqpDelivery, type DeliverySettler, type PackRecord, type Settlement } 
 import { type MessageMeta, readMeta, taskTimeoutOver } from "./amqp-messages.js";
 import type { AmqpNames } from "./amqp-names.js";
 import { DEFAULT_MAX_TASKS_PER_MESSAGE, decodePack, memberOf, PackSizes, prefetchFor } from "./amqp-packs.js";
+import { ConsumerRecovery } from "./amqp-recovery.js";
 import type { AmqpTopology } from "./amqp-topology.js";
 
 export type ResendTarget =
@@ -79,8 +80,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
   private readonly inFlight = new Set<Promise<unknown>>();
   private work: Promise<void> = Promise.resolve();
   private reconcileQueued?: Promise<void>;
-  private retryTimer?: ReturnType<typeof setTimeout>;
-  private retryDelayMs = 0;
+  private readonly recovery: ConsumerRecovery;
   private readonly warned = new Set<string>();
   private stopped = false;
 
@@ -91,6 +91,12 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     private concurrency: number,
   ) {
     this.concurrency = normalize(concurrency);
+    this.recovery = new ConsumerRecovery(
+      host,
+      queues,
+      () => this.start(),
+      () => this.stopped,
+    );
     // Expect full packs on a consumer with many slots (at most 1 in 16 of them idle meanwhile).
     this.packSizes = new PackSizes(
       Math.min(DEFAULT_MAX_TASKS_PER_MESSAGE, Math.max(1, Math.floor(this.concurrency / 16))),
@@ -138,13 +144,13 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     this.concurrency = normalize(concurrency);
     if (this.stopped) return;
     this.pump();
-    this.reconcile().catch((error: Error) => this.recoverLater(error));
+    this.reconcile().catch((error: Error) => this.recovery.later(error));
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.recovery.cancel();
     this.host.forget(this);
     // Let re-publishes under way finish, so a nack is not also returned to the queue by the close.
     await bounded(Promise.allSettled([...this.inFlight]), Math.min(this.host.operationTimeoutMs, 5000));
@@ -332,7 +338,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
   private onChannelClosed(channel: Channel): void {
     if (this.channel !== channel) return;
     this.detach();
-    if (!this.stopped) this.recoverLater();
+    if (!this.stopped) this.recovery.later();
   }
 
   private detach(): void {
@@ -341,32 +347,6 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
     this.tags.clear();
     this.prefetch = 0;
     this.overflow = [];
-  }
-
-  /** Re-declares the queues (the broker may have lost them) and consumes again, with back-off. */
-  private recoverLater(error?: Error): void {
-    if (this.stopped || this.retryTimer) return;
-    if (error)
-      this.host.logger.warn({ err: error.message, queues: this.queues }, "AMQP consumer recovery failed");
-    const delay = this.retryDelayMs;
-    this.retryDelayMs = Math.min(Math.max(100, delay * 2), this.host.maxReconnectDelayMs);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.recover().then(
-        () => {
-          this.retryDelayMs = 0;
-        },
-        (e: Error) => this.recoverLater(e),
-      );
-    }, delay);
-  }
-
-  private async recover(): Promise<void> {
-    await this.host.connection.whenUp();
-    if (this.stopped) return;
-    const deadline = Date.now() + this.host.operationTimeoutMs;
-    for (const queue of this.queues) await this.host.topology.ensureQueue(queue, deadline);
-    await this.reconcile(deadline);
   }
 
   // ---- deliveries -----------------------------------------------------------------------------
@@ -382,7 +362,7 @@ export class AmqpConsumer implements Consumer, DeliverySettler {
       this.host.logger.warn({ queue }, "RabbitMQ cancelled a consumer (queue deleted?): re-declaring it");
       this.tags.delete(queue);
       this.host.topology.forget(this.host.topology.keyOfQueue(queue));
-      this.recoverLater();
+      this.recovery.later();
       return;
     }
     const meta = readMeta(message);

@@ -33,6 +33,7 @@ import { AmqpDelivery, type DeliverySettler, type Settlement } from "./amqp-deli
 import { type MessageMeta, readMeta } from "./amqp-messages.js";
 import { LEVELS_HIGH_FIRST, MAX_PRIORITY } from "./amqp-names.js";
 import { quorumReturns } from "./amqp-quorum.js";
+import { ConsumerRecovery } from "./amqp-recovery.js";
 
 interface Held {
   channel: Channel;
@@ -54,8 +55,7 @@ export class AmqpLevelConsumer implements Consumer, DeliverySettler {
   private held: Held[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private work: Promise<void> = RESOLVED;
-  private retryTimer?: ReturnType<typeof setTimeout>;
-  private retryDelayMs = 0;
+  private readonly recovery: ConsumerRecovery;
   private stopped = false;
 
   constructor(
@@ -65,6 +65,12 @@ export class AmqpLevelConsumer implements Consumer, DeliverySettler {
     private concurrency: number,
   ) {
     this.concurrency = normalize(concurrency);
+    this.recovery = new ConsumerRecovery(
+      host,
+      queues,
+      () => this.start(),
+      () => this.stopped,
+    );
   }
 
   get open(): boolean {
@@ -99,13 +105,13 @@ export class AmqpLevelConsumer implements Consumer, DeliverySettler {
     this.concurrency = normalize(concurrency);
     if (this.stopped) return;
     this.pump();
-    this.reconcile().catch((error: Error) => this.recoverLater(error));
+    this.reconcile().catch((error: Error) => this.recovery.later(error));
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.recovery.cancel();
     this.host.forget(this);
     await bounded(Promise.allSettled([...this.inFlight]), Math.min(this.host.operationTimeoutMs, 5000));
     const channel = this.channel;
@@ -216,7 +222,7 @@ export class AmqpLevelConsumer implements Consumer, DeliverySettler {
   private onChannelClosed(channel: Channel): void {
     if (this.channel !== channel) return;
     this.detach();
-    if (!this.stopped) this.recoverLater();
+    if (!this.stopped) this.recovery.later();
   }
 
   private detach(): void {
@@ -225,31 +231,6 @@ export class AmqpLevelConsumer implements Consumer, DeliverySettler {
     this.tags = [];
     this.prefetch = 0;
     this.held = [];
-  }
-
-  private recoverLater(error?: Error): void {
-    if (this.stopped || this.retryTimer) return;
-    if (error)
-      this.host.logger.warn({ err: error.message, queues: this.queues }, "AMQP consumer recovery failed");
-    const delay = this.retryDelayMs;
-    this.retryDelayMs = Math.min(Math.max(100, delay * 2), this.host.maxReconnectDelayMs);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.recover().then(
-        () => {
-          this.retryDelayMs = 0;
-        },
-        (e: Error) => this.recoverLater(e),
-      );
-    }, delay);
-  }
-
-  private async recover(): Promise<void> {
-    await this.host.connection.whenUp();
-    if (this.stopped) return;
-    const deadline = Date.now() + this.host.operationTimeoutMs;
-    for (const queue of this.queues) await this.host.topology.ensureQueue(queue, deadline);
-    await this.reconcile(deadline);
   }
 
   // ---- deliveries -----------------------------------------------------------------------------
